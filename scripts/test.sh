@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every check and test of caretaker. Installs what the end-to-end tests
+# use when it is missing: Debian's prometheus, prometheus-alertmanager and
+# chromium, and the Python prometheus-client parser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked
+if [ -x scripts/check-deploy.sh ]; then
+  scripts/check-deploy.sh
+fi
+echo "all tests passed"

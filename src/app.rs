@@ -1,0 +1,98 @@
+//! What each subcommand does, between the parsed arguments and the library.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Command;
+use crate::config::Config;
+use crate::demo;
+
+/// Runs one subcommand to completion.
+pub fn main(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::CheckConfig { config_file } => Ok(check_config(&config_file)),
+        Command::Serve {
+            config_file,
+            listen_address,
+        } => {
+            let config = Config::load(&config_file)?;
+            serve(config, listen_address)
+        }
+        Command::Demo {
+            dir,
+            listen_address,
+            patterns,
+            pattern_bytes,
+            no_serve,
+        } => {
+            let options = demo::DemoOptions {
+                patterns,
+                pattern_bytes,
+                listen_address,
+            };
+            let config_file = demo::prepare(&dir, &options)?;
+            if no_serve {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let config = Config::load(&config_file)?;
+            serve(config, listen_address)
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            println!(
+                "{}: valid, {} database(s)",
+                path.display(),
+                config.databases.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config, listen_override: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let address = listen_override.unwrap_or(config.web.listen_address);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening on {address}"))?;
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        crate::daemon::run(config, listener, shutdown).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,240 @@
+//! What the agents have been doing: row counts, verifications, trajectories,
+//! the application's own metrics log, migrations, and the leftovers the
+//! runbooks clean up (expired memory entries, orphaned embeddings).
+//!
+//! Each figure is read only from the seed tables that exist, so a database
+//! with part of the schema still reports what it has.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::labels::{fold, label_value, top_keys};
+use super::patterns::fold_groups;
+use super::sqlite::{existing_tables, open_monitor, SEED_TABLES};
+use super::{CollectError, Collector};
+use crate::metrics::MetricSet;
+
+pub struct ActivityCollector {
+    path: PathBuf,
+    label_limit: usize,
+}
+
+impl ActivityCollector {
+    pub fn new(path: &Path, label_limit: usize) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            label_limit,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Verification {
+    count: f64,
+    score_sum: f64,
+    by_status: BTreeMap<String, f64>,
+}
+
+impl Verification {
+    fn add(&mut self, o: &Verification) {
+        self.count += o.count;
+        self.score_sum += o.score_sum;
+        for (k, v) in &o.by_status {
+            *self.by_status.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+fn count(conn: &Connection, sql: &str) -> rusqlite::Result<f64> {
+    conn.query_row(sql, [], |r| r.get::<_, f64>(0))
+}
+
+fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT agent_name, verification_status, COUNT(*), TOTAL(truth_score)
+         FROM verification_history GROUP BY agent_name, verification_status",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let status = label_value(r.get::<_, Option<String>>(1)?);
+        let n = r.get::<_, f64>(2)?;
+        Ok((
+            label_value(r.get::<_, Option<String>>(0)?),
+            Verification {
+                count: n,
+                score_sum: r.get(3)?,
+                by_status: BTreeMap::from([(status, n)]),
+            },
+        ))
+    })?;
+    let groups = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let agents = fold_groups(groups, |v| v.count, Verification::add, limit);
+    for (agent, v) in agents {
+        if v.count > 0.0 {
+            set.gauge(
+                "caretaker_verification_truth_score_average",
+                "Average truth_score of an agent's verifications",
+                vec![("agent", agent.clone())],
+                v.score_sum / v.count,
+            );
+        }
+        let statuses = top_keys(
+            v.by_status.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            limit,
+        );
+        let mut folded: BTreeMap<&str, f64> = BTreeMap::new();
+        for (status, n) in &v.by_status {
+            *folded.entry(fold(status, &statuses)).or_default() += n;
+        }
+        for (status, n) in folded {
+            set.gauge(
+                "caretaker_verifications",
+                "Verifications per agent and status",
+                vec![("agent", agent.clone()), ("status", status.to_string())],
+                n,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare(
+        "SELECT task_type, outcome, COUNT(*) FROM task_trajectories GROUP BY task_type, outcome",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            label_value(r.get::<_, Option<String>>(0)?),
+            label_value(r.get::<_, Option<String>>(1)?),
+            r.get::<_, f64>(2)?,
+        ))
+    })?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let weights = |pick: fn(&(String, String, f64)) -> &String| {
+        let mut w: BTreeMap<String, f64> = BTreeMap::new();
+        for row in &rows {
+            *w.entry(pick(row).clone()).or_default() += row.2;
+        }
+        top_keys(w.into_iter().collect(), limit)
+    };
+    let (types, outcomes) = (weights(|r| &r.0), weights(|r| &r.1));
+    let mut folded: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    for (t, o, n) in &rows {
+        *folded
+            .entry((fold(t, &types), fold(o, &outcomes)))
+            .or_default() += n;
+    }
+    for ((t, o), n) in folded {
+        set.gauge(
+            "caretaker_trajectories",
+            "Task trajectories per task type and outcome",
+            vec![("task_type", t.to_string()), ("outcome", o.to_string())],
+            n,
+        );
+    }
+    Ok(())
+}
+
+fn app_metrics(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
+    // SQLite returns the bare columns of the row holding MAX(id): the latest value.
+    let mut stmt = conn.prepare(
+        "SELECT metric_name, metric_value, MAX(id), COUNT(*) FROM metrics_log GROUP BY metric_name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            label_value(r.get::<_, Option<String>>(0)?),
+            r.get::<_, Option<f64>>(1)?,
+            r.get::<_, f64>(3)?,
+        ))
+    })?;
+    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let kept = top_keys(rows.iter().map(|r| (r.0.clone(), r.2)).collect(), limit);
+    for (name, value, _) in rows {
+        if let (true, Some(v)) = (kept.contains(&name), value) {
+            set.gauge(
+                "caretaker_app_metric",
+                "Latest value of each metric in the application's metrics_log",
+                vec![("metric_name", name)],
+                v,
+            );
+        }
+    }
+    Ok(())
+}
+
+impl Collector for ActivityCollector {
+    fn name(&self) -> &'static str {
+        "activity"
+    }
+
+    fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
+        let mut conn = open_monitor(&self.path, deadline)?;
+        let tables = existing_tables(&conn)?;
+        let has = |t: &str| tables.iter().any(|x| x == t);
+        let tx = conn.transaction()?;
+        let mut set = MetricSet::new();
+        for table in SEED_TABLES.iter().filter(|t| has(t)) {
+            set.gauge(
+                "caretaker_table_rows",
+                "Rows in each table of the memory schema",
+                vec![("table", table.to_string())],
+                count(&tx, &format!("SELECT COUNT(*) FROM \"{table}\""))?,
+            );
+        }
+        if has("pattern_embeddings") && has("patterns") {
+            let sql = "SELECT COUNT(*) FROM pattern_embeddings pe
+                       WHERE NOT EXISTS (SELECT 1 FROM patterns p WHERE p.id = pe.pattern_id)";
+            set.gauge(
+                "caretaker_orphaned_embeddings",
+                "Embeddings whose pattern is gone",
+                vec![],
+                count(&tx, sql)?,
+            );
+        }
+        if has("memory_entries") {
+            let sql = "SELECT COUNT(*) FROM memory_entries
+                       WHERE expires_at IS NOT NULL AND datetime(expires_at) < datetime('now')";
+            set.gauge(
+                "caretaker_memory_entries_expired",
+                "Memory entries past expires_at that have not been purged",
+                vec![],
+                count(&tx, sql)?,
+            );
+        }
+        if has("verification_history") {
+            verifications(&tx, &mut set, self.label_limit)?;
+        }
+        if has("task_trajectories") {
+            trajectories(&tx, &mut set, self.label_limit)?;
+        }
+        if has("metrics_log") {
+            app_metrics(&tx, &mut set, self.label_limit)?;
+        }
+        if has("migrations_applied") {
+            let (n, last): (f64, Option<f64>) = tx.query_row(
+                "SELECT COUNT(*), CAST(strftime('%s', MAX(applied_at)) AS REAL)
+                 FROM migrations_applied WHERE status = 'success'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            set.gauge(
+                "caretaker_migrations_applied",
+                "Migrations applied successfully",
+                vec![],
+                n,
+            );
+            if let Some(t) = last {
+                set.gauge(
+                    "caretaker_migration_last_applied_timestamp_seconds",
+                    "When the last successful migration was applied",
+                    vec![],
+                    t,
+                );
+            }
+        }
+        tx.finish()?;
+        Ok(set)
+    }
+}

@@ -1,0 +1,216 @@
+//! The configuration file as written, and its validation into [`Config`].
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::duration::HumanDuration;
+use super::{
+    line_column, BackupConfig, CollectConfig, Config, ConfigError, ConfigErrors, DatabaseConfig,
+    WebConfig, DEFAULT_LISTEN_ADDRESS,
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    web: FileWeb,
+    #[serde(default)]
+    collect: FileCollect,
+    #[serde(default)]
+    host: FileHost,
+    #[serde(default)]
+    database: Vec<FileDatabase>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    listen_address: Option<Spanned<String>>,
+    token_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCollect {
+    database_interval: Option<HumanDuration>,
+    patterns_interval: Option<HumanDuration>,
+    backups_interval: Option<HumanDuration>,
+    integrity_interval: Option<HumanDuration>,
+    host_interval: Option<HumanDuration>,
+    timeout: Option<HumanDuration>,
+    integrity_timeout: Option<HumanDuration>,
+    label_limit: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHost {
+    #[serde(default)]
+    filesystems: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDatabase {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    #[serde(default)]
+    integrity_check: IntegrityMode,
+    backup: Option<FileBackup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBackup {
+    dir: String,
+    retention: Option<HumanDuration>,
+    monthly_retention: Option<HumanDuration>,
+    max_age: Option<HumanDuration>,
+}
+
+/// Which SQLite check the integrity collector runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrityMode {
+    /// `PRAGMA quick_check`: about ten times faster, skips index consistency.
+    Quick,
+    /// `PRAGMA integrity_check`.
+    #[default]
+    Full,
+}
+
+const DAY: u64 = 24 * 3600;
+
+pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let error_at = |offset: Option<usize>, message: String| {
+        let (line, column) = match offset {
+            Some(o) => {
+                let (l, c) = line_column(text, o);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
+    };
+    let raw: FileConfig = toml::from_str(text).map_err(|e| {
+        let message = e.message().trim().to_string();
+        ConfigErrors(vec![error_at(e.span().map(|s| s.start), message)])
+    })?;
+
+    let mut errors = Vec::new();
+    let resolve_path = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+
+    let listen_address = match &raw.web.listen_address {
+        Some(addr) => match addr.get_ref().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                let msg = format!(
+                    "web.listen_address {:?} is not host:port: {e}",
+                    addr.get_ref()
+                );
+                errors.push(error_at(Some(addr.span().start), msg));
+                None
+            }
+        },
+        None => DEFAULT_LISTEN_ADDRESS.parse().ok(),
+    };
+
+    let label_limit = match &raw.collect.label_limit {
+        Some(n) if *n.get_ref() < 1 || *n.get_ref() > 1000 => {
+            let msg = format!(
+                "collect.label_limit must be between 1 and 1000, not {}",
+                n.get_ref()
+            );
+            errors.push(error_at(Some(n.span().start), msg));
+            20
+        }
+        Some(n) => usize::try_from(*n.get_ref()).unwrap_or(20),
+        None => 20,
+    };
+    let d = |v: Option<HumanDuration>, default: Duration| v.map_or(default, |h| h.0);
+    let c = &raw.collect;
+    let collect = CollectConfig {
+        database_interval: d(c.database_interval, Duration::from_secs(5)),
+        patterns_interval: d(c.patterns_interval, Duration::from_secs(60)),
+        backups_interval: d(c.backups_interval, Duration::from_secs(30)),
+        integrity_interval: d(c.integrity_interval, Duration::from_secs(6 * 3600)),
+        host_interval: d(c.host_interval, Duration::from_secs(10)),
+        timeout: d(c.timeout, Duration::from_secs(60)),
+        integrity_timeout: d(c.integrity_timeout, Duration::from_secs(3600)),
+        label_limit,
+    };
+
+    let mut names = HashSet::new();
+    let mut databases = Vec::new();
+    for db in &raw.database {
+        let name = db.name.get_ref();
+        let at = Some(db.name.span().start);
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'))
+        {
+            let msg = format!("database name {name:?} must be non-empty and use only letters, digits, '_', '-' and '.'");
+            errors.push(error_at(at, msg));
+        } else if !names.insert(name.clone()) {
+            errors.push(error_at(
+                at,
+                format!("database name {name:?} is used twice"),
+            ));
+        }
+        if db.path.get_ref().is_empty() {
+            errors.push(error_at(
+                Some(db.path.span().start),
+                "database path is empty".into(),
+            ));
+        }
+        let backup = db.backup.as_ref().map(|b| BackupConfig {
+            dir: resolve_path(&b.dir),
+            retention: d(b.retention, Duration::from_secs(30 * DAY)),
+            monthly_retention: d(b.monthly_retention, Duration::from_secs(365 * DAY)),
+            max_age: d(b.max_age, Duration::from_secs(26 * 3600)),
+        });
+        databases.push(DatabaseConfig {
+            name: name.clone(),
+            path: resolve_path(db.path.get_ref()),
+            integrity_check: db.integrity_check,
+            backup,
+        });
+    }
+
+    match listen_address {
+        Some(listen_address) if errors.is_empty() => Ok(Config {
+            source: path.to_path_buf(),
+            web: WebConfig {
+                listen_address,
+                token_file: raw.web.token_file.as_deref().map(resolve_path),
+            },
+            collect,
+            host_filesystems: raw
+                .host
+                .filesystems
+                .iter()
+                .map(|p| resolve_path(p))
+                .collect(),
+            databases,
+        }),
+        _ => Err(ConfigErrors(errors)),
+    }
+}

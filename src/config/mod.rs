@@ -1,0 +1,141 @@
+//! caretaker's configuration: a TOML file, checked strictly and resolved once.
+//!
+//! The file is parsed into serde types that mirror it (`file.rs`, unknown keys
+//! are errors), then validated and turned into [`Config`], whose paths are
+//! absolute (relative ones resolve against the file's folder) and whose
+//! defaults are filled in. Errors carry the file, line and column.
+
+mod duration;
+mod file;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use file::IntegrityMode;
+
+/// The default listen address: 10210, outside the taken 9100-9999 range.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
+
+/// A fully validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from.
+    pub source: PathBuf,
+    pub web: WebConfig,
+    pub collect: CollectConfig,
+    /// Extra filesystems to report besides those holding databases and backups.
+    pub host_filesystems: Vec<PathBuf>,
+    pub databases: Vec<DatabaseConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    pub listen_address: SocketAddr,
+    pub token_file: Option<PathBuf>,
+}
+
+/// How often each collector runs, and how label values are bounded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectConfig {
+    pub database_interval: Duration,
+    pub patterns_interval: Duration,
+    pub backups_interval: Duration,
+    pub integrity_interval: Duration,
+    pub host_interval: Duration,
+    pub timeout: Duration,
+    pub integrity_timeout: Duration,
+    /// How many distinct values a bounded label keeps before folding into `other`.
+    pub label_limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub integrity_check: IntegrityMode,
+    pub backup: Option<BackupConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupConfig {
+    pub dir: PathBuf,
+    pub retention: Duration,
+    pub monthly_retention: Duration,
+    /// The age after which the newest backup counts as overdue.
+    pub max_age: Duration,
+}
+
+/// One problem found in a configuration file, with its position when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => {
+                write!(f, "{}:{}:{}: {}", self.file.display(), l, c, self.message)
+            }
+            _ => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Every error of a file, so `check-config` can print them all at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                column: None,
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates `text` as if it had been read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        file::resolve(path, &base, text)
+    }
+
+    pub fn database(&self, name: &str) -> Option<&DatabaseConfig> {
+        self.databases.iter().find(|d| d.name == name)
+    }
+}
+
+/// Turns a byte offset into a 1-based line and column.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests;

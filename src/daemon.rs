@@ -1,0 +1,241 @@
+//! The long-running process: configuration, collectors, reload and HTTP.
+//!
+//! [`run`] takes its listener and a cancellation token from the caller, so the
+//! binary and the tests start caretaker the same way. The [`Runtime`] owns the
+//! current configuration and its running collectors; a reload (SIGHUP or a
+//! change of the file) validates the new file first and keeps the old
+//! configuration running when the new one is invalid.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use notify::{RecursiveMode, Watcher};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::runner::{jobs_for, Collection};
+use crate::config::Config;
+use crate::metrics::{unix_seconds, MetricSet, Snapshot, SnapshotCollector, SourceKey};
+use crate::web::{router, AppState};
+
+/// The current configuration and everything running on its behalf.
+pub struct Runtime {
+    snapshot: Arc<Snapshot>,
+    config: RwLock<Arc<Config>>,
+    readiness: RwLock<Vec<SourceKey>>,
+    collection: tokio::sync::Mutex<Option<Collection>>,
+    cancel: CancellationToken,
+}
+
+impl Runtime {
+    /// Starts collecting for `config`; everything stops when `cancel` fires.
+    pub async fn start(config: Config, cancel: CancellationToken) -> Arc<Self> {
+        let snapshot = Snapshot::new();
+        let mut build = MetricSet::new();
+        build.gauge(
+            "caretaker_build_info",
+            "Always 1; the labels say which caretaker this is",
+            vec![("version", env!("CARGO_PKG_VERSION").to_string())],
+            1.0,
+        );
+        snapshot.set_fixed("build", build);
+        let runtime = Arc::new(Self {
+            snapshot,
+            config: RwLock::new(Arc::new(config.clone())),
+            readiness: RwLock::new(Vec::new()),
+            collection: tokio::sync::Mutex::new(None),
+            cancel,
+        });
+        runtime.apply(config).await;
+        runtime.record_reload(true);
+        runtime
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// Ready once every database (and the host) has been collected once.
+    pub fn ready(&self) -> bool {
+        let keys = self.readiness.read().unwrap_or_else(|e| e.into_inner());
+        self.snapshot.collected_once(&keys)
+    }
+
+    /// Asks the collectors of `database` to run now (after an action changed it).
+    pub async fn refresh_database(&self, database: &str) {
+        if let Some(collection) = self.collection.lock().await.as_ref() {
+            collection.refresh_database(database);
+        }
+    }
+
+    async fn apply(&self, config: Config) {
+        let mut slot = self.collection.lock().await;
+        if let Some(old) = slot.take() {
+            old.stop().await;
+        }
+        let names: Vec<String> = config.databases.iter().map(|d| d.name.clone()).collect();
+        self.snapshot.retain_databases(&names);
+        let collection = Collection::start(jobs_for(&config), self.snapshot.clone(), &self.cancel);
+        *self.readiness.write().unwrap_or_else(|e| e.into_inner()) =
+            collection.readiness_keys().to_vec();
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        *slot = Some(collection);
+    }
+
+    fn record_reload(&self, ok: bool) {
+        let mut set = MetricSet::new();
+        set.gauge(
+            "caretaker_config_last_reload_successful",
+            "1 if the last attempt to load the configuration succeeded",
+            vec![],
+            if ok { 1.0 } else { 0.0 },
+        );
+        if ok {
+            self.snapshot.set_fixed("reload_time", {
+                let mut t = MetricSet::new();
+                t.gauge(
+                    "caretaker_config_last_reload_success_timestamp_seconds",
+                    "When the configuration was last loaded successfully",
+                    vec![],
+                    unix_seconds(SystemTime::now()),
+                );
+                t
+            });
+        }
+        self.snapshot.set_fixed("reload", set);
+    }
+
+    /// Reloads the configuration file. An invalid file is refused and logged,
+    /// and the running configuration stays. Returns whether it was accepted.
+    pub async fn reload(&self) -> bool {
+        let current = self.config();
+        match Config::load(&current.source) {
+            Ok(new) => {
+                if new.web.listen_address != current.web.listen_address {
+                    tracing::warn!(
+                        "web.listen_address changed; it takes effect at the next restart"
+                    );
+                }
+                if new != *current {
+                    tracing::info!(databases = new.databases.len(), "configuration reloaded");
+                    self.apply(new).await;
+                } else {
+                    tracing::debug!("configuration unchanged");
+                }
+                self.record_reload(true);
+                true
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "configuration refused; the previous one keeps running");
+                }
+                self.record_reload(false);
+                false
+            }
+        }
+    }
+
+    async fn stop(&self) {
+        if let Some(collection) = self.collection.lock().await.take() {
+            collection.stop().await;
+        }
+    }
+}
+
+/// Sends on `tx` whenever the file at `path` is written, created or replaced.
+fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let name = path.file_name().map(|n| n.to_os_string());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            let ours = event
+                .paths
+                .iter()
+                .any(|p| p.file_name().map(|n| n.to_os_string()) == name);
+            if ours && !matches!(event.kind, notify::EventKind::Access(_)) {
+                let _ = tx.try_send(());
+            }
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(watcher)
+}
+
+/// Reloads on SIGHUP and on changes of the configuration file until cancelled.
+async fn reload_loop(runtime: Arc<Runtime>, cancel: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel::<()>(1);
+    let _watcher = match watch_file(&runtime.config().source, tx.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the configuration file; reload with SIGHUP");
+            None
+        }
+    };
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP");
+            None
+        }
+    };
+    loop {
+        let hangup = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = hangup => tracing::info!("SIGHUP received; reloading the configuration"),
+            Some(()) = rx.recv() => {
+                // Editors write in several steps: let them finish.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while rx.try_recv().is_ok() {}
+            }
+        }
+        runtime.reload().await;
+    }
+}
+
+/// Runs caretaker until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let runtime = Runtime::start(config, shutdown.clone()).await;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(runtime.snapshot().clone())));
+    let state = Arc::new(AppState {
+        registry,
+        runtime: runtime.clone(),
+    });
+    let reload = tokio::spawn(reload_loop(runtime.clone(), shutdown.clone()));
+    let address = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    tracing::info!(%address, "listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .context("serving HTTP")?;
+    shutdown.cancel();
+    let _ = reload.await;
+    runtime.stop().await;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `caretaker demo`: a ready-to-watch folder with a realistic memory database,
+//! a backup folder, a token and a configuration, so the first command shows
+//! caretaker working without any setup.
+
+pub mod generate;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rand::RngCore;
+
+use crate::config::DEFAULT_LISTEN_ADDRESS;
+
+/// What the demo folder should hold.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub patterns: u64,
+    pub pattern_bytes: usize,
+    pub listen_address: Option<SocketAddr>,
+}
+
+/// Creates what is missing in `dir` and returns the configuration file's path.
+/// Existing files are kept, so running the demo twice reuses the first one.
+pub fn prepare(dir: &Path, options: &DemoOptions) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir.join("backups"))
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let db = dir.join("memory.db");
+    if !db.exists() {
+        let opts = generate::GenerateOptions {
+            patterns: options.patterns,
+            pattern_bytes: options.pattern_bytes,
+            ..Default::default()
+        };
+        let summary = generate::generate(&db, &opts)
+            .with_context(|| format!("generating {}", db.display()))?;
+        tracing::info!(path = %db.display(), patterns = summary.patterns, "demo database created");
+    }
+    let token = dir.join("token");
+    if !token.exists() {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(&token, &format!("{hex}\n"))
+            .with_context(|| format!("writing {}", token.display()))?;
+    }
+    let config = dir.join("caretaker.toml");
+    if !config.exists() {
+        let listen = options
+            .listen_address
+            .map_or_else(|| DEFAULT_LISTEN_ADDRESS.to_string(), |a| a.to_string());
+        let text = format!(
+            r#"# caretaker demo configuration: see README.md for every key.
+[web]
+listen_address = "{listen}"
+token_file = "token"
+
+[[database]]
+name = "memory"
+path = "memory.db"
+[database.backup]
+dir = "backups"
+retention = "30d"
+"#
+        );
+        std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+    }
+    Ok(config)
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}

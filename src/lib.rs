@@ -1,0 +1,22 @@
+//! caretaker watches the SQLite memory databases of agent systems and
+//! publishes what it sees for Prometheus.
+//!
+//! # Layout
+//! - [`cli`]: the command line; [`app`]: what each subcommand does.
+//! - [`config`]: the TOML configuration, validated with file, line and column.
+//! - [`daemon`]: the long-running process: collectors, reload, HTTP server.
+//! - [`collector`]: one file per source of figures (database, patterns,
+//!   activity, integrity, backups, host, process) and the runner that calls
+//!   them in the background.
+//! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
+//! - [`web`]: the HTTP routes.
+//! - [`demo`]: the demo and benchmark database generator.
+
+pub mod app;
+pub mod cli;
+pub mod collector;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod metrics;
+pub mod web;

@@ -1,0 +1,16 @@
+//! Metric plumbing: collectors fill plain [`MetricSet`]s in the background, the
+//! [`Snapshot`] keeps the latest set of every source, and a scrape only encodes it.
+//!
+//! Families from several sources (one per collector and database) are merged by
+//! name when encoding, so each family appears exactly once in the output even
+//! though every database contributes its own series.
+
+mod family;
+mod snapshot;
+
+pub use family::{Family, Kind, Labels, MetricSet};
+pub use snapshot::{unix_seconds, Snapshot, SnapshotCollector, SourceKey, SourceStatus};
+
+/// The content type of the OpenMetrics text exposition format.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -1,0 +1,221 @@
+//! The latest collection of every source, and its encoding on scrape.
+//!
+//! Background collectors `record` into the snapshot; `/metrics` holds the read
+//! lock only long enough to encode. No query, walk or hash ever runs here, so a
+//! scrape costs the same whatever the size of the databases.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, SystemTime};
+
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+
+use super::{Kind, Labels, MetricSet};
+
+/// Identifies one source: a collector, for one database or for the host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceKey {
+    pub collector: &'static str,
+    pub database: Option<String>,
+}
+
+impl SourceKey {
+    pub fn new(collector: &'static str, database: Option<&str>) -> Self {
+        Self {
+            collector,
+            database: database.map(str::to_string),
+        }
+    }
+}
+
+/// How a source's last collections went.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SourceStatus {
+    pub runs: u64,
+    pub ok: bool,
+    pub duration: Duration,
+    pub last_success: Option<SystemTime>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    set: MetricSet,
+    status: SourceStatus,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sources: BTreeMap<SourceKey, Entry>,
+    fixed: BTreeMap<&'static str, MetricSet>,
+}
+
+/// Shared, lock-protected store of the latest metric sets.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    inner: RwLock<Inner>,
+}
+
+impl Snapshot {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the outcome of one collection. A failure drops the source's old
+    /// figures (stale numbers would look current) but keeps its history.
+    pub fn record(
+        &self,
+        key: SourceKey,
+        result: Option<MetricSet>,
+        duration: Duration,
+        now: SystemTime,
+    ) {
+        let mut inner = self.write();
+        let entry = inner.sources.entry(key).or_default();
+        entry.status.runs += 1;
+        entry.status.duration = duration;
+        entry.status.ok = result.is_some();
+        if result.is_some() {
+            entry.status.last_success = Some(now);
+        }
+        entry.set = result.unwrap_or_default();
+    }
+
+    /// Replaces a set that belongs to no collector (build info, config state).
+    pub fn set_fixed(&self, name: &'static str, set: MetricSet) {
+        self.write().fixed.insert(name, set);
+    }
+
+    /// Forgets the sources of databases that are no longer configured.
+    pub fn retain_databases(&self, names: &[String]) {
+        self.write().sources.retain(|key, _| match &key.database {
+            Some(name) => names.contains(name),
+            None => true,
+        });
+    }
+
+    pub fn status(&self, key: &SourceKey) -> Option<SourceStatus> {
+        self.read().sources.get(key).map(|e| e.status.clone())
+    }
+
+    /// Every source with its status, in key order (for the landing page).
+    pub fn statuses(&self) -> Vec<(SourceKey, SourceStatus)> {
+        let inner = self.read();
+        inner
+            .sources
+            .iter()
+            .map(|(k, e)| (k.clone(), e.status.clone()))
+            .collect()
+    }
+
+    /// The value of a sample of one source, for the landing page and readiness.
+    pub fn value(&self, key: &SourceKey, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.read().sources.get(key)?.set.value(name, labels)
+    }
+
+    /// True once every given source has been collected at least once.
+    pub fn collected_once(&self, keys: &[SourceKey]) -> bool {
+        let inner = self.read();
+        keys.iter()
+            .all(|k| inner.sources.get(k).is_some_and(|e| e.status.runs > 0))
+    }
+
+    fn health(inner: &Inner) -> MetricSet {
+        let mut set = MetricSet::new();
+        for (key, entry) in &inner.sources {
+            let mut labels: Labels = vec![("collector", key.collector.to_string())];
+            if let Some(db) = &key.database {
+                labels.push(("database", db.clone()));
+            }
+            let s = &entry.status;
+            set.gauge(
+                "caretaker_collector_success",
+                "1 if the collector's last run succeeded, 0 if it failed",
+                labels.clone(),
+                if s.ok { 1.0 } else { 0.0 },
+            );
+            set.gauge(
+                "caretaker_collector_duration_seconds",
+                "How long the collector's last run took",
+                labels.clone(),
+                s.duration.as_secs_f64(),
+            );
+            if let Some(t) = s.last_success {
+                set.gauge(
+                    "caretaker_collector_last_success_timestamp_seconds",
+                    "When the collector last succeeded, as a Unix timestamp",
+                    labels,
+                    unix_seconds(t),
+                );
+            }
+        }
+        set
+    }
+}
+
+/// Seconds since the Unix epoch as a float (0 for times before it).
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn encode_value(metric: &mut MetricEncoder<'_>, kind: Kind, value: f64) -> Result<(), std::fmt::Error> {
+    match kind {
+        Kind::Gauge => metric.encode_gauge(&value),
+        Kind::Counter => metric.encode_counter::<NoLabelSet, f64, f64>(&value, None),
+    }
+}
+
+/// One family gathered from every source: help, type and samples.
+type Merged<'a> = (&'a str, Kind, Vec<&'a (Labels, f64)>);
+
+/// Adapter that lets the registry encode the snapshot on every scrape.
+#[derive(Debug, Clone)]
+pub struct SnapshotCollector(pub Arc<Snapshot>);
+
+impl prometheus_client::collector::Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let inner = self.0.read();
+        let health = Snapshot::health(&inner);
+        // Merge every source's families by name so each family is written once.
+        let mut merged: BTreeMap<&str, Merged<'_>> = BTreeMap::new();
+        let sets = inner
+            .fixed
+            .values()
+            .chain(inner.sources.values().map(|e| &e.set))
+            .chain(std::iter::once(&health));
+        for set in sets {
+            for family in set.families() {
+                let slot = merged
+                    .entry(family.name)
+                    .or_insert_with(|| (family.help, family.kind, Vec::new()));
+                slot.2.extend(family.samples.iter());
+            }
+        }
+        for (name, (help, kind, samples)) in merged {
+            let metric_type = match kind {
+                Kind::Gauge => MetricType::Gauge,
+                Kind::Counter => MetricType::Counter,
+            };
+            let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+            for (labels, value) in samples {
+                // An empty label set is written as a bare name, not `name{}`.
+                if labels.is_empty() {
+                    encode_value(&mut family, kind, *value)?;
+                } else {
+                    encode_value(&mut family.encode_family(labels)?, kind, *value)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

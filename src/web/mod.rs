@@ -1,0 +1,81 @@
+//! The HTTP face of caretaker: `/metrics`, health, readiness and a landing page.
+//!
+//! Handlers only read shared state: `/metrics` encodes the snapshot that the
+//! collectors keep current, so a scrape never waits on SQLite or the disk.
+
+mod landing;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::registry::Registry;
+
+use crate::daemon::Runtime;
+use crate::metrics::OPENMETRICS_CONTENT_TYPE;
+
+/// What the handlers share.
+pub struct AppState {
+    pub registry: Registry,
+    pub runtime: Arc<Runtime>,
+}
+
+/// The router, separate from any listener so tests can drive it directly.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(landing::page))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut body = String::with_capacity(16 * 1024);
+    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding metrics failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding metrics failed\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn healthy() -> &'static str {
+    "Healthy\n"
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.runtime.ready() {
+        (StatusCode::OK, "Ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the first collection is still running\n",
+        )
+            .into_response()
+    }
+}
+
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
