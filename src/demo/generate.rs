@@ -1,4 +1,5 @@
 //! Placeholder generator (replaced by the full one).
+pub const SCHEMA: &str = include_str!("../schema.sql");
 use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {

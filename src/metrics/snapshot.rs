@@ -168,7 +168,11 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn encode_value(metric: &mut MetricEncoder<'_>, kind: Kind, value: f64) -> Result<(), std::fmt::Error> {
+fn encode_value(
+    metric: &mut MetricEncoder<'_>,
+    kind: Kind,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
     match kind {
         Kind::Gauge => metric.encode_gauge(&value),
         Kind::Counter => metric.encode_counter::<NoLabelSet, f64, f64>(&value, None),
