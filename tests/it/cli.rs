@@ -1,0 +1,45 @@
+//! The binary's subcommands as a user runs them.
+
+use std::process::Command;
+
+fn caretaker() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_caretaker"))
+}
+
+#[test]
+fn check_config_prints_every_error_with_its_position() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[[database]]\nname = \"x y\"\npath = \"a.db\"\n[web]\nlisten_address = \"nowhere\"\n",
+    )
+    .expect("write");
+    let out = caretaker()
+        .arg("check-config")
+        .arg(format!("--config.file={}", path.display()))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{}:2:8: ", path.display()))),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{}:5:18: ", path.display()))),
+        "{stderr}"
+    );
+
+    let missing = caretaker()
+        .args(["check-config", "--config.file=/nonexistent/c.toml"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+}

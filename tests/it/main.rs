@@ -1,0 +1,11 @@
+//! caretaker's integration tests, in one binary: real SQLite files, real HTTP
+//! on port 0, and the real Prometheus and Chromium where a test needs them.
+
+mod backups;
+mod cli;
+mod common;
+mod failures;
+mod figures;
+mod http;
+mod prometheus;
+mod reload;
