@@ -12,6 +12,7 @@
 //! - [`web`]: the HTTP routes.
 //! - [`demo`]: the demo and benchmark database generator.
 
+pub mod actions;
 pub mod app;
 pub mod cli;
 pub mod collector;

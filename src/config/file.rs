@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::duration::HumanDuration;
 use super::{
     line_column, BackupConfig, CollectConfig, Config, ConfigError, ConfigErrors, DatabaseConfig,
-    WebConfig, DEFAULT_LISTEN_ADDRESS,
+    PruneConfig, WebConfig, DEFAULT_LISTEN_ADDRESS,
 };
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +62,22 @@ struct FileDatabase {
     #[serde(default)]
     integrity_check: IntegrityMode,
     backup: Option<FileBackup>,
+    archive_dir: Option<String>,
+    #[serde(default)]
+    prune: FilePrune,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePrune {
+    #[serde(default)]
+    enabled: bool,
+    unused_after: Option<HumanDuration>,
+    unused_max_usage: Option<i64>,
+    low_confidence: Option<f64>,
+    never_used_after: Option<HumanDuration>,
+    trajectory_retention: Option<HumanDuration>,
+    verification_retention: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +87,28 @@ struct FileBackup {
     retention: Option<HumanDuration>,
     monthly_retention: Option<HumanDuration>,
     max_age: Option<HumanDuration>,
+    #[serde(default)]
+    compression: Compression,
+    level: Option<i32>,
+    #[serde(default = "quick")]
+    verify: IntegrityMode,
+    verify_newest: Option<usize>,
+    timeout: Option<HumanDuration>,
+}
+
+fn quick() -> IntegrityMode {
+    IntegrityMode::Quick
+}
+
+/// How backups are compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// `.zst`, multi-threaded: the default, several times faster than gzip.
+    #[default]
+    Zstd,
+    /// `.gz`, for tools that only know gzip.
+    Gzip,
 }
 
 /// Which SQLite check the integrity collector runs.
@@ -186,12 +224,36 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             retention: d(b.retention, Duration::from_secs(30 * DAY)),
             monthly_retention: d(b.monthly_retention, Duration::from_secs(365 * DAY)),
             max_age: d(b.max_age, Duration::from_secs(26 * 3600)),
+            compression: b.compression,
+            level: b.level.unwrap_or(match b.compression {
+                Compression::Zstd => 3,
+                Compression::Gzip => 6,
+            }),
+            verify: b.verify,
+            verify_newest: b.verify_newest.unwrap_or(3),
+            timeout: d(b.timeout, Duration::from_secs(3600)),
         });
+        let p = &db.prune;
+        let defaults = PruneConfig::default();
+        let prune = PruneConfig {
+            enabled: p.enabled,
+            unused_after: d(p.unused_after, defaults.unused_after),
+            unused_max_usage: p.unused_max_usage.unwrap_or(defaults.unused_max_usage),
+            low_confidence: p.low_confidence.unwrap_or(defaults.low_confidence),
+            never_used_after: d(p.never_used_after, defaults.never_used_after),
+            trajectory_retention: d(p.trajectory_retention, defaults.trajectory_retention),
+            verification_retention: d(p.verification_retention, defaults.verification_retention),
+        };
         databases.push(DatabaseConfig {
             name: name.clone(),
             path: resolve_path(db.path.get_ref()),
             integrity_check: db.integrity_check,
             backup,
+            archive_dir: db
+                .archive_dir
+                .as_deref()
+                .map_or_else(|| base.join("archive").join(name), resolve_path),
+            prune,
         });
     }
 

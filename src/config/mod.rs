@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use file::IntegrityMode;
+pub use file::{Compression, IntegrityMode};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
@@ -56,6 +56,39 @@ pub struct DatabaseConfig {
     pub path: PathBuf,
     pub integrity_check: IntegrityMode,
     pub backup: Option<BackupConfig>,
+    /// Where rows are archived before prune and purge delete them.
+    pub archive_dir: PathBuf,
+    pub prune: PruneConfig,
+}
+
+/// Seed 001's pruning criteria and seed 000's retention, all configurable.
+/// Pruning deletes rows (after archiving them), so it is off until enabled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneConfig {
+    pub enabled: bool,
+    /// Criterion 1: last used before this age ago, with usage below `unused_max_usage`.
+    pub unused_after: Duration,
+    pub unused_max_usage: i64,
+    /// Criterion 2: confidence below this and never used.
+    pub low_confidence: f64,
+    /// Criterion 3: created before this age ago and never used (usage 0).
+    pub never_used_after: Duration,
+    pub trajectory_retention: Duration,
+    pub verification_retention: Duration,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            unused_after: Duration::from_secs(90 * 86400),
+            unused_max_usage: 3,
+            low_confidence: 0.3,
+            never_used_after: Duration::from_secs(180 * 86400),
+            trajectory_retention: Duration::from_secs(90 * 86400),
+            verification_retention: Duration::from_secs(90 * 86400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +98,15 @@ pub struct BackupConfig {
     pub monthly_retention: Duration,
     /// The age after which the newest backup counts as overdue.
     pub max_age: Duration,
+    pub compression: Compression,
+    /// zstd level (1-19) or gzip level (1-9).
+    pub level: i32,
+    /// The check run on every new backup before it is kept.
+    pub verify: IntegrityMode,
+    /// How many of the newest backups `verify_backups` checks.
+    pub verify_newest: usize,
+    /// A backup that takes longer is abandoned and its temporary files removed.
+    pub timeout: Duration,
 }
 
 /// One problem found in a configuration file, with its position when known.

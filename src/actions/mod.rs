@@ -1,0 +1,84 @@
+//! Maintenance actions: one file per action behind [`Action`].
+//!
+//! The responder (Alertmanager webhooks), the scheduler, the HTTP API and the
+//! CLI all run actions through the same engine; an action only does its work
+//! and reports what it did in figures. Parameters come from configuration,
+//! never from an alert.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::DatabaseConfig;
+
+/// What an action may use while it runs.
+pub struct ActionContext<'a> {
+    pub database: &'a DatabaseConfig,
+    /// Report what would be done, change nothing.
+    pub dry_run: bool,
+    /// Give up (cleanly) once this has passed.
+    pub deadline: Instant,
+    /// The injected clock: names, ages and retention are computed from it.
+    pub now: SystemTime,
+}
+
+/// What an action did, for the audit, the API and notifications.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Outcome {
+    /// One human sentence.
+    pub summary: String,
+    /// Named figures: `bytes_freed`, `rows_archived`, `files_removed`, ...
+    pub figures: BTreeMap<String, f64>,
+}
+
+impl Outcome {
+    pub fn new(summary: impl Into<String>) -> Self {
+        Self {
+            summary: summary.into(),
+            figures: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a figure (builder style).
+    pub fn figure(mut self, name: &str, value: f64) -> Self {
+        self.figures.insert(name.to_string(), value);
+        self
+    }
+}
+
+/// Why an action did not complete. Messages are for logs and the audit.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The action needs configuration that is missing or disabled.
+    #[error("not configured: {0}")]
+    NotConfigured(String),
+    /// A safety check refused to start (no room, outside the window, ...).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The database stayed locked past the busy timeout.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// The deadline passed; everything done so far was rolled back.
+    #[error("deadline exceeded: {0}")]
+    Deadline(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// One kind of maintenance.
+pub trait Action: Send + Sync {
+    /// The action's name in configuration, metrics and the audit (`backup`, `vacuum`, ...).
+    fn name(&self) -> &'static str;
+
+    /// True when it writes to the application database, so it needs the
+    /// database's exclusive maintenance lock.
+    fn mutates(&self) -> bool;
+
+    /// Runs once. Blocking; called from a blocking thread.
+    fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError>;
+}
