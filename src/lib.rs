@@ -20,4 +20,5 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod metrics;
+pub mod responder;
 pub mod web;

@@ -82,3 +82,11 @@ pub trait Action: Send + Sync {
     /// Runs once. Blocking; called from a blocking thread.
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError>;
 }
+
+pub mod cleanup;
+pub mod command;
+pub mod connection;
+pub mod integrity;
+pub mod pragma;
+pub mod registry;
+pub mod vacuum;

@@ -9,6 +9,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::duration::HumanDuration;
+use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
+use super::responder::{
+    resolve_commands, resolve_responder, resolve_rules, FileCommand, FileResponder, FileRule,
+};
 use super::{
     line_column, BackupConfig, CollectConfig, Config, ConfigError, ConfigErrors, DatabaseConfig,
     PruneConfig, WebConfig, DEFAULT_LISTEN_ADDRESS,
@@ -25,6 +29,12 @@ struct FileConfig {
     host: FileHost,
     #[serde(default)]
     database: Vec<FileDatabase>,
+    #[serde(default)]
+    responder: FileResponder,
+    #[serde(default)]
+    rule: Vec<FileRule>,
+    #[serde(default)]
+    command: Vec<FileCommand>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +75,10 @@ struct FileDatabase {
     archive_dir: Option<String>,
     #[serde(default)]
     prune: FilePrune,
+    #[serde(default)]
+    vacuum: FileVacuum,
+    #[serde(default)]
+    cleanup: Vec<FileCleanup>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +209,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
         label_limit,
     };
 
+    let mut problems = Vec::new();
     let mut names = HashSet::new();
     let mut databases = Vec::new();
     for db in &raw.database {
@@ -254,8 +269,16 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 .as_deref()
                 .map_or_else(|| base.join("archive").join(name), resolve_path),
             prune,
+            vacuum: resolve_vacuum(&db.vacuum, &mut problems),
+            cleanup: resolve_cleanup(&db.cleanup, base, &mut problems),
         });
     }
+
+    let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
+    let commands = resolve_commands(&raw.command, &mut problems);
+    let rules = resolve_rules(&raw.rule, &names, &commands, &mut problems);
+    errors.extend(problems.into_iter().map(|(at, msg)| error_at(at, msg)));
+    let responder = resolve_responder(&raw.responder, base);
 
     match listen_address {
         Some(listen_address) if errors.is_empty() => Ok(Config {
@@ -272,6 +295,9 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 .map(|p| resolve_path(p))
                 .collect(),
             databases,
+            responder,
+            rules,
+            commands,
         }),
         _ => Err(ConfigErrors(errors)),
     }

@@ -7,6 +7,8 @@
 
 mod duration;
 mod file;
+mod maintenance;
+mod responder;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{Compression, IntegrityMode};
+pub use maintenance::{CleanupConfig, VacuumConfig, Window};
+pub use responder::{CommandConfig, ResponderConfig, Rule, ACTIONS};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
@@ -28,6 +32,9 @@ pub struct Config {
     /// Extra filesystems to report besides those holding databases and backups.
     pub host_filesystems: Vec<PathBuf>,
     pub databases: Vec<DatabaseConfig>,
+    pub responder: ResponderConfig,
+    pub rules: Vec<Rule>,
+    pub commands: Vec<CommandConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +66,8 @@ pub struct DatabaseConfig {
     /// Where rows are archived before prune and purge delete them.
     pub archive_dir: PathBuf,
     pub prune: PruneConfig,
+    pub vacuum: VacuumConfig,
+    pub cleanup: Vec<CleanupConfig>,
 }
 
 /// Seed 001's pruning criteria and seed 000's retention, all configurable.

@@ -1,0 +1,227 @@
+//! The responder's part of the configuration: safety limits, rules that map
+//! alerts to actions, commands, and caretaker's own state database.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::duration::HumanDuration;
+use crate::responder::matcher::Matcher;
+
+/// Limits and switches of the responder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponderConfig {
+    /// Run every action in dry-run mode: report, change nothing.
+    pub dry_run: bool,
+    pub max_concurrent: usize,
+    pub queue_size: usize,
+    /// At most this many runs of one action on one database per `breaker_window`.
+    pub breaker_max_runs: u32,
+    pub breaker_window: Duration,
+    /// The breaker opens after this many consecutive failures.
+    pub breaker_failures: u32,
+    pub action_timeout: Duration,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    /// caretaker's own SQLite file (jobs, audit): never an application database.
+    pub state_path: PathBuf,
+    /// Optional Slack-compatible webhook for outcomes.
+    pub notify_url: Option<String>,
+}
+
+/// Maps alerts to actions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub matchers: Vec<Matcher>,
+    pub actions: Vec<String>,
+    /// A fixed database; otherwise the alert's `database` label.
+    pub database: Option<String>,
+    pub cooldown: Duration,
+    /// Run again for a repeat of an episode already remediated.
+    pub retry: bool,
+    pub dry_run: bool,
+}
+
+/// A command run by the `command:<name>` action, without a shell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandConfig {
+    pub name: String,
+    pub argv: Vec<String>,
+    pub timeout: Duration,
+    /// Alert labels passed as `CARETAKER_LABEL_<NAME>` environment variables.
+    pub env_labels: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileResponder {
+    #[serde(default)]
+    dry_run: bool,
+    max_concurrent: Option<usize>,
+    queue_size: Option<usize>,
+    breaker_max_runs: Option<u32>,
+    breaker_window: Option<HumanDuration>,
+    breaker_failures: Option<u32>,
+    action_timeout: Option<HumanDuration>,
+    body_limit: Option<usize>,
+    request_timeout: Option<HumanDuration>,
+    state_file: Option<String>,
+    notify_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRule {
+    name: Spanned<String>,
+    #[serde(default)]
+    matchers: Vec<Spanned<String>>,
+    actions: Spanned<Vec<String>>,
+    database: Option<Spanned<String>>,
+    cooldown: Option<HumanDuration>,
+    #[serde(default)]
+    retry: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileCommand {
+    name: Spanned<String>,
+    argv: Spanned<Vec<String>>,
+    timeout: Option<HumanDuration>,
+    #[serde(default)]
+    env_labels: Vec<String>,
+}
+
+/// A problem at a byte offset of the file.
+pub(super) type Problem = (Option<usize>, String);
+
+/// The action names the engine knows; `command:<name>` refers to a `[[command]]`.
+pub const ACTIONS: [&str; 12] = [
+    "backup",
+    "verify_backups",
+    "backup_retention",
+    "purge_expired",
+    "prune_patterns",
+    "vacuum",
+    "analyze",
+    "optimize",
+    "wal_checkpoint",
+    "integrity_check",
+    "cleanup_files",
+    "command",
+];
+
+pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderConfig {
+    let d = |v: Option<HumanDuration>, secs: u64| v.map_or(Duration::from_secs(secs), |h| h.0);
+    ResponderConfig {
+        dry_run: raw.dry_run,
+        max_concurrent: raw.max_concurrent.unwrap_or(2).max(1),
+        queue_size: raw.queue_size.unwrap_or(1000).max(1),
+        breaker_max_runs: raw.breaker_max_runs.unwrap_or(6).max(1),
+        breaker_window: d(raw.breaker_window, 3600),
+        breaker_failures: raw.breaker_failures.unwrap_or(3).max(1),
+        action_timeout: d(raw.action_timeout, 3600),
+        body_limit: raw.body_limit.unwrap_or(1 << 20),
+        request_timeout: d(raw.request_timeout, 10),
+        state_path: base.join(raw.state_file.as_deref().unwrap_or("caretaker-state.db")),
+        notify_url: raw.notify_url.clone(),
+    }
+}
+
+pub(super) fn resolve_commands(
+    raw: &[FileCommand],
+    problems: &mut Vec<Problem>,
+) -> Vec<CommandConfig> {
+    let mut out: Vec<CommandConfig> = Vec::new();
+    for c in raw {
+        let at = Some(c.name.span().start);
+        if out.iter().any(|o| &o.name == c.name.get_ref()) {
+            problems.push((
+                at,
+                format!("command name {:?} is used twice", c.name.get_ref()),
+            ));
+        }
+        if c.argv.get_ref().is_empty() || c.argv.get_ref()[0].is_empty() {
+            problems.push((
+                Some(c.argv.span().start),
+                "command argv must name a program".into(),
+            ));
+        }
+        out.push(CommandConfig {
+            name: c.name.get_ref().clone(),
+            argv: c.argv.get_ref().clone(),
+            timeout: c.timeout.map_or(Duration::from_secs(60), |h| h.0),
+            env_labels: c.env_labels.clone(),
+        });
+    }
+    out
+}
+
+pub(super) fn resolve_rules(
+    raw: &[FileRule],
+    databases: &[String],
+    commands: &[CommandConfig],
+    problems: &mut Vec<Problem>,
+) -> Vec<Rule> {
+    let mut out: Vec<Rule> = Vec::new();
+    for r in raw {
+        let at = Some(r.name.span().start);
+        if out.iter().any(|o| &o.name == r.name.get_ref()) {
+            problems.push((
+                at,
+                format!("rule name {:?} is used twice", r.name.get_ref()),
+            ));
+        }
+        let mut matchers = Vec::new();
+        for m in &r.matchers {
+            match Matcher::parse(m.get_ref()) {
+                Ok(parsed) => matchers.push(parsed),
+                Err(e) => problems.push((Some(m.span().start), e)),
+            }
+        }
+        if r.actions.get_ref().is_empty() {
+            problems.push((
+                Some(r.actions.span().start),
+                "a rule needs at least one action".into(),
+            ));
+        }
+        for action in r.actions.get_ref() {
+            let known = match action.strip_prefix("command:") {
+                Some(name) => commands.iter().any(|c| c.name == name),
+                None => ACTIONS.contains(&action.as_str()) && action != "command",
+            };
+            if !known {
+                problems.push((
+                    Some(r.actions.span().start),
+                    format!(
+                        "unknown action {action:?} (known: {}, or command:<name> of a [[command]])",
+                        ACTIONS[..11].join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(db) = &r.database {
+            if !databases.contains(db.get_ref()) {
+                problems.push((
+                    Some(db.span().start),
+                    format!("rule database {:?} is not configured", db.get_ref()),
+                ));
+            }
+        }
+        out.push(Rule {
+            name: r.name.get_ref().clone(),
+            matchers,
+            actions: r.actions.get_ref().clone(),
+            database: r.database.as_ref().map(|d| d.get_ref().clone()),
+            cooldown: r.cooldown.map_or(Duration::from_secs(600), |h| h.0),
+            retry: r.retry,
+            dry_run: r.dry_run,
+        });
+    }
+    out
+}

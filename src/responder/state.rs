@@ -1,0 +1,362 @@
+//! caretaker's own state database: every job and every decision, durably.
+//!
+//! A separate SQLite file, never an application database. The webhook records
+//! a job here before answering 202, so an accepted alert survives a crash; the
+//! job key's UNIQUE constraint is what makes repeats, retries and HA duplicates
+//! run once. Cooldowns and breakers are computed from the job history, so they
+//! survive restarts without state of their own.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  rule TEXT,
+  action TEXT NOT NULL,
+  database TEXT NOT NULL,
+  alertname TEXT,
+  fingerprint TEXT,
+  starts_at TEXT,
+  dry_run INTEGER NOT NULL DEFAULT 0,
+  cooldown_seconds REAL NOT NULL DEFAULT 0,
+  labels TEXT,
+  status TEXT NOT NULL,
+  reason TEXT,
+  created_at REAL NOT NULL,
+  started_at REAL,
+  finished_at REAL,
+  outcome TEXT,
+  error TEXT,
+  resolved_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_attempts ON jobs(action, database, started_at);
+CREATE INDEX IF NOT EXISTS jobs_episode ON jobs(fingerprint, starts_at);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY,
+  at REAL NOT NULL,
+  event TEXT NOT NULL,
+  alertname TEXT,
+  fingerprint TEXT,
+  rule TEXT,
+  action TEXT,
+  database TEXT,
+  job_id INTEGER,
+  reason TEXT,
+  detail TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+";
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    pub id: i64,
+    pub key: String,
+    pub source: String,
+    pub rule: Option<String>,
+    pub action: String,
+    pub database: String,
+    pub alertname: Option<String>,
+    pub fingerprint: Option<String>,
+    pub starts_at: Option<String>,
+    pub dry_run: bool,
+    pub cooldown_seconds: f64,
+    /// Allow-listed alert labels, JSON, for `command` actions.
+    pub labels: Option<String>,
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: f64,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    pub outcome: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub resolved_at: Option<f64>,
+}
+
+/// A job to record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewJob {
+    pub key: String,
+    pub source: &'static str,
+    pub rule: Option<String>,
+    pub action: String,
+    pub database: String,
+    pub alertname: Option<String>,
+    pub fingerprint: Option<String>,
+    pub starts_at: Option<String>,
+    pub dry_run: bool,
+    pub cooldown: Duration,
+    pub labels: Option<String>,
+}
+
+/// One audited decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub at: f64,
+    pub event: String,
+    pub alertname: Option<String>,
+    pub fingerprint: Option<String>,
+    pub rule: Option<String>,
+    pub action: Option<String>,
+    pub database: Option<String>,
+    pub job_id: Option<i64>,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// What happened when a job was recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    New(i64),
+    /// The key exists: the existing job's id and status.
+    Duplicate(i64, String),
+}
+
+/// A filter for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub action: Option<String>,
+    pub database: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+}
+
+/// The store, one connection behind a mutex (writes are small and short).
+pub struct StateStore {
+    conn: Mutex<Connection>,
+}
+
+fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
+    let outcome: Option<String> = r.get("outcome")?;
+    Ok(JobRecord {
+        id: r.get("id")?,
+        key: r.get("key")?,
+        source: r.get("source")?,
+        rule: r.get("rule")?,
+        action: r.get("action")?,
+        database: r.get("database")?,
+        alertname: r.get("alertname")?,
+        fingerprint: r.get("fingerprint")?,
+        starts_at: r.get("starts_at")?,
+        dry_run: r.get("dry_run")?,
+        cooldown_seconds: r.get("cooldown_seconds")?,
+        labels: r.get("labels")?,
+        status: r.get("status")?,
+        reason: r.get("reason")?,
+        created_at: r.get("created_at")?,
+        started_at: r.get("started_at")?,
+        finished_at: r.get("finished_at")?,
+        outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+        error: r.get("error")?,
+        resolved_at: r.get("resolved_at")?,
+    })
+}
+
+impl StateStore {
+    /// Opens (creating) the state database and marks jobs that were running
+    /// when the previous process stopped as interrupted.
+    pub fn open(path: &Path, now: f64) -> rusqlite::Result<(StateStore, usize)> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL with FULL sync: a job acknowledged with 202 is on disk.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        let interrupted = conn.execute(
+            "UPDATE jobs SET status = 'interrupted', finished_at = ?1,
+               error = 'caretaker stopped while the job was running' WHERE status = 'running'",
+            [now],
+        )?;
+        Ok((
+            StateStore {
+                conn: Mutex::new(conn),
+            },
+            interrupted,
+        ))
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records jobs and audit events in one transaction.
+    pub fn record(
+        &self,
+        jobs: &[NewJob],
+        events: &[AuditEvent],
+        now: f64,
+    ) -> rusqlite::Result<Vec<Recorded>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO jobs (key, source, rule, action, database, alertname, fingerprint, starts_at,
+                   dry_run, cooldown_seconds, labels, status, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12)",
+                params![
+                    j.key, j.source, j.rule, j.action, j.database, j.alertname, j.fingerprint, j.starts_at,
+                    j.dry_run, j.cooldown.as_secs_f64(), j.labels, now
+                ],
+            )?;
+            if inserted == 1 {
+                out.push(Recorded::New(tx.last_insert_rowid()));
+            } else {
+                let (id, status) = tx.query_row(
+                    "SELECT id, status FROM jobs WHERE key = ?1",
+                    [&j.key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                out.push(Recorded::Duplicate(id, status));
+            }
+        }
+        for e in events {
+            insert_audit(&tx, e)?;
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn audit(&self, event: &AuditEvent) -> rusqlite::Result<()> {
+        insert_audit(&self.conn(), event)
+    }
+
+    pub fn job(&self, id: i64) -> rusqlite::Result<Option<JobRecord>> {
+        self.conn()
+            .query_row("SELECT * FROM jobs WHERE id = ?1", [id], job_from_row)
+            .optional()
+    }
+
+    /// Jobs accepted but not started (re-queued after a restart).
+    pub fn queued(&self) -> rusqlite::Result<Vec<i64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id")?;
+        let ids = stmt.query_map([], |r| r.get(0))?;
+        ids.collect()
+    }
+
+    pub fn mark_running(&self, id: i64, now: f64) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a job: `succeeded`, `failed` or `skipped` (with a reason).
+    pub fn finish(
+        &self,
+        id: i64,
+        status: &str,
+        reason: Option<&str>,
+        outcome: Option<&serde_json::Value>,
+        error: Option<&str>,
+        now: f64,
+    ) -> rusqlite::Result<()> {
+        self.conn().execute(
+            "UPDATE jobs SET status = ?2, reason = ?3, outcome = ?4, error = ?5, finished_at = ?6 WHERE id = ?1",
+            params![id, status, reason, outcome.map(|o| o.to_string()), error, now],
+        )?;
+        Ok(())
+    }
+
+    /// Start times and success of the latest attempts of `action` on `database`.
+    pub fn attempts(
+        &self,
+        action: &str,
+        database: &str,
+        limit: usize,
+    ) -> rusqlite::Result<Vec<(f64, bool)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT started_at, status = 'succeeded' FROM jobs
+             WHERE action = ?1 AND database = ?2 AND started_at IS NOT NULL
+               AND status IN ('running', 'succeeded', 'failed', 'interrupted') AND dry_run = 0
+             ORDER BY started_at DESC LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![action, database, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        rows.collect()
+    }
+
+    /// Marks the succeeded jobs of one alert episode as resolved; returns their actions.
+    pub fn resolve_episode(
+        &self,
+        fingerprint: &str,
+        starts_at: &str,
+        now: f64,
+    ) -> rusqlite::Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "UPDATE jobs SET resolved_at = ?3 WHERE fingerprint = ?1 AND starts_at = ?2
+               AND resolved_at IS NULL AND status = 'succeeded' RETURNING action",
+        )?;
+        let rows = stmt.query_map(params![fingerprint, starts_at, now], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// How many jobs exist for keys starting with `prefix` (retries of one episode).
+    pub fn count_with_prefix(&self, prefix: &str) -> rusqlite::Result<i64> {
+        self.conn().query_row(
+            "SELECT COUNT(*) FROM jobs WHERE substr(key, 1, length(?1)) = ?1",
+            [prefix],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn jobs(&self, filter: &JobFilter) -> rusqlite::Result<Vec<JobRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT * FROM jobs WHERE (?1 IS NULL OR action = ?1) AND (?2 IS NULL OR database = ?2)
+               AND (?3 IS NULL OR status = ?3) ORDER BY id DESC LIMIT ?4",
+        )?;
+        let limit = filter.limit.clamp(1, 10_000) as i64;
+        let rows = stmt.query_map(
+            params![filter.action, filter.database, filter.status, limit],
+            job_from_row,
+        )?;
+        rows.collect()
+    }
+
+    pub fn audit_events(&self, limit: usize) -> rusqlite::Result<Vec<AuditEvent>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT * FROM audit ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit.clamp(1, 10_000) as i64], |r| {
+            Ok(AuditEvent {
+                at: r.get("at")?,
+                event: r.get("event")?,
+                alertname: r.get("alertname")?,
+                fingerprint: r.get("fingerprint")?,
+                rule: r.get("rule")?,
+                action: r.get("action")?,
+                database: r.get("database")?,
+                job_id: r.get("job_id")?,
+                reason: r.get("reason")?,
+                detail: r.get("detail")?,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+fn insert_audit(conn: &Connection, e: &AuditEvent) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, event, alertname, fingerprint, rule, action, database, job_id, reason, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        e.at, e.event, e.alertname, e.fingerprint, e.rule, e.action, e.database, e.job_id, e.reason, e.detail
+    ])?;
+    Ok(())
+}
