@@ -16,15 +16,27 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::collector::integrity::{report_metrics, IntegrityReport};
 use crate::collector::runner::{jobs_for, Collection};
 use crate::config::Config;
 use crate::metrics::{unix_seconds, MetricSet, Snapshot, SnapshotCollector, SourceKey};
+use crate::responder::executor::Executor;
+use crate::responder::metrics::ResponderMetrics;
+use crate::responder::queue::{start_workers, JobQueue};
+use crate::responder::state::StateStore;
+use crate::responder::Responder;
 use crate::web::{router, AppState};
+
+/// How long shutdown waits for running actions.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The current configuration and everything running on its behalf.
 pub struct Runtime {
     snapshot: Arc<Snapshot>,
+    responder: Responder,
+    workers: std::sync::Mutex<Option<TaskTracker>>,
     config: RwLock<Arc<Config>>,
     readiness: RwLock<Vec<SourceKey>>,
     collection: tokio::sync::Mutex<Option<Collection>>,
@@ -32,8 +44,34 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts collecting for `config`; everything stops when `cancel` fires.
-    pub async fn start(config: Config, cancel: CancellationToken) -> Arc<Self> {
+    /// Starts collecting and responding for `config`; everything stops when
+    /// `cancel` fires. Fails when caretaker's state database cannot be opened.
+    pub async fn start(
+        config: Config,
+        cancel: CancellationToken,
+        metrics: Arc<ResponderMetrics>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let state_path = config.responder.state_path.clone();
+        let (store, interrupted) = tokio::task::spawn_blocking(move || {
+            StateStore::open(&state_path, unix_seconds(SystemTime::now()))
+        })
+        .await?
+        .with_context(|| {
+            format!(
+                "opening the state database {}",
+                config.responder.state_path.display()
+            )
+        })?;
+        if interrupted > 0 {
+            tracing::warn!(
+                jobs = interrupted,
+                "jobs were running when caretaker last stopped; marked interrupted"
+            );
+        }
+        let executor = Arc::new(Executor::new(Arc::new(store), metrics.clone()));
+        let queue = Arc::new(JobQueue::new(config.responder.queue_size, metrics));
+        let responder = Responder::new(executor, queue);
+        responder.load_token(&config);
         let snapshot = Snapshot::new();
         let mut build = MetricSet::new();
         build.gauge(
@@ -45,14 +83,97 @@ impl Runtime {
         snapshot.set_fixed("build", build);
         let runtime = Arc::new(Self {
             snapshot,
+            responder,
+            workers: std::sync::Mutex::new(None),
             config: RwLock::new(Arc::new(config.clone())),
             readiness: RwLock::new(Vec::new()),
             collection: tokio::sync::Mutex::new(None),
             cancel,
         });
+        let workers = config.responder.max_concurrent;
         runtime.apply(config).await;
         runtime.record_reload(true);
-        runtime
+        let rt = runtime.clone();
+        let tracker = start_workers(
+            workers,
+            runtime.responder.queue.clone(),
+            runtime.cancel.clone(),
+            move |id| {
+                let rt = rt.clone();
+                async move { rt.run_job(id).await }
+            },
+        );
+        *runtime.workers.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
+        runtime.requeue().await;
+        Ok(runtime)
+    }
+
+    pub fn responder(&self) -> &Responder {
+        &self.responder
+    }
+
+    /// Queues the jobs accepted before the last stop that never started.
+    async fn requeue(&self) {
+        let store = self.responder.executor.state.clone();
+        let queued = tokio::task::spawn_blocking(move || store.queued()).await;
+        let ids = match queued {
+            Ok(Ok(ids)) => ids,
+            _ => return,
+        };
+        if let Some(mut room) = self
+            .responder
+            .queue
+            .reserve(ids.len().min(self.config().responder.queue_size))
+        {
+            for id in &ids {
+                room.send(*id);
+            }
+        }
+        if !ids.is_empty() {
+            tracing::info!(
+                jobs = ids.len(),
+                "re-queued jobs accepted before the last stop"
+            );
+        }
+    }
+
+    /// Runs one job, then lets the exporter show its effect at once.
+    async fn run_job(&self, id: i64) {
+        let config = self.config();
+        let Some(job) = self.responder.executor.execute(&config, id).await else {
+            return;
+        };
+        if job.status != "succeeded" && job.status != "failed" {
+            return;
+        }
+        if job.action == "integrity_check" && job.status == "succeeded" {
+            let figure = |name: &str| {
+                job.outcome
+                    .as_ref()
+                    .and_then(|o| o["figures"][name].as_f64())
+                    .unwrap_or(0.0)
+            };
+            let report = IntegrityReport {
+                problems: if figure("integrity_ok") >= 1.0 {
+                    vec!["ok".into()]
+                } else {
+                    vec!["failed".into()]
+                },
+                foreign_key_violations: figure("foreign_key_violations") as u64,
+            };
+            let mut set = report_metrics(&report, SystemTime::now());
+            set.prefix_label("database", &job.database);
+            let key = SourceKey::new("integrity", Some(&job.database));
+            self.snapshot.record(
+                key,
+                Some(set),
+                Duration::from_secs_f64(
+                    job.finished_at.unwrap_or(0.0) - job.started_at.unwrap_or(0.0),
+                ),
+                SystemTime::now(),
+            );
+        }
+        self.refresh_database(&job.database).await;
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -127,6 +248,13 @@ impl Runtime {
                         "web.listen_address changed; it takes effect at the next restart"
                     );
                 }
+                self.responder.load_token(&new);
+                if new.responder.state_path != current.responder.state_path
+                    || new.responder.max_concurrent != current.responder.max_concurrent
+                    || new.responder.queue_size != current.responder.queue_size
+                {
+                    tracing::warn!("responder state_file, max_concurrent and queue_size take effect at the next restart");
+                }
                 if new != *current {
                     tracing::info!(databases = new.databases.len(), "configuration reloaded");
                     self.apply(new).await;
@@ -149,6 +277,20 @@ impl Runtime {
     async fn stop(&self) {
         if let Some(collection) = self.collection.lock().await.take() {
             collection.stop().await;
+        }
+        let workers = self
+            .workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(workers) = workers {
+            // Running actions finish (or their transactions roll back) within the deadline.
+            if tokio::time::timeout(SHUTDOWN_GRACE, workers.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("actions still running at shutdown; their transactions roll back");
+            }
         }
     }
 }
@@ -218,8 +360,9 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let runtime = Runtime::start(config, shutdown.clone()).await;
     let mut registry = Registry::default();
+    let metrics = Arc::new(ResponderMetrics::register(&mut registry));
+    let runtime = Runtime::start(config, shutdown.clone(), metrics).await?;
     registry.register_collector(Box::new(SnapshotCollector(runtime.snapshot().clone())));
     let state = Arc::new(AppState {
         registry,

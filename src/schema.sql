@@ -1,4 +1,8 @@
--- The memory database schema of the runbooks (seed 001).
+-- The agent-memory database schema (`.swarm/memory.db`), verbatim from the database
+-- operations runbook apart from IF NOT EXISTS. caretaker reads databases of this shape, and
+-- `caretaker demo` and the benchmarks create theirs from it.
+
+-- Core tables
 CREATE TABLE IF NOT EXISTS patterns (
   id TEXT PRIMARY KEY,
   type TEXT NOT NULL,
@@ -9,6 +13,7 @@ CREATE TABLE IF NOT EXISTS patterns (
   last_used TEXT,
   category TEXT
 );
+
 CREATE TABLE IF NOT EXISTS pattern_embeddings (
   pattern_id TEXT PRIMARY KEY,
   embedding BLOB NOT NULL,
@@ -16,6 +21,7 @@ CREATE TABLE IF NOT EXISTS pattern_embeddings (
   created_at TEXT NOT NULL,
   FOREIGN KEY (pattern_id) REFERENCES patterns(id) ON DELETE CASCADE
 );
+
 CREATE TABLE IF NOT EXISTS task_trajectories (
   id TEXT PRIMARY KEY,
   task_type TEXT NOT NULL,
@@ -24,6 +30,7 @@ CREATE TABLE IF NOT EXISTS task_trajectories (
   execution_time_ms INTEGER,
   created_at TEXT NOT NULL
 );
+
 CREATE TABLE IF NOT EXISTS verification_history (
   id TEXT PRIMARY KEY,
   agent_name TEXT NOT NULL,
@@ -33,6 +40,7 @@ CREATE TABLE IF NOT EXISTS verification_history (
   details TEXT,
   timestamp TEXT NOT NULL
 );
+
 CREATE TABLE IF NOT EXISTS memory_entries (
   namespace TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -42,18 +50,22 @@ CREATE TABLE IF NOT EXISTS memory_entries (
   expires_at TEXT,
   PRIMARY KEY (namespace, key)
 );
+
 CREATE TABLE IF NOT EXISTS metrics_log (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   metric_name TEXT NOT NULL,
   metric_value REAL NOT NULL,
   timestamp TEXT NOT NULL
 );
+
 CREATE TABLE IF NOT EXISTS migrations_applied (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   filename TEXT NOT NULL UNIQUE,
   applied_at TEXT NOT NULL,
   status TEXT NOT NULL DEFAULT 'success'
 );
+
+-- Indexes for performance
 CREATE INDEX IF NOT EXISTS idx_patterns_confidence ON patterns(confidence DESC);
 CREATE INDEX IF NOT EXISTS idx_patterns_type ON patterns(type);
 CREATE INDEX IF NOT EXISTS idx_patterns_category ON patterns(category, confidence DESC);

@@ -1,6 +1,86 @@
-//! Placeholder generator (replaced by the full one).
+//! Builds the realistic agent-memory database for `caretaker demo` and the benchmark workload.
+//!
+//! The demo needs a database in which every metric and action has something to show: all six
+//! confidence tiers, rows for each of the runbook's three prune criteria, invalid rows and
+//! orphaned embeddings for the integrity checks, expired memory entries, history older than the
+//! 90-day retention. With a million patterns it is also the benchmarks' large database, so it
+//! writes in big transactions, builds indexes last and stays non-durable until the checkpoint.
+//!
+//! The output depends on [`GenerateOptions`] alone: the seed drives one `StdRng` and every
+//! timestamp is an offset from the injected `now`, written as `datetime('now')` text so that the
+//! runbooks' `datetime('now', '-90 days')` comparisons work on it unchanged.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rusqlite::{params, Connection, Params, Transaction};
+
+/// The database runbook's schema: 7 tables and 7 indexes.
 pub const SCHEMA: &str = include_str!("../schema.sql");
-use std::path::Path;
+
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+/// Rows per transaction: large enough that commits cost nothing, small enough to bound the WAL.
+const BATCH: u64 = 100_000;
+const EMBEDDING_DIM: i64 = 64;
+
+// What rows are made of, with relative weights where the mix is skewed.
+#[rustfmt::skip]
+const PATTERN_TYPES: [(&str, u32); 10] = [
+    ("goap_planning", 22), ("task_decomposition", 18), ("code_review", 14), ("error_recovery", 11),
+    ("coordination", 10), ("optimization", 8), ("research", 6), ("testing", 5),
+    ("documentation", 4), ("security_audit", 2),
+];
+#[rustfmt::skip]
+const CATEGORIES: [(Option<&str>, u32); 14] = [
+    (Some("backend"), 16), (Some("frontend"), 12), (Some("database"), 10), (Some("api"), 10),
+    (Some("infrastructure"), 8), (Some("testing"), 8), (Some("security"), 5),
+    (Some("performance"), 6), (Some("documentation"), 4), (Some("devops"), 5), (Some("ml"), 3),
+    (Some("general"), 6), (None, 8), (Some(""), 3),
+];
+/// The runbook's confidence tiers, excellent down to low, as ranges; most patterns are good.
+#[rustfmt::skip]
+const TIERS: [((f64, f64), u32); 6] = [
+    ((0.9, 1.0), 8), ((0.8, 0.9), 17), ((0.7, 0.8), 30), ((0.6, 0.7), 20), ((0.5, 0.6), 12),
+    ((0.05, 0.5), 13),
+];
+/// Uses of patterns used at all: mostly cold (<= 2), a quarter hot (> 10), a few over 100.
+#[rustfmt::skip]
+const USAGE: [((i64, i64), u32); 4] =
+    [((1, 2), 35), ((3, 10), 35), ((11, 100), 25), ((101, 2000), 5)];
+#[rustfmt::skip]
+const TASK_TYPES: [&str; 8] = [
+    "feature_implementation", "bug_fix", "refactoring", "code_review", "testing", "documentation",
+    "deployment", "research",
+];
+#[rustfmt::skip]
+const OUTCOMES: [(&str, u32); 4] =
+    [("success", 70), ("partial", 12), ("failure", 12), ("timeout", 6)];
+#[rustfmt::skip]
+const AGENTS: [&str; 9] = [
+    "coder", "reviewer", "tester", "planner", "researcher", "architect", "security-auditor",
+    "perf-analyzer", "documenter",
+];
+#[rustfmt::skip]
+const NAMESPACES: [(&str, u32); 6] = [
+    ("swarm", 30), ("agents", 20), ("tasks", 20), ("sessions", 15), ("neural", 10), ("default", 5),
+];
+const TTLS: [i64; 4] = [HOUR, DAY, 7 * DAY, 30 * DAY];
+#[rustfmt::skip]
+const MIGRATIONS: [&str; 6] = [
+    "initial", "add_pattern_embeddings", "add_verification_history", "add_memory_entries_ttl",
+    "add_pattern_category_index", "add_metrics_log",
+];
+const WORDS: [&str; 24] = [
+    "agent", "task", "plan", "step", "goal", "retry", "cache", "query", "schema", "module",
+    "review", "test", "deploy", "merge", "branch", "index", "latency", "memory", "swarm", "token",
+    "verify", "refactor", "handler", "config",
+];
+
+/// What to generate. `now` is the clock every timestamp is relative to (unix seconds).
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
     pub patterns: u64,
@@ -8,34 +88,509 @@ pub struct GenerateOptions {
     pub seed: u64,
     pub now: i64,
 }
+
 impl Default for GenerateOptions {
     fn default() -> Self {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH);
+        let now = now.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let (patterns, pattern_bytes, seed) = (5000, 200, 42);
         Self {
-            patterns: 5000,
-            pattern_bytes: 200,
-            seed: 42,
-            now: 0,
+            patterns,
+            pattern_bytes,
+            seed,
+            now,
         }
     }
 }
+
+/// Rows written per table, and the planted problems caretaker should find.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GenerateSummary {
     pub patterns: u64,
+    /// Every row of `pattern_embeddings`, orphans included.
+    pub embeddings: u64,
+    /// Embeddings whose `pattern_id` names no pattern.
+    pub orphaned_embeddings: u64,
+    pub trajectories: u64,
+    pub verifications: u64,
+    pub memory_entries: u64,
+    /// Memory entries whose `expires_at` is before `now`.
+    pub expired_entries: u64,
+    pub metrics_log: u64,
+    pub migrations: u64,
 }
+
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("{0} already exists; refusing to overwrite it")]
-    Exists(std::path::PathBuf),
+    Exists(PathBuf),
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
+
+/// Creates a new database at `path` and fills it. Never opens an existing file; deletes its own
+/// half-written one if anything fails, so that a retry starts clean.
 pub fn generate(path: &Path, opts: &GenerateOptions) -> Result<GenerateSummary, GenerateError> {
-    if path.exists() {
+    if path.symlink_metadata().is_ok() {
         return Err(GenerateError::Exists(path.to_path_buf()));
     }
-    let conn = rusqlite::Connection::open(path)?;
-    conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE patterns (id TEXT PRIMARY KEY, type TEXT NOT NULL, pattern_data TEXT NOT NULL, confidence REAL NOT NULL DEFAULT 0.5, usage_count INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, last_used TEXT, category TEXT);")?;
-    Ok(GenerateSummary {
-        patterns: opts.patterns.saturating_sub(opts.patterns),
-    })
+    let (rng, sum) = (StdRng::seed_from_u64(opts.seed), GenerateSummary::default());
+    let run = Generation { rng, opts, sum };
+    Connection::open(path)
+        .and_then(|mut conn| run.fill(&mut conn))
+        .map_err(|e| {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = path.as_os_str().to_owned();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
+            e.into()
+        })
+}
+
+/// One run of the generator: the random source, the options and the counts so far.
+struct Generation<'a> {
+    rng: StdRng,
+    opts: &'a GenerateOptions,
+    sum: GenerateSummary,
+}
+
+impl Generation<'_> {
+    fn fill(mut self, conn: &mut Connection) -> rusqlite::Result<GenerateSummary> {
+        // WAL is the mode the agents run their database in. While generating, durability is off
+        // (a crash leaves a file we delete anyway), the cache is big enough for the index builds,
+        // and foreign keys are off so that orphaned embeddings can be planted.
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;
+             PRAGMA temp_store=MEMORY; PRAGMA foreign_keys=OFF;",
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        // The secondary indexes are dropped and rebuilt once the rows are in: one sort per index
+        // costs less than a million inserts at random places in each.
+        let sql = "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL";
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)));
+        let indexes = rows?.collect::<rusqlite::Result<Vec<_>>>()?;
+        drop(stmt);
+        for (name, _) in &indexes {
+            conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+        }
+        self.patterns(conn)?;
+        self.history(conn)?;
+        self.memory_entries(conn)?;
+        self.metrics(conn)?;
+        for (_, sql) in &indexes {
+            conn.execute_batch(sql)?;
+        }
+        // Back to full durability, then fold the WAL into the main file so that the file alone
+        // is the complete database (it may be copied before anyone opens it again).
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA cache_size=-2000;")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(self.sum)
+    }
+
+    /// Patterns with their embeddings, then the orphaned embeddings of patterns since deleted.
+    fn patterns(&mut self, conn: &mut Connection) -> rusqlite::Result<()> {
+        let Self { rng, opts, sum } = self;
+        let (now, bytes, mut kind, mut data) = (opts.now, opts.pattern_bytes, "", String::new());
+        let filler = &filler(rng, bytes);
+        let insert_pattern = "INSERT INTO patterns VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        let insert_embedding = "INSERT INTO pattern_embeddings VALUES (?1, ?2, ?3, ?4)";
+        sum.patterns = batched(conn, opts.patterns, |tx, i| {
+            // Sizes vary around `pattern_bytes`; about 0.5% duplicate the previous pattern.
+            if i == 0 || !rng.random_ratio(1, 200) {
+                kind = pick(rng, &PATTERN_TYPES);
+                let [goal, pre, post] = [(); 3].map(|()| WORDS[rng.random_range(0..WORDS.len())]);
+                let steps = rng.random_range(1..12);
+                data.clear();
+                let _ = write!(data, r#"{{"type":"{kind}","goal":"{goal}","#);
+                let _ = write!(data, r#""steps":{steps},"requires":["{pre}","{post}"],"#);
+                data.push_str(r#""notes":""#);
+                let size = rng.random_range(bytes / 2..=bytes.saturating_mul(3) / 2);
+                data.push_str(slice(rng, filler, size.saturating_sub(data.len() + 2)));
+                data.push_str("\"}");
+            }
+            let (lo, hi) = pick(rng, &TIERS);
+            let mut confidence = round4(rng.random_range(lo..hi));
+            let age = rng.random_range(0..400 * DAY);
+            // 15% never used; the busiest patterns are mostly the ones used in the last hour.
+            let (used_lo, used_hi) = pick(rng, &USAGE);
+            let mut usage = rng.random_range(used_lo..=used_hi);
+            let last_used = if rng.random_bool(0.15) {
+                usage = 0;
+                None
+            } else if rng.random_bool(if usage > 100 { 0.7 } else { 0.05 }) {
+                Some(now - rng.random_range(0..=age.min(HOUR - 1)))
+            } else {
+                Some(now - age + rng.random_range(0..=age))
+            };
+            // About 0.1% break the runbook's consistency check.
+            if rng.random_ratio(1, 1000) {
+                match rng.random_range(0..3) {
+                    0 => confidence = round4(rng.random_range(1.01..1.5)),
+                    1 => confidence = round4(rng.random_range(-0.2..-0.01)),
+                    _ => usage = -rng.random_range(1..=5),
+                }
+            }
+            let (id, created) = (format!("pat-{:06}", i + 1), sqlite_time(now - age));
+            let (last_used, category) = (last_used.map(sqlite_time), pick(rng, &CATEGORIES));
+            let row = params![id, kind, data, confidence, usage, created, last_used, category];
+            insert(tx, insert_pattern, row)?;
+            if rng.random_bool(0.8) {
+                let row = params![id, embedding(rng), EMBEDDING_DIM, created];
+                insert(tx, insert_embedding, row)?;
+                sum.embeddings += 1;
+            }
+            Ok(())
+        })?;
+        sum.orphaned_embeddings = batched(conn, opts.patterns.div_ceil(100), |tx, i| {
+            let id = format!("pat-{:06}", opts.patterns + 1 + i);
+            let created = sqlite_time(now - rng.random_range(200 * DAY..400 * DAY));
+            let row = params![id, embedding(rng), EMBEDDING_DIM, created];
+            insert(tx, insert_embedding, row)
+        })?;
+        sum.embeddings += sum.orphaned_embeddings;
+        Ok(())
+    }
+
+    /// Task trajectories and their verifications over 200 days, so the 90-day retention has work
+    /// to do. Each agent has its own reliability, so per-agent truth scores differ visibly.
+    fn history(&mut self, conn: &mut Connection) -> rusqlite::Result<()> {
+        let Self { rng, opts, sum } = self;
+        let (now, tasks, filler) = (opts.now, opts.patterns / 2, &filler(rng, 200));
+        let insert_trajectory = "INSERT INTO task_trajectories VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+        let insert_verification =
+            "INSERT INTO verification_history VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+        sum.trajectories = batched(conn, tasks, |tx, i| {
+            let outcome = pick(rng, &OUTCOMES);
+            let ms = match outcome {
+                "timeout" => 300_000 + rng.random_range(0..5_000),
+                _ => rng.random_range(5.0f64..11.5).exp() as i64,
+            };
+            let agent = AGENTS[rng.random_range(0..AGENTS.len())];
+            let pattern = rng.random_range(1..=opts.patterns.max(1));
+            let (steps, tokens) = (rng.random_range(1..40), rng.random_range(200..40_000));
+            let mut data = format!(r#"{{"agent":"{agent}","pattern_id":"pat-{pattern:06}","#);
+            let log = slice(rng, filler, 120);
+            let _ = write!(data, r#""steps":{steps},"tokens":{tokens},"log":"{log}"}}"#);
+            let task_type = TASK_TYPES[rng.random_range(0..TASK_TYPES.len())];
+            let id = format!("traj-{:06}", i + 1);
+            let created = sqlite_time(now - rng.random_range(0..200 * DAY));
+            let row = params![id, task_type, data, outcome, ms, created];
+            insert(tx, insert_trajectory, row)
+        })?;
+        sum.verifications = batched(conn, opts.patterns / 2, |tx, i| {
+            let a = rng.random_range(0..AGENTS.len());
+            let miss = rng.random::<f64>().powi(5) * 0.7;
+            let score = round4((0.99 - 0.015 * a as f64 - miss).clamp(0.0, 1.0));
+            let status = match score {
+                s if s >= 0.85 => "passed",
+                s if s >= 0.7 => "warning",
+                _ => "failed",
+            };
+            let failed = ((1.0 - score) * 12.0) as i64;
+            let details = rng.random_bool(0.9).then(|| {
+                let notes = slice(rng, filler, 60);
+                format!(r#"{{"checks":12,"failed_checks":{failed},"notes":"{notes}"}}"#)
+            });
+            let task = format!("traj-{:06}", rng.random_range(1..=tasks.max(1)));
+            let id = format!("ver-{:06}", i + 1);
+            let at = sqlite_time(now - rng.random_range(0..200 * DAY));
+            let row = params![id, AGENTS[a], task, score, status, details, at];
+            insert(tx, insert_verification, row)
+        })?;
+        Ok(())
+    }
+
+    /// Memory entries: 15% permanent (NULL ttl and expires_at), 20% expired, the rest live for
+    /// at least another hour, so a check run a little after `now` counts the same expired ones.
+    fn memory_entries(&mut self, conn: &mut Connection) -> rusqlite::Result<()> {
+        let Self { rng, opts, sum } = self;
+        let (now, filler) = (opts.now, &filler(rng, 200));
+        let sql = "INSERT INTO memory_entries VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+        sum.memory_entries = batched(conn, opts.patterns / 5, |tx, i| {
+            let ttl = TTLS[rng.random_range(0..TTLS.len())];
+            let r = rng.random::<f64>();
+            let (ttl, created, expires) = if r < 0.15 {
+                (None, now - rng.random_range(0..120 * DAY), None)
+            } else if r < 0.35 {
+                sum.expired_entries += 1;
+                let expires = now - rng.random_range(60..30 * DAY);
+                (Some(ttl), expires - ttl, Some(expires))
+            } else {
+                let expires = now + HOUR + rng.random_range(0..=ttl - HOUR);
+                (Some(ttl), expires - ttl, Some(expires))
+            };
+            let (v, text) = (rng.random_range(1..1000), slice(rng, filler, 100));
+            let value = format!(r#"{{"v":{v},"text":"{text}"}}"#);
+            let (namespace, key) = (pick(rng, &NAMESPACES), format!("key-{:06}", i + 1));
+            let (created, expires) = (sqlite_time(created), expires.map(sqlite_time));
+            let row = params![namespace, key, value, ttl, created, expires];
+            insert(tx, sql, row)
+        })?;
+        Ok(())
+    }
+
+    /// 90 days of what the runbooks log (hourly ops/s, 6-hourly cache hit rate, the daily job's
+    /// figures), then the migration history, named the way the runbook names migration files.
+    fn metrics(&mut self, conn: &mut Connection) -> rusqlite::Result<()> {
+        let Self { rng, opts, sum } = self;
+        let start = opts.now - opts.now.rem_euclid(DAY) - 90 * DAY;
+        let n = opts.patterns as f64;
+        let size_mb = n * (opts.pattern_bytes as f64 + 900.0) / 1_048_576.0;
+        let sql =
+            "INSERT INTO metrics_log (metric_name, metric_value, timestamp) VALUES (?1, ?2, ?3)";
+        batched(conn, 90 * 24, |tx, h| {
+            let at = sqlite_time(start + h as i64 * HOUR);
+            let growth = 0.6 + h as f64 / 5400.0;
+            let ops = 180.0 + 40.0 * (h as f64 / 24.0 * std::f64::consts::TAU).sin();
+            let (daily, six_hourly) = (h % 24 == 2, h % 6 == 0);
+            #[rustfmt::skip]
+            let rows = [
+                (true, "neural_operations_per_second", ops + rng.random_range(-15.0..15.0)),
+                (six_hourly, "cache_hit_rate", rng.random_range(0.70..0.92)),
+                (daily, "daily_pattern_count", (n * growth).round()),
+                (daily, "daily_avg_confidence", 0.69 + rng.random_range(-0.02..0.02)),
+                (daily, "daily_db_size_mb", size_mb * growth),
+            ];
+            for (_, name, value) in rows.into_iter().filter(|row| row.0) {
+                insert(tx, sql, params![name, round4(value), at])?;
+                sum.metrics_log += 1;
+            }
+            Ok(())
+        })?;
+        let sql = "INSERT INTO migrations_applied (filename, applied_at) VALUES (?1, ?2)";
+        sum.migrations = batched(conn, MIGRATIONS.len() as u64, |tx, k| {
+            let at = sqlite_time(opts.now - 400 * DAY + 61 * DAY * k as i64 + 7 * HOUR);
+            let stamp: String = at.chars().filter(char::is_ascii_digit).collect();
+            let file = format!("{stamp}_{}.sql", MIGRATIONS[k as usize]);
+            insert(tx, sql, params![file, at])
+        })?;
+        Ok(())
+    }
+}
+
+/// Calls `row` for 0..n, committing every [`BATCH`] rows; returns n.
+fn batched<F>(conn: &mut Connection, n: u64, mut row: F) -> rusqlite::Result<u64>
+where
+    F: FnMut(&Transaction, u64) -> rusqlite::Result<()>,
+{
+    for start in (0..n).step_by(BATCH as usize) {
+        let tx = conn.transaction()?;
+        for i in start..n.min(start + BATCH) {
+            row(&tx, i)?;
+        }
+        tx.commit()?;
+    }
+    Ok(n)
+}
+
+fn insert(tx: &Transaction, sql: &str, row: impl Params) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute(row).map(drop)
+}
+
+/// One of `items`, chosen with probability proportional to its weight.
+fn pick<T: Copy>(rng: &mut StdRng, items: &[(T, u32)]) -> T {
+    let mut r = rng.random_range(0..items.iter().map(|i| i.1).sum::<u32>());
+    for &(item, weight) in items {
+        if r < weight {
+            return item;
+        }
+        r -= weight;
+    }
+    items[items.len() - 1].0
+}
+
+/// An embedding blob: `EMBEDDING_DIM` random little-endian f32s.
+fn embedding(rng: &mut StdRng) -> Vec<u8> {
+    let values = (0..EMBEDDING_DIM).map(|_| rng.random_range(-1.0f32..1.0));
+    values.flat_map(f32::to_le_bytes).collect()
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+/// A pool of random words that rows take slices of: a copy per row, not a draw per word.
+fn filler(rng: &mut StdRng, row_bytes: usize) -> String {
+    let mut pool = String::new();
+    while pool.len() < row_bytes.saturating_mul(2).max(65_536) {
+        pool.push_str(WORDS[rng.random_range(0..WORDS.len())]);
+        pool.push(' ');
+    }
+    pool
+}
+
+/// `len` bytes of `pool` from a random offset (the pool is ASCII, so any offset is a boundary).
+fn slice<'a>(rng: &mut StdRng, pool: &'a str, len: usize) -> &'a str {
+    let len = len.min(pool.len());
+    let at = rng.random_range(0..=pool.len() - len);
+    &pool[at..at + len]
+}
+
+/// Unix seconds as SQLite's `datetime()` text, `YYYY-MM-DD HH:MM:SS` UTC. The date is Howard
+/// Hinnant's `civil_from_days` (proleptic Gregorian, eras of 400 years).
+fn sqlite_time(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(DAY), unix.rem_euclid(DAY));
+    let era = (days + 719_468).div_euclid(146_097);
+    let doe = days + 719_468 - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (hh, mm, ss) = (secs / HOUR, secs / 60 % 60, secs % 60);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(conn: &Connection, sql: &str) -> u64 {
+        conn.query_row(sql, [], |r| r.get::<_, f64>(0)).unwrap() as u64
+    }
+
+    /// Queries from the runbooks (and a few more) that must each find rows in the demo.
+    const MUST_MATCH: [&str; 18] = [
+        "SELECT COUNT(*) FROM patterns WHERE confidence < 0 OR confidence > 1 OR usage_count < 0",
+        "SELECT COUNT(*) FROM patterns WHERE last_used < datetime('now', '-90 days') AND usage_count < 3",
+        "SELECT COUNT(*) FROM patterns WHERE confidence < 0.3 AND last_used IS NULL",
+        "SELECT COUNT(*) FROM patterns WHERE created_at < datetime('now', '-180 days') AND usage_count = 0",
+        "SELECT COUNT(*) FROM (SELECT 1 FROM patterns GROUP BY type, pattern_data HAVING COUNT(*) > 1)",
+        "SELECT COUNT(*) FROM patterns WHERE last_used > datetime('now', '-1 hour')",
+        "SELECT COUNT(*) FROM patterns WHERE usage_count > 100",
+        "SELECT COUNT(*) FROM patterns WHERE usage_count > 10",
+        "SELECT COUNT(*) FROM patterns WHERE usage_count <= 2",
+        "SELECT COUNT(*) FROM patterns WHERE category IS NULL",
+        "SELECT COUNT(*) FROM patterns WHERE category = ''",
+        "SELECT COUNT(*) FROM memory_entries WHERE expires_at IS NULL",
+        "SELECT COUNT(*) FROM task_trajectories WHERE created_at < datetime('now', '-90 days')",
+        "SELECT COUNT(*) FROM task_trajectories WHERE created_at >= datetime('now', '-90 days')",
+        "SELECT COUNT(*) FROM task_trajectories WHERE outcome = 'timeout'",
+        "SELECT COUNT(*) FROM verification_history WHERE timestamp < datetime('now', '-90 days')",
+        "SELECT COUNT(*) FROM verification_history WHERE verification_status = 'failed'",
+        "SELECT COUNT(*) FROM metrics_log WHERE timestamp > datetime('now', '-7 days')",
+    ];
+
+    #[test]
+    fn fills_every_table_as_the_summary_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.db");
+        let sum = generate(&path, &GenerateOptions::default()).unwrap();
+        let wal = std::fs::metadata(dir.path().join("memory.db-wal"));
+        assert!(wal.map_or(true, |m| m.len() == 0), "WAL not checkpointed");
+        let conn = Connection::open(&path).unwrap();
+        let text = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
+        assert_eq!(text("PRAGMA journal_mode"), "wal");
+        assert_eq!(text("PRAGMA integrity_check"), "ok");
+        let indexes = "SELECT COUNT(*) FROM sqlite_schema WHERE name GLOB 'idx_*'";
+        assert_eq!(count(&conn, indexes), 7);
+        #[rustfmt::skip]
+        let tables = [
+            ("patterns", sum.patterns), ("pattern_embeddings", sum.embeddings),
+            ("task_trajectories", sum.trajectories), ("verification_history", sum.verifications),
+            ("memory_entries", sum.memory_entries), ("metrics_log", sum.metrics_log),
+            ("migrations_applied", sum.migrations),
+        ];
+        for (table, n) in tables {
+            assert!(n > 0, "{table} is empty");
+            let rows = count(&conn, &format!("SELECT COUNT(*) FROM {table}"));
+            assert_eq!(rows, n, "{table}");
+        }
+        assert_eq!(
+            [sum.patterns, sum.trajectories, sum.memory_entries],
+            [5000, 2500, 1000]
+        );
+        assert!((2_000..=3_000).contains(&sum.metrics_log), "{sum:?}");
+        // The runbook's own integrity queries find exactly what the summary reports.
+        let expired = "SELECT COUNT(*) FROM memory_entries
+            WHERE expires_at IS NOT NULL AND datetime(expires_at) < datetime('now')";
+        assert!(sum.expired_entries > 0);
+        assert_eq!(count(&conn, expired), sum.expired_entries);
+        let orphans = "SELECT COUNT(*) FROM pattern_embeddings pe
+            LEFT JOIN patterns p ON pe.pattern_id = p.id WHERE p.id IS NULL";
+        assert!(sum.orphaned_embeddings > 0);
+        assert_eq!(count(&conn, orphans), sum.orphaned_embeddings);
+        for sql in MUST_MATCH {
+            assert!(count(&conn, sql) > 0, "no rows for {sql}");
+        }
+        let tiers = "SELECT COUNT(DISTINCT CASE WHEN confidence >= 0.9 THEN 6
+            WHEN confidence >= 0.8 THEN 5 WHEN confidence >= 0.7 THEN 4 WHEN confidence >= 0.6
+            THEN 3 WHEN confidence >= 0.5 THEN 2 ELSE 1 END) FROM patterns";
+        assert_eq!(count(&conn, tiers), 6);
+        let good = "SELECT COUNT(*) FROM patterns WHERE confidence >= 0.7 AND confidence < 0.8";
+        assert!(count(&conn, good) > 1000, "good should be the largest tier");
+        assert!(count(&conn, "SELECT COUNT(DISTINCT type) FROM patterns") >= 8);
+        let hit = "SELECT 100.0 * SUM(usage_count)
+            FILTER (WHERE last_used > datetime('now', '-1 hour')) / SUM(usage_count) FROM patterns";
+        let hit = count(&conn, hit);
+        assert!((20..90).contains(&hit), "cache hit rate {hit}%");
+        let size = count(&conn, "SELECT AVG(length(pattern_data)) FROM patterns");
+        assert!(
+            (180..=220).contains(&size),
+            "pattern_data averages {size} bytes"
+        );
+        let blobs = "SELECT COUNT(*) FROM pattern_embeddings
+            WHERE length(embedding) <> 4 * dimension";
+        assert_eq!(count(&conn, blobs), 0);
+        let migrations = "SELECT COUNT(*) FROM migrations_applied
+            WHERE filename GLOB '[0-9]*_*.sql' AND status = 'success'";
+        assert_eq!(count(&conn, migrations), sum.migrations);
+    }
+
+    #[test]
+    fn refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.db");
+        std::fs::write(&path, b"precious").unwrap();
+        let err = generate(&path, &GenerateOptions::default()).unwrap_err();
+        assert!(matches!(err, GenerateError::Exists(ref p) if p == &path));
+        let message = err.to_string();
+        assert!(
+            message.ends_with("already exists; refusing to overwrite it"),
+            "{message}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn same_options_give_the_same_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = GenerateOptions {
+            patterns: 1500,
+            pattern_bytes: 120,
+            seed: 9,
+            now: 0,
+        };
+        opts.now = 1_760_000_000;
+        let digest = |name: &str, opts: &GenerateOptions| {
+            let path = dir.path().join(name);
+            let sum = generate(&path, opts).unwrap();
+            let conn = Connection::open(&path).unwrap();
+            let sql = "SELECT (SELECT group_concat(id || confidence, ',' ORDER BY id) FROM patterns)
+                || (SELECT group_concat(key || ifnull(expires_at, '-') ORDER BY key) FROM memory_entries)";
+            let text: String = conn.query_row(sql, [], |r| r.get(0)).unwrap();
+            (sum, text)
+        };
+        let first = digest("a.db", &opts);
+        assert_eq!(first, digest("b.db", &opts));
+        opts.seed = 10;
+        assert_ne!(first.1, digest("c.db", &opts).1);
+    }
+
+    #[test]
+    fn times_read_like_sqlite_datetime() {
+        let conn = Connection::open_in_memory().unwrap();
+        // Epoch, 2000-02-29 (start and end), 2024-02-29, 2100-01-01, 2024-12-31 23:59:59, ...
+        #[rustfmt::skip]
+        let times = [0, 951_782_400, 951_868_799, 1_709_164_800, 4_102_444_800, 1_735_689_599,
+            1_760_000_000, -86_401];
+        for t in times {
+            let sql = "SELECT datetime(?1, 'unixepoch')";
+            let want: String = conn.query_row(sql, [t], |r| r.get(0)).unwrap();
+            assert_eq!(sqlite_time(t), want, "{t}");
+        }
+    }
 }

@@ -115,8 +115,8 @@ pub struct AuditEvent {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
     New(i64),
-    /// The key exists: the existing job's id and status.
-    Duplicate(i64, String),
+    /// The key exists: the existing job's id, status and end time.
+    Duplicate(i64, String, Option<f64>),
 }
 
 /// A filter for listing jobs.
@@ -212,12 +212,12 @@ impl StateStore {
             if inserted == 1 {
                 out.push(Recorded::New(tx.last_insert_rowid()));
             } else {
-                let (id, status) = tx.query_row(
-                    "SELECT id, status FROM jobs WHERE key = ?1",
+                let (id, status, finished) = tx.query_row(
+                    "SELECT id, status, finished_at FROM jobs WHERE key = ?1",
                     [&j.key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )?;
-                out.push(Recorded::Duplicate(id, status));
+                out.push(Recorded::Duplicate(id, status, finished));
             }
         }
         for e in events {

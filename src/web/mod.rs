@@ -3,16 +3,21 @@
 //! Handlers only read shared state: `/metrics` encodes the snapshot that the
 //! collectors keep current, so a scrape never waits on SQLite or the disk.
 
+mod api;
+pub mod auth;
+mod hooks;
 mod landing;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use prometheus_client::registry::Registry;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::daemon::Runtime;
 use crate::metrics::OPENMETRICS_CONTENT_TYPE;
@@ -25,11 +30,21 @@ pub struct AppState {
 
 /// The router, separate from any listener so tests can drive it directly.
 pub fn router(state: Arc<AppState>) -> Router {
+    let limits = state.runtime.config().responder.clone();
     Router::new()
         .route("/", get(landing::page))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/hooks/alertmanager", post(hooks::alertmanager))
+        .route("/api/v1/actions", get(api::list))
+        .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/actions/{action}", post(api::run))
+        .layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
         .with_state(state)
 }
 

@@ -43,3 +43,44 @@ fn check_config_prints_every_error_with_its_position() {
         .expect("run");
     assert_eq!(missing.status.code(), Some(1));
 }
+#[test]
+fn demo_creates_a_database_a_token_and_a_valid_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("demo");
+    let out = caretaker()
+        .arg("demo")
+        .arg(format!("--dir={}", demo.display()))
+        .args(["--no-serve", "--patterns=2000"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(demo.join("memory.db")).expect("open");
+    let patterns: i64 = conn
+        .query_row("SELECT COUNT(*) FROM patterns", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(patterns, 2000);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(demo.join("token"))
+        .expect("token")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the token is private");
+    assert!(demo.join("backups").is_dir());
+    let check = caretaker()
+        .arg("check-config")
+        .arg(format!(
+            "--config.file={}",
+            demo.join("caretaker.toml").display()
+        ))
+        .output()
+        .expect("run");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

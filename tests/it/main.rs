@@ -9,3 +9,4 @@ mod figures;
 mod http;
 mod prometheus;
 mod reload;
+mod responder;

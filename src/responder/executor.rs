@@ -1,0 +1,299 @@
+//! Runs one recorded job through every safety check, then the action.
+//!
+//! Order: the job is still queued; its database and action exist; for
+//! automatic jobs (webhook, schedule) the cooldown and breaker allow it; for
+//! mutating actions the database's lock is taken, in this process (jobs wait
+//! their turn) and across processes (a lock file beside the database, so
+//! `caretaker run` and the daemon never overlap). Every outcome is written to
+//! the state database and counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::actions::{registry, ActionContext, ActionError};
+use crate::config::Config;
+use crate::metrics::unix_seconds;
+use crate::responder::metrics::{labels, ResponderMetrics};
+use crate::responder::safety::{self, Limits};
+use crate::responder::state::{AuditEvent, JobRecord, StateStore};
+
+/// How long a job waits for another process's lock on its database.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+pub struct Executor {
+    pub state: Arc<StateStore>,
+    pub metrics: Arc<ResponderMetrics>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The lock file that serialises maintenance of one database across processes.
+pub fn lock_path(database: &Path) -> PathBuf {
+    let mut p = database.as_os_str().to_owned();
+    p.push(".caretaker-lock");
+    PathBuf::from(p)
+}
+
+/// Takes the cross-process lock, waiting up to `wait`.
+fn lock_file(database: &Path, wait: Duration) -> Result<File, ActionError> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path(database))?;
+    let until = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(ActionError::Busy(
+                    "another caretaker process is maintaining this database".into(),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
+}
+
+fn now() -> f64 {
+    unix_seconds(SystemTime::now())
+}
+
+impl Executor {
+    pub fn new(state: Arc<StateStore>, metrics: Arc<ResponderMetrics>) -> Self {
+        Self {
+            state,
+            metrics,
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn database_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(name.to_string()).or_default().clone()
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&StateStore) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Option<T> {
+        let state = self.state.clone();
+        match tokio::task::spawn_blocking(move || f(&state)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "state database error");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "state task failed");
+                None
+            }
+        }
+    }
+
+    async fn skip(&self, job: &JobRecord, reason: &str, detail: String) {
+        tracing::info!(job = job.id, action = %job.action, database = %job.database, reason, detail = %detail, "job skipped");
+        self.metrics
+            .action_skipped
+            .get_or_create(&labels(&[
+                ("action", &job.action),
+                ("database", &job.database),
+                ("reason", reason),
+            ]))
+            .inc();
+        let (id, reason_s) = (job.id, reason.to_string());
+        let event = audit(job, "skipped", Some(reason), Some(detail.clone()));
+        self.blocking(move |s| {
+            s.finish(id, "skipped", Some(&reason_s), None, Some(&detail), now())?;
+            s.audit(&event)
+        })
+        .await;
+    }
+
+    /// Runs job `id` under `config` and returns its final record.
+    pub async fn execute(&self, config: &Config, id: i64) -> Option<JobRecord> {
+        let job = self.blocking(move |s| s.job(id)).await.flatten()?;
+        if job.status != "queued" {
+            return Some(job);
+        }
+        let Some(db) = config.database(&job.database).cloned() else {
+            self.skip(
+                &job,
+                "unknown_database",
+                format!("database {:?} is not configured", job.database),
+            )
+            .await;
+            return self.blocking(move |s| s.job(id)).await.flatten();
+        };
+        let job_labels: BTreeMap<String, String> = job
+            .labels
+            .as_deref()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        let Some(action) = registry::build(&job.action, config, &job_labels) else {
+            self.skip(
+                &job,
+                "unknown_action",
+                format!("action {:?} is not available", job.action),
+            )
+            .await;
+            return self.blocking(move |s| s.job(id)).await.flatten();
+        };
+        let r = &config.responder;
+        let automatic = matches!(job.source.as_str(), "webhook" | "schedule");
+        let limits = Limits {
+            cooldown: Duration::from_secs_f64(job.cooldown_seconds),
+            max_runs: r.breaker_max_runs,
+            window: r.breaker_window,
+            failures: r.breaker_failures,
+        };
+        let (a, d) = (job.action.clone(), job.database.clone());
+        let attempts = self
+            .blocking(move |s| s.attempts(&a, &d, 100))
+            .await
+            .unwrap_or_default();
+        let breaker = labels(&[("action", &job.action), ("database", &job.database)]);
+        let open = safety::breaker_open_failures(&attempts, &limits);
+        self.metrics
+            .breaker_open
+            .get_or_create(&breaker)
+            .set(i64::from(open));
+        if automatic {
+            if let Some(hold) = safety::check(&attempts, now(), &limits) {
+                self.skip(&job, hold.reason(), format!("{hold:?}")).await;
+                return self.blocking(move |s| s.job(id)).await.flatten();
+            }
+        }
+        let dry_run = r.dry_run || job.dry_run;
+        let mutating = action.mutates() && !dry_run;
+        let in_process = self.database_lock(&db.name);
+        let _turn = if mutating {
+            Some(in_process.lock().await)
+        } else {
+            None
+        };
+
+        let started = Instant::now();
+        self.blocking(move |s| s.mark_running(id, now())).await?;
+        let deadline = started + r.action_timeout;
+        let result = tokio::task::spawn_blocking(move || {
+            let _file_lock = if mutating {
+                Some(lock_file(&db.path, LOCK_WAIT)?)
+            } else {
+                None
+            };
+            let ctx = ActionContext {
+                database: &db,
+                dry_run,
+                deadline,
+                now: SystemTime::now(),
+            };
+            action.run(&ctx)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ActionError::Failed(format!("action panicked: {e}"))));
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics
+            .action_duration
+            .get_or_create(&labels(&[("action", &job.action)]))
+            .observe(seconds);
+        let (status, reason, outcome, error) = match result {
+            Ok(outcome) => ("succeeded", None, serde_json::to_value(&outcome).ok(), None),
+            Err(ActionError::NotConfigured(m)) => ("skipped", Some("disabled"), None, Some(m)),
+            Err(ActionError::Refused(m)) => ("skipped", Some("refused"), None, Some(m)),
+            Err(e) => ("failed", None, None, Some(e.to_string())),
+        };
+        match (status, reason) {
+            ("skipped", Some(reason)) => {
+                self.metrics
+                    .action_skipped
+                    .get_or_create(&labels(&[
+                        ("action", &job.action),
+                        ("database", &job.database),
+                        ("reason", reason),
+                    ]))
+                    .inc();
+            }
+            _ => {
+                let result = if status == "succeeded" {
+                    "success"
+                } else {
+                    "failure"
+                };
+                self.metrics
+                    .action_runs
+                    .get_or_create(&labels(&[
+                        ("action", &job.action),
+                        ("database", &job.database),
+                        ("result", result),
+                    ]))
+                    .inc();
+                if status == "succeeded" && !dry_run {
+                    self.metrics
+                        .action_last_success
+                        .get_or_create(&breaker)
+                        .set(now());
+                }
+            }
+        }
+        match &error {
+            Some(e) if status == "failed" => {
+                tracing::warn!(job = id, action = %job.action, database = %job.database, error = %e, "action failed")
+            }
+            _ => {
+                tracing::info!(job = id, action = %job.action, database = %job.database, status, seconds, "action finished")
+            }
+        }
+        let event = audit(
+            &job,
+            if status == "skipped" {
+                "skipped"
+            } else {
+                "ran"
+            },
+            reason.or(Some(status)),
+            error.clone().or_else(|| {
+                outcome
+                    .as_ref()
+                    .and_then(|o| o.get("summary"))
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string)
+            }),
+        );
+        let reason = reason.map(str::to_string);
+        self.blocking(move |s| {
+            s.finish(
+                id,
+                status,
+                reason.as_deref(),
+                outcome.as_ref(),
+                error.as_deref(),
+                now(),
+            )?;
+            s.audit(&event)?;
+            s.job(id)
+        })
+        .await
+        .flatten()
+    }
+}
+
+fn audit(job: &JobRecord, event: &str, reason: Option<&str>, detail: Option<String>) -> AuditEvent {
+    AuditEvent {
+        at: now(),
+        event: event.to_string(),
+        alertname: job.alertname.clone(),
+        fingerprint: job.fingerprint.clone(),
+        rule: job.rule.clone(),
+        action: Some(job.action.clone()),
+        database: Some(job.database.clone()),
+        job_id: Some(job.id),
+        reason: reason.map(str::to_string),
+        detail,
+    }
+}

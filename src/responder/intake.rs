@@ -1,0 +1,263 @@
+//! Recording a notification: decisions become jobs and audit events in one
+//! transaction of the state database, before the webhook answers.
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::responder::metrics::{labels, ResponderMetrics};
+use crate::responder::plan::{decide, Alert, Decision, Notification};
+use crate::responder::state::{AuditEvent, NewJob, Recorded, StateStore};
+
+/// What a notification turned into.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct IntakeSummary {
+    /// New jobs to queue.
+    pub accepted: Vec<i64>,
+    pub duplicates: usize,
+    pub unmatched: usize,
+    pub unknown_database: usize,
+    pub resolved: usize,
+}
+
+/// Every decision of a notification, alert by alert.
+pub fn decisions(n: &Notification, config: &Config) -> Vec<(Alert, Vec<Decision>)> {
+    n.alerts
+        .iter()
+        .map(|a| (a.clone(), decide(a, config)))
+        .collect()
+}
+
+/// How many jobs the decisions may create (the queue room to reserve).
+pub fn jobs_needed(planned: &[(Alert, Vec<Decision>)]) -> usize {
+    planned
+        .iter()
+        .flat_map(|(_, d)| d)
+        .filter(|d| matches!(d, Decision::Run { .. }))
+        .count()
+}
+
+fn event(alert: &Alert, kind: &str, now: f64) -> AuditEvent {
+    AuditEvent {
+        at: now,
+        event: kind.to_string(),
+        alertname: alert.alertname().map(str::to_string),
+        fingerprint: Some(alert.fingerprint()),
+        ..Default::default()
+    }
+}
+
+/// The allow-listed labels of an alert, as JSON, for `command` actions.
+fn command_labels(alert: &Alert, action: &str, config: &Config) -> Option<String> {
+    let name = action.strip_prefix("command:")?;
+    let spec = config.commands.iter().find(|c| c.name == name)?;
+    let kept: std::collections::BTreeMap<&String, &String> = alert
+        .labels
+        .iter()
+        .filter(|(k, _)| spec.env_labels.contains(k))
+        .collect();
+    serde_json::to_string(&kept).ok()
+}
+
+/// Records the planned jobs and every decision; duplicates are audited too.
+pub fn record(
+    planned: &[(Alert, Vec<Decision>)],
+    reason: Option<&str>,
+    config: &Config,
+    state: &StateStore,
+    metrics: &ResponderMetrics,
+    now: f64,
+) -> rusqlite::Result<IntakeSummary> {
+    let mut jobs = Vec::new();
+    let mut events = Vec::new();
+    let mut summary = IntakeSummary::default();
+    for (alert, decisions) in planned {
+        let status = if alert.status == "resolved" {
+            "resolved"
+        } else {
+            "firing"
+        };
+        metrics
+            .alerts_received
+            .get_or_create(&labels(&[("status", status)]))
+            .inc();
+        events.push(event(alert, "received", now));
+        for d in decisions {
+            match d {
+                Decision::Run {
+                    rule,
+                    action,
+                    database,
+                    key,
+                    dry_run,
+                    cooldown,
+                    ..
+                } => {
+                    let mut e = event(alert, "matched", now);
+                    (e.rule, e.action, e.database) = (
+                        Some(rule.clone()),
+                        Some(action.clone()),
+                        Some(database.clone()),
+                    );
+                    events.push(e);
+                    jobs.push(NewJob {
+                        key: key.clone(),
+                        source: "webhook",
+                        rule: Some(rule.clone()),
+                        action: action.clone(),
+                        database: database.clone(),
+                        alertname: alert.alertname().map(str::to_string),
+                        fingerprint: Some(alert.fingerprint()),
+                        starts_at: Some(alert.starts_at.clone()),
+                        dry_run: *dry_run,
+                        cooldown: *cooldown,
+                        labels: command_labels(alert, action, config),
+                    });
+                }
+                Decision::Resolved => {
+                    summary.resolved += 1;
+                    let actions =
+                        state.resolve_episode(&alert.fingerprint(), &alert.starts_at, now)?;
+                    let took = match (
+                        humantime::parse_rfc3339_weak(&alert.starts_at),
+                        humantime::parse_rfc3339_weak(&alert.ends_at),
+                    ) {
+                        (Ok(s), Ok(e)) => e.duration_since(s).ok(),
+                        _ => None,
+                    };
+                    for action in &actions {
+                        metrics
+                            .remediation_resolved
+                            .get_or_create(&labels(&[("action", action)]))
+                            .inc();
+                        if let Some(took) = took {
+                            metrics.time_to_resolve.observe(took.as_secs_f64());
+                        }
+                    }
+                    let mut e = event(alert, "resolved", now);
+                    e.detail = Some(format!("closed {} remediation(s)", actions.len()));
+                    events.push(e);
+                }
+                Decision::Unmatched => {
+                    summary.unmatched += 1;
+                    metrics
+                        .alerts_ignored
+                        .get_or_create(&labels(&[("reason", "unmatched")]))
+                        .inc();
+                    let mut e = event(alert, "skipped", now);
+                    e.reason = Some("unmatched".into());
+                    events.push(e);
+                }
+                Decision::UnknownDatabase { rule, database } => {
+                    summary.unknown_database += 1;
+                    metrics
+                        .alerts_ignored
+                        .get_or_create(&labels(&[("reason", "unknown_database")]))
+                        .inc();
+                    let mut e = event(alert, "skipped", now);
+                    (e.rule, e.reason) = (Some(rule.clone()), Some("unknown_database".into()));
+                    e.detail = Some(match database {
+                        Some(_) => "the alert names a database caretaker does not manage".into(),
+                        None => "no database label and several databases configured".into(),
+                    });
+                    events.push(e);
+                }
+            }
+        }
+    }
+    let recorded = state.record(&jobs, &events, now)?;
+    let mut retries = Vec::new();
+    for (job, rec) in jobs.iter().zip(recorded) {
+        match rec {
+            Recorded::New(id) => summary.accepted.push(id),
+            Recorded::Duplicate(id, status, finished) => {
+                summary.duplicates += 1;
+                metrics
+                    .action_skipped
+                    .get_or_create(&labels(&[
+                        ("action", &job.action),
+                        ("database", &job.database),
+                        ("reason", "duplicate"),
+                    ]))
+                    .inc();
+                if status == "succeeded" && is_repeat(reason, finished, now) {
+                    metrics
+                        .remediation_unresolved
+                        .get_or_create(&labels(&[("action", &job.action)]))
+                        .inc();
+                    if planned_retry(planned, &job.key) {
+                        let n = state.count_with_prefix(&job.key)?;
+                        retries.push(NewJob {
+                            key: format!("{}#retry{n}", job.key),
+                            ..job.clone()
+                        });
+                    }
+                }
+                let mut e = AuditEvent {
+                    at: now,
+                    event: "skipped".into(),
+                    alertname: job.alertname.clone(),
+                    fingerprint: job.fingerprint.clone(),
+                    rule: job.rule.clone(),
+                    action: Some(job.action.clone()),
+                    database: Some(job.database.clone()),
+                    job_id: Some(id),
+                    reason: Some("duplicate".into()),
+                    detail: None,
+                };
+                e.detail = Some(format!("job {id} already {status}"));
+                state.audit(&e)?;
+            }
+        }
+    }
+    for rec in state.record(&retries, &[], now)? {
+        if let Recorded::New(id) = rec {
+            summary.accepted.push(id);
+        }
+    }
+    Ok(summary)
+}
+
+/// A notification of an episode already remediated means the condition
+/// persists when Alertmanager says the repeat interval elapsed, or (older
+/// Alertmanagers say nothing) when the remediation ended long enough ago that
+/// this is not a retry or an HA duplicate of the first delivery.
+pub fn is_repeat(reason: Option<&str>, finished: Option<f64>, now: f64) -> bool {
+    match reason {
+        Some(r) => r == "repeat interval elapsed",
+        None => finished.is_some_and(|f| now - f >= REPEAT_AFTER.as_secs_f64()),
+    }
+}
+
+/// How long after a remediation an unexplained repeat counts as "not resolved".
+pub const REPEAT_AFTER: Duration = Duration::from_secs(300);
+
+fn planned_retry(planned: &[(Alert, Vec<Decision>)], key: &str) -> bool {
+    planned
+        .iter()
+        .flat_map(|(_, d)| d)
+        .any(|d| matches!(d, Decision::Run { key: k, retry: true, .. } if k == key))
+}
+
+/// Default cooldown of jobs started by hand (none: a person decided).
+pub const MANUAL_COOLDOWN: Duration = Duration::ZERO;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_real_repeats_count_as_unresolved() {
+        assert!(is_repeat(
+            Some("repeat interval elapsed"),
+            Some(1000.0),
+            1001.0
+        ));
+        assert!(!is_repeat(Some("new alerts added"), Some(0.0), 1e9));
+        assert!(
+            !is_repeat(None, Some(1000.0), 1000.0 + 299.0),
+            "a quick duplicate is a retry or an HA replica"
+        );
+        assert!(is_repeat(None, Some(1000.0), 1000.0 + 300.0));
+        assert!(!is_repeat(None, None, 1e9));
+    }
+}

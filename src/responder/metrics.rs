@@ -1,0 +1,134 @@
+//! The responder's own metrics: requests, alerts, runs, skips, breakers and
+//! remediation outcomes. Registered once; label values are closed sets or
+//! configured names (actions, databases), never alert text.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn duration_buckets() -> Histogram {
+    Histogram::new([
+        0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0,
+    ])
+}
+
+fn resolve_buckets() -> Histogram {
+    Histogram::new([
+        30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+    ])
+}
+
+#[derive(Debug)]
+pub struct ResponderMetrics {
+    pub webhook_requests: Family<Labels, Counter>,
+    pub alerts_received: Family<Labels, Counter>,
+    pub alerts_ignored: Family<Labels, Counter>,
+    pub auth_failures: Family<Labels, Counter>,
+    pub action_runs: Family<Labels, Counter>,
+    pub action_skipped: Family<Labels, Counter>,
+    pub action_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    pub action_last_success: Family<Labels, Gauge<f64, AtomicU64>>,
+    pub breaker_open: Family<Labels, Gauge>,
+    pub queue_depth: Gauge,
+    pub remediation_resolved: Family<Labels, Counter>,
+    pub remediation_unresolved: Family<Labels, Counter>,
+    pub time_to_resolve: Histogram,
+}
+
+impl ResponderMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            webhook_requests: Family::default(),
+            alerts_received: Family::default(),
+            alerts_ignored: Family::default(),
+            auth_failures: Family::default(),
+            action_runs: Family::default(),
+            action_skipped: Family::default(),
+            action_duration: Family::new_with_constructor(duration_buckets),
+            action_last_success: Family::default(),
+            breaker_open: Family::default(),
+            queue_depth: Gauge::default(),
+            remediation_resolved: Family::default(),
+            remediation_unresolved: Family::default(),
+            time_to_resolve: resolve_buckets(),
+        };
+        let r = registry;
+        r.register(
+            "caretaker_webhook_requests",
+            "Alertmanager webhook requests by HTTP status code",
+            m.webhook_requests.clone(),
+        );
+        r.register(
+            "caretaker_alerts_received",
+            "Alerts received by status (firing or resolved)",
+            m.alerts_received.clone(),
+        );
+        r.register(
+            "caretaker_alerts_ignored",
+            "Alerts acknowledged without action, by reason (unmatched, unknown_database)",
+            m.alerts_ignored.clone(),
+        );
+        r.register(
+            "caretaker_auth_failures",
+            "Refused requests to token-protected endpoints, by reason",
+            m.auth_failures.clone(),
+        );
+        r.register(
+            "caretaker_action_runs",
+            "Action runs by action, database and result (success or failure)",
+            m.action_runs.clone(),
+        );
+        r.register(
+            "caretaker_action_skipped",
+            "Jobs not run, by action, database and reason",
+            m.action_skipped.clone(),
+        );
+        r.register(
+            "caretaker_action_duration_seconds",
+            "How long actions ran",
+            m.action_duration.clone(),
+        );
+        r.register(
+            "caretaker_action_last_success_timestamp_seconds",
+            "When an action last succeeded on a database",
+            m.action_last_success.clone(),
+        );
+        r.register(
+            "caretaker_action_breaker_open",
+            "1 while the circuit breaker of an action on a database is open",
+            m.breaker_open.clone(),
+        );
+        r.register(
+            "caretaker_action_queue_depth",
+            "Jobs accepted and waiting for a worker",
+            m.queue_depth.clone(),
+        );
+        r.register(
+            "caretaker_remediation_resolved",
+            "Remediated alert episodes that then resolved, by action",
+            m.remediation_resolved.clone(),
+        );
+        r.register(
+            "caretaker_remediation_unresolved",
+            "Repeats of alert episodes that an action had already remediated, by action",
+            m.remediation_unresolved.clone(),
+        );
+        r.register(
+            "caretaker_remediation_time_to_resolve_seconds",
+            "From an alert firing to its resolution, for remediated episodes",
+            m.time_to_resolve.clone(),
+        );
+        m
+    }
+}
+
+/// Shorthand for label vectors.
+pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}

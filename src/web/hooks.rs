@@ -1,0 +1,153 @@
+//! `POST /hooks/alertmanager`: Alertmanager's webhook receiver.
+//!
+//! Authenticate, parse leniently, reserve queue room, record every decision
+//! durably, queue the new jobs, answer 202. Only a failure to record answers
+//! 5xx, so Alertmanager retries exactly when it should; bad input is a 4xx.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::auth;
+use super::AppState;
+use crate::metrics::unix_seconds;
+use crate::responder::intake;
+use crate::responder::metrics::labels;
+use crate::responder::plan::Notification;
+
+fn counted(state: &AppState, code: StatusCode, body: impl IntoResponse) -> Response {
+    let metrics = &state.runtime.responder().executor.metrics;
+    metrics
+        .webhook_requests
+        .get_or_create(&labels(&[("code", code.as_str())]))
+        .inc();
+    (code, body).into_response()
+}
+
+/// Checks the token and counts refusals; shared by every protected route.
+/// Returns the refusal response, or None when the request may proceed.
+pub fn refusal(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
+    let responder = state.runtime.responder();
+    let token = responder.token();
+    let refusal = auth::check(token.as_ref(), headers, uri).err()?;
+    responder
+        .executor
+        .metrics
+        .auth_failures
+        .get_or_create(&labels(&[("reason", refusal.reason())]))
+        .inc();
+    tracing::warn!(
+        path = uri.path(),
+        reason = refusal.reason(),
+        "request refused"
+    );
+    Some((refusal.status(), refusal.message()).into_response())
+}
+
+pub async fn alertmanager(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refusal(&state, &headers, &uri) {
+        let code = refused.status();
+        return counted(&state, code, refused);
+    }
+    let parsed = serde_json::from_slice::<serde_json::Value>(&body).and_then(|v| {
+        if v.is_object() {
+            serde_json::from_value::<Notification>(v)
+        } else {
+            Err(serde::de::Error::custom("expected a JSON object"))
+        }
+    });
+    let notification: Notification = match parsed {
+        Ok(n) => n,
+        Err(e) => {
+            return counted(
+                &state,
+                StatusCode::BAD_REQUEST,
+                format!("invalid Alertmanager payload: {e}\n"),
+            );
+        }
+    };
+    let config = state.runtime.config();
+    let planned = intake::decisions(&notification, &config);
+    let responder = state.runtime.responder();
+    let Some(mut room) = responder.queue.reserve(intake::jobs_needed(&planned)) else {
+        let metrics = &responder.executor.metrics;
+        metrics
+            .action_skipped
+            .get_or_create(&labels(&[
+                ("action", ""),
+                ("database", ""),
+                ("reason", "queue_full"),
+            ]))
+            .inc();
+        tracing::warn!(
+            alerts = notification.alerts.len(),
+            "job queue full; asking Alertmanager to retry"
+        );
+        return counted(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "job queue is full; retry later\n",
+        );
+    };
+    let (executor, reason) = (
+        responder.executor.clone(),
+        notification.notification_reason.clone(),
+    );
+    let recorded = tokio::task::spawn_blocking(move || {
+        let now = unix_seconds(std::time::SystemTime::now());
+        intake::record(
+            &planned,
+            reason.as_deref(),
+            &config,
+            &executor.state,
+            &executor.metrics,
+            now,
+        )
+    })
+    .await;
+    let summary = match recorded {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "could not record the notification");
+            return counted(
+                &state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not record the notification\n",
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording task failed");
+            return counted(
+                &state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not record the notification\n",
+            );
+        }
+    };
+    for id in &summary.accepted {
+        if !room.send(*id) {
+            tracing::error!(
+                job = id,
+                "no reserved room for a recorded job; it runs after the next restart"
+            );
+        }
+    }
+    let body = Json(json!({
+        "accepted": summary.accepted.len(),
+        "duplicates": summary.duplicates,
+        "unmatched": summary.unmatched,
+        "unknown_database": summary.unknown_database,
+        "resolved": summary.resolved,
+    }));
+    counted(&state, StatusCode::ACCEPTED, body)
+}
