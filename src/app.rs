@@ -15,6 +15,25 @@ use crate::demo;
 pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config_file } => Ok(check_config(&config_file)),
+        Command::Run {
+            action,
+            config_file,
+            database,
+            dry_run,
+        } => {
+            let config = Config::load(&config_file)?;
+            block_on(crate::responder::manual::run(&config, &action, database.as_deref(), dry_run))
+        }
+        Command::History {
+            config_file,
+            limit,
+            action,
+            database,
+        } => {
+            let config = Config::load(&config_file)?;
+            crate::responder::manual::history(&config, limit, action, database)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve {
             config_file,
             listen_address,
@@ -61,6 +80,14 @@ fn check_config(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
 }
 
 fn serve(config: Config, listen_override: Option<SocketAddr>) -> anyhow::Result<ExitCode> {

@@ -59,6 +59,31 @@ pub enum Command {
         #[arg(long)]
         no_serve: bool,
     },
+    /// Run one action now, through the same locks, breaker and audit as the daemon.
+    Run {
+        /// backup, verify_backups, backup_retention, purge_expired, prune_patterns, vacuum, analyze,
+        /// optimize, wal_checkpoint, integrity_check, cleanup_files or command:<name>.
+        action: String,
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        /// The database; optional when only one is configured.
+        #[arg(long)]
+        database: Option<String>,
+        /// Report what would be done, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show the latest jobs from caretaker's state database.
+    History {
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        database: Option<String>,
+    },
     /// Check a configuration file: exit 0, or print each error and exit 1.
     CheckConfig {
         #[arg(long = "config.file")]

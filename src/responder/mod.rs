@@ -8,6 +8,7 @@
 
 pub mod executor;
 pub mod intake;
+pub mod manual;
 pub mod matcher;
 pub mod metrics;
 pub mod plan;
