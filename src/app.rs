@@ -22,7 +22,12 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             dry_run,
         } => {
             let config = Config::load(&config_file)?;
-            block_on(crate::responder::manual::run(&config, &action, database.as_deref(), dry_run))
+            block_on(crate::responder::manual::run(
+                &config,
+                &action,
+                database.as_deref(),
+                dry_run,
+            ))
         }
         Command::History {
             config_file,
@@ -58,6 +63,13 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let config = Config::load(&config_file)?;
+            let listen = listen_address.unwrap_or(config.web.listen_address);
+            println!(
+                "caretaker demo in {}: open http://{listen}/ (metrics at /metrics)",
+                dir.display()
+            );
+            println!("Fire a sample alert and watch it become a purge_expired job (curl .../api/v1/actions):");
+            println!("{}", demo::sample_alert_command(&dir, &listen.to_string()));
             serve(config, listen_address)
         }
     }

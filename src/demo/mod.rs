@@ -63,11 +63,54 @@ path = "memory.db"
 [database.backup]
 dir = "backups"
 retention = "30d"
+# The demo may prune and vacuum its own database; both are off by default.
+[database.prune]
+enabled = true
+[database.vacuum]
+enabled = true
+
+[[rule]]
+name = "purge-expired"
+matchers = ['alertname="CaretakerExpiredEntriesHigh"']
+actions = ["purge_expired"]
+cooldown = "10m"
+
+[[rule]]
+name = "backup"
+matchers = ['alertname=~"CaretakerBackup(TooOld|Missing|VerificationFailed)"']
+actions = ["backup"]
+cooldown = "1h"
+
+[[rule]]
+name = "checkpoint"
+matchers = ['alertname="CaretakerWalLarge"']
+actions = ["wal_checkpoint"]
+
+[[rule]]
+name = "integrity"
+matchers = ['alertname="CaretakerIntegrityCheckStale"']
+actions = ["integrity_check"]
+
+[[rule]]
+name = "prune"
+matchers = ['alertname=~"CaretakerPruneCandidatesHigh|CaretakerOrphanedEmbeddings"']
+actions = ["prune_patterns"]
+cooldown = "1d"
 "#
         );
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     }
     Ok(config)
+}
+
+/// What to paste to see an alert become an action.
+pub fn sample_alert_command(dir: &Path, listen: &str) -> String {
+    let token = std::fs::read_to_string(dir.join("token")).unwrap_or_default();
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    format!(
+        "curl -sS -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n  --data '{{\"version\":\"4\",\"status\":\"firing\",\"alerts\":[{{\"status\":\"firing\",\"labels\":{{\"alertname\":\"CaretakerExpiredEntriesHigh\",\"database\":\"memory\",\"severity\":\"warning\"}},\"startsAt\":\"{now}\"}}]}}' \\\n  http://{listen}/hooks/alertmanager",
+        token = token.trim()
+    )
 }
 
 /// Writes a file readable by its owner only.

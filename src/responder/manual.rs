@@ -18,20 +18,31 @@ use crate::responder::metrics::ResponderMetrics;
 use crate::responder::state::{JobFilter, NewJob, Recorded, StateStore};
 
 fn open_state(config: &Config) -> anyhow::Result<StateStore> {
-    let (store, _) = StateStore::open(&config.responder.state_path, unix_seconds(SystemTime::now()))
-        .with_context(|| format!("opening {}", config.responder.state_path.display()))?;
+    let (store, _) = StateStore::open(
+        &config.responder.state_path,
+        unix_seconds(SystemTime::now()),
+    )
+    .with_context(|| format!("opening {}", config.responder.state_path.display()))?;
     Ok(store)
 }
 
 /// Runs `action` once and prints its outcome. Exit 0 on success, 1 on
 /// failure, 2 when a safety check skipped it.
-pub async fn run(config: &Config, action: &str, database: Option<&str>, dry_run: bool) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config: &Config,
+    action: &str,
+    database: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
     let known = match action.strip_prefix("command:") {
         Some(name) => config.commands.iter().any(|c| c.name == name),
         None => ACTIONS.contains(&action) && action != "command",
     };
     if !known {
-        bail!("unknown action {action:?}; known: {}, or command:<name>", ACTIONS[..11].join(", "));
+        bail!(
+            "unknown action {action:?}; known: {}, or command:<name>",
+            ACTIONS[..11].join(", ")
+        );
     }
     let database = match database {
         Some(name) if config.database(name).is_some() => name.to_string(),
@@ -68,7 +79,12 @@ pub async fn run(config: &Config, action: &str, database: Option<&str>, dry_run:
 }
 
 /// Prints the latest jobs, newest first.
-pub fn history(config: &Config, limit: usize, action: Option<String>, database: Option<String>) -> anyhow::Result<()> {
+pub fn history(
+    config: &Config,
+    limit: usize,
+    action: Option<String>,
+    database: Option<String>,
+) -> anyhow::Result<()> {
     let store = open_state(config)?;
     let jobs = store.jobs(&JobFilter {
         action,
@@ -76,14 +92,23 @@ pub fn history(config: &Config, limit: usize, action: Option<String>, database: 
         status: None,
         limit,
     })?;
-    println!("{:>6}  {:<20}  {:<8}  {:<16}  {:<10}  {:<11}  {:<10}  detail", "job", "time", "source", "action", "database", "status", "reason");
+    println!(
+        "{:>6}  {:<20}  {:<8}  {:<16}  {:<10}  {:<11}  {:<10}  detail",
+        "job", "time", "source", "action", "database", "status", "reason"
+    );
     for j in jobs {
         let at = j.started_at.unwrap_or(j.created_at);
-        let time = humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(at.max(0.0)));
+        let time = humantime::format_rfc3339_seconds(
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(at.max(0.0)),
+        );
         let detail = j
             .error
             .clone()
-            .or_else(|| j.outcome.as_ref().and_then(|o| o["summary"].as_str().map(str::to_string)))
+            .or_else(|| {
+                j.outcome
+                    .as_ref()
+                    .and_then(|o| o["summary"].as_str().map(str::to_string))
+            })
             .unwrap_or_default();
         println!(
             "{:>6}  {:<20}  {:<8}  {:<16}  {:<10}  {:<11}  {:<10}  {}",

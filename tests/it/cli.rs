@@ -93,34 +93,79 @@ fn run_and_history_share_the_daemons_safety_and_audit() {
     conn.execute_batch("PRAGMA journal_mode=WAL;").expect("wal");
     drop(conn);
     let config = dir.path().join("caretaker.toml");
-    std::fs::write(&config, "[[database]]\nname = \"memory\"\npath = \"memory.db\"\n").expect("config");
+    std::fs::write(
+        &config,
+        "[[database]]\nname = \"memory\"\npath = \"memory.db\"\n",
+    )
+    .expect("config");
     let cfg = format!("--config.file={}", config.display());
 
-    let out = caretaker().args(["run", "analyze"]).arg(&cfg).output().expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = caretaker()
+        .args(["run", "analyze"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["source"], "cli");
 
-    let out = caretaker().args(["run", "vacuum"]).arg(&cfg).output().expect("run");
-    assert_eq!(out.status.code(), Some(2), "vacuum is disabled until configured");
+    let out = caretaker()
+        .args(["run", "vacuum"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "vacuum is disabled until configured"
+    );
 
     // Another process holds the database's maintenance lock: the run waits, then fails clearly.
-    let lock = std::fs::File::create(caretaker::responder::executor::lock_path(&db)).expect("lock file");
+    let lock =
+        std::fs::File::create(caretaker::responder::executor::lock_path(&db)).expect("lock file");
     lock.lock().expect("lock");
-    let out = caretaker().args(["run", "optimize"]).arg(&cfg).output().expect("run");
+    let out = caretaker()
+        .args(["run", "optimize"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert!(job["error"].as_str().is_some_and(|e| e.contains("another caretaker process")), "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("another caretaker process")),
+        "{job}"
+    );
     drop(lock);
 
-    let out = caretaker().arg("history").arg(&cfg).output().expect("history");
+    let out = caretaker()
+        .arg("history")
+        .arg(&cfg)
+        .output()
+        .expect("history");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for expected in ["analyze", "succeeded", "vacuum", "disabled", "optimize", "failed"] {
+    for expected in [
+        "analyze",
+        "succeeded",
+        "vacuum",
+        "disabled",
+        "optimize",
+        "failed",
+    ] {
         assert!(text.contains(expected), "history lacks {expected}: {text}");
     }
-    let out = caretaker().args(["run", "rm_rf"]).arg(&cfg).output().expect("run");
+    let out = caretaker()
+        .args(["run", "rm_rf"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown action"));
 }

@@ -5,6 +5,7 @@ mod alertmanager;
 mod backups;
 mod cli;
 mod common;
+mod dashboards;
 mod failures;
 mod figures;
 mod http;

@@ -1,0 +1,211 @@
+//! The shipped rules and dashboards against the real thing: caretaker on a
+//! realistic database, scraped every second by Debian's Prometheus loaded with
+//! `alerts/` (`for:` shortened, expressions unchanged). Every dashboard query
+//! and variable must parse and return data, and every metric name the rules
+//! and dashboards use must exist in caretaker's output.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::common::Caretaker;
+use crate::prometheus::{api, poll, start_prometheus};
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every PromQL expression of a dashboard: panel targets and variable queries.
+fn expressions(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                match (k.as_str(), child) {
+                    ("expr", Value::String(s)) if !s.is_empty() => out.push(s.clone()),
+                    ("query", Value::String(s)) if s.contains("caretaker") => out.push(s.clone()),
+                    _ => expressions(child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| expressions(i, out)),
+        _ => {}
+    }
+}
+
+/// Grafana's variables replaced by real values; `label_values(expr, label)` becomes `expr`.
+fn substitute(expr: &str, instance: &str) -> String {
+    let e = expr
+        .replace("$database", "memory")
+        .replace("${database}", "memory")
+        .replace("$instance", instance)
+        .replace("${instance}", instance)
+        .replace("$__rate_interval", "1m")
+        .replace("$__interval", "15s")
+        .replace("$__range", "1h");
+    match e.strip_prefix("label_values(") {
+        Some(rest) => rest
+            .rsplit_once(',')
+            .map_or(e.clone(), |(inner, _)| inner.trim().to_string()),
+        None => e,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_and_rules_work_on_live_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("memory.db");
+    let opts = caretaker::demo::generate::GenerateOptions {
+        patterns: 3000,
+        ..Default::default()
+    };
+    caretaker::demo::generate::generate(&db, &opts).expect("generate");
+    let backups = dir.path().join("backups");
+    std::fs::create_dir(&backups).expect("mkdir");
+    let bytes = std::fs::read(&db).expect("read");
+    std::fs::write(backups.join("memory-1.db"), &bytes).expect("backup");
+    let sum = format!("{:x}  memory-1.db\n", Sha256::digest(&bytes));
+    std::fs::write(backups.join("memory-1.db.sha256"), sum).expect("sidecar");
+    let config = "[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n";
+    let ct = Caretaker::start(dir, config).await;
+    let instance = ct.base.trim_start_matches("http://").to_string();
+
+    let prom_dir = tempfile::tempdir().expect("tempdir");
+    let mut rule_files = Vec::new();
+    let for_clause = Regex::new(r"(?m)^(\s+)for: .*$").expect("regex");
+    for entry in std::fs::read_dir(repo().join("alerts")).expect("alerts/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yml") {
+            let text = std::fs::read_to_string(&path).expect("rules");
+            let copy = prom_dir.path().join(path.file_name().expect("name"));
+            std::fs::write(&copy, for_clause.replace_all(&text, "${1}for: 0s").as_ref())
+                .expect("copy");
+            rule_files.push(format!("  - {}\n", copy.display()));
+        }
+    }
+    assert!(!rule_files.is_empty(), "alerts/ holds rules");
+    let prom = start_prometheus(
+        prom_dir.path(),
+        &format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n{}scrape_configs:\n  - job_name: caretaker\n    static_configs:\n      - targets: ['{instance}']\n",
+            rule_files.concat()
+        ),
+    );
+    let client = reqwest::Client::new();
+    poll(
+        "the rules to load and evaluate",
+        Duration::from_secs(60),
+        || async {
+            let data = api(&client, &prom.base, "/api/v1/rules").await?;
+            let groups = data["groups"].as_array()?;
+            let evaluated = groups.iter().all(|g| {
+                g["lastEvaluation"]
+                    .as_str()
+                    .is_some_and(|t| !t.starts_with("0001"))
+            });
+            (!groups.is_empty() && evaluated).then_some(())
+        },
+    )
+    .await;
+
+    let mut queries = Vec::new();
+    for entry in std::fs::read_dir(repo().join("dashboards")).expect("dashboards/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let json: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+            let mut exprs = Vec::new();
+            expressions(&json, &mut exprs);
+            assert!(!exprs.is_empty(), "{} has queries", path.display());
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            queries.extend(
+                exprs
+                    .into_iter()
+                    .map(|e| (name.clone(), substitute(&e, &instance))),
+            );
+        }
+    }
+    // Counters and trends need a few samples: retry until each query has data or time is up.
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut pending: Vec<(String, String)> = queries.clone();
+    let mut last_errors = Vec::new();
+    while !pending.is_empty() && Instant::now() < deadline {
+        last_errors.clear();
+        let mut still = Vec::new();
+        for (file, q) in pending {
+            let url = format!("{}/api/v1/query", prom.base);
+            let body: Value = client
+                .get(&url)
+                .query(&[("query", &q)])
+                .send()
+                .await
+                .expect("query")
+                .json()
+                .await
+                .expect("json");
+            if body["status"] != "success" {
+                panic!("{file}: Prometheus refuses {q:?}: {}", body["error"]);
+            }
+            let empty = body["data"]["result"]
+                .as_array()
+                .is_none_or(|r| r.is_empty())
+                && body["data"]["resultType"] != "scalar";
+            if empty {
+                last_errors.push(format!("{file}: {q}"));
+                still.push((file, q));
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert!(
+        pending.is_empty(),
+        "queries without data:\n{}",
+        last_errors.join("\n")
+    );
+    println!("{} dashboard queries returned data", queries.len());
+
+    // Every metric the rules and dashboards name is one caretaker exposes.
+    let exposed = ct.metrics_text().await;
+    let families: BTreeSet<&str> = exposed
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let name = Regex::new(r"\bcaretaker_[a-z0-9_]+").expect("regex");
+    let mut used = BTreeSet::new();
+    for dir in ["alerts", "dashboards"] {
+        for entry in std::fs::read_dir(repo().join(dir)).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "yml" || e == "json") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                used.extend(name.find_iter(&text).map(|m| m.as_str().to_string()));
+            }
+        }
+    }
+    let missing: Vec<&String> = used
+        .iter()
+        .filter(|n| {
+            let base = ["_total", "_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s))
+                .unwrap_or(n);
+            !families.contains(n.as_str()) && !families.contains(base)
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "used in alerts/ or dashboards/ but not exposed: {missing:?}"
+    );
+    drop(prom);
+    ct.stop().await;
+}
