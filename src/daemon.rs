@@ -25,7 +25,8 @@ use crate::metrics::{unix_seconds, MetricSet, Snapshot, SnapshotCollector, Sourc
 use crate::responder::executor::Executor;
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::queue::{start_workers, JobQueue};
-use crate::responder::state::StateStore;
+use crate::responder::scheduler;
+use crate::responder::state::{NewJob, Recorded, StateStore};
 use crate::responder::Responder;
 use crate::web::{router, AppState};
 
@@ -103,6 +104,18 @@ impl Runtime {
                 async move { rt.run_job(id).await }
             },
         );
+        let rt = runtime.clone();
+        let (cfg, submit) = (runtime.clone(), runtime.clone());
+        tracker.reopen();
+        tracker.spawn(scheduler::run(
+            move || cfg.config(),
+            move |jobs| {
+                let rt = submit.clone();
+                async move { rt.submit(jobs).await }
+            },
+            rt.cancel.clone(),
+        ));
+        tracker.close();
         *runtime.workers.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
         runtime.requeue().await;
         Ok(runtime)
@@ -110,6 +123,30 @@ impl Runtime {
 
     pub fn responder(&self) -> &Responder {
         &self.responder
+    }
+
+    /// Records and queues jobs that need no reply (schedules).
+    async fn submit(&self, jobs: Vec<NewJob>) {
+        let Some(mut room) = self.responder.queue.reserve(jobs.len()) else {
+            tracing::warn!(
+                jobs = jobs.len(),
+                "job queue full; scheduled jobs not recorded"
+            );
+            return;
+        };
+        let store = self.responder.executor.state.clone();
+        let now = unix_seconds(SystemTime::now());
+        match tokio::task::spawn_blocking(move || store.record(&jobs, &[], now)).await {
+            Ok(Ok(recorded)) => {
+                for r in recorded {
+                    if let Recorded::New(id) = r {
+                        room.send(id);
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "could not record scheduled jobs"),
+            Err(e) => tracing::error!(error = %e, "recording task failed"),
+        }
     }
 
     /// Queues the jobs accepted before the last stop that never started.

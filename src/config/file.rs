@@ -11,7 +11,8 @@ use toml::Spanned;
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
 use super::responder::{
-    resolve_commands, resolve_responder, resolve_rules, FileCommand, FileResponder, FileRule,
+    resolve_commands, resolve_responder, resolve_rules, resolve_schedules, FileCommand,
+    FileResponder, FileRule, FileSchedule,
 };
 use super::{
     line_column, BackupConfig, CollectConfig, Config, ConfigError, ConfigErrors, DatabaseConfig,
@@ -35,6 +36,8 @@ struct FileConfig {
     rule: Vec<FileRule>,
     #[serde(default)]
     command: Vec<FileCommand>,
+    #[serde(default)]
+    schedule: Vec<FileSchedule>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,6 +280,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
     let commands = resolve_commands(&raw.command, &mut problems);
     let rules = resolve_rules(&raw.rule, &names, &commands, &mut problems);
+    let schedules = resolve_schedules(&raw.schedule, &names, &commands, &mut problems);
     errors.extend(problems.into_iter().map(|(at, msg)| error_at(at, msg)));
     let responder = resolve_responder(&raw.responder, base);
 
@@ -298,6 +302,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             responder,
             rules,
             commands,
+            schedules,
         }),
         _ => Err(ConfigErrors(errors)),
     }

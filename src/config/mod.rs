@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use file::{Compression, IntegrityMode};
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
-pub use responder::{CommandConfig, ResponderConfig, Rule, ACTIONS};
+pub use responder::{parse_cron, CommandConfig, ResponderConfig, Rule, ScheduleConfig, ACTIONS};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
@@ -35,6 +35,7 @@ pub struct Config {
     pub responder: ResponderConfig,
     pub rules: Vec<Rule>,
     pub commands: Vec<CommandConfig>,
+    pub schedules: Vec<ScheduleConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -191,11 +191,7 @@ pub(super) fn resolve_rules(
             ));
         }
         for action in r.actions.get_ref() {
-            let known = match action.strip_prefix("command:") {
-                Some(name) => commands.iter().any(|c| c.name == name),
-                None => ACTIONS.contains(&action.as_str()) && action != "command",
-            };
-            if !known {
+            if !known_action(action, commands) {
                 problems.push((
                     Some(r.actions.span().start),
                     format!(
@@ -221,6 +217,110 @@ pub(super) fn resolve_rules(
             cooldown: r.cooldown.map_or(Duration::from_secs(600), |h| h.0),
             retry: r.retry,
             dry_run: r.dry_run,
+        });
+    }
+    out
+}
+
+/// Actions on a timetable: the runbooks' cron jobs, through the same engine.
+#[derive(Debug, Clone)]
+pub struct ScheduleConfig {
+    pub name: String,
+    /// The expression as written (5 fields as in crontab, or 6 with seconds), UTC.
+    pub cron: String,
+    pub schedule: cron::Schedule,
+    pub actions: Vec<String>,
+    /// One database, or every configured database when absent.
+    pub database: Option<String>,
+    pub dry_run: bool,
+}
+
+impl PartialEq for ScheduleConfig {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            &self.name,
+            &self.cron,
+            &self.actions,
+            &self.database,
+            self.dry_run,
+        ) == (&o.name, &o.cron, &o.actions, &o.database, o.dry_run)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSchedule {
+    name: Spanned<String>,
+    cron: Spanned<String>,
+    actions: Spanned<Vec<String>>,
+    database: Option<Spanned<String>>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Parses crontab's 5 fields (minute first) or cron's 6-7 (seconds first).
+pub fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
+    use std::str::FromStr;
+    let fields = text.split_whitespace().count();
+    let full = if fields == 5 {
+        format!("0 {text}")
+    } else {
+        text.to_string()
+    };
+    cron::Schedule::from_str(&full).map_err(|e| format!("invalid cron expression {text:?}: {e}"))
+}
+
+fn known_action(action: &str, commands: &[CommandConfig]) -> bool {
+    match action.strip_prefix("command:") {
+        Some(name) => commands.iter().any(|c| c.name == name),
+        None => ACTIONS.contains(&action) && action != "command",
+    }
+}
+
+pub(super) fn resolve_schedules(
+    raw: &[FileSchedule],
+    databases: &[String],
+    commands: &[CommandConfig],
+    problems: &mut Vec<Problem>,
+) -> Vec<ScheduleConfig> {
+    let mut out: Vec<ScheduleConfig> = Vec::new();
+    for s in raw {
+        if out.iter().any(|o| &o.name == s.name.get_ref()) {
+            problems.push((
+                Some(s.name.span().start),
+                format!("schedule name {:?} is used twice", s.name.get_ref()),
+            ));
+        }
+        let schedule = match parse_cron(s.cron.get_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push((Some(s.cron.span().start), e));
+                continue;
+            }
+        };
+        for action in s.actions.get_ref() {
+            if !known_action(action, commands) {
+                problems.push((
+                    Some(s.actions.span().start),
+                    format!("unknown action {action:?}"),
+                ));
+            }
+        }
+        if let Some(db) = &s.database {
+            if !databases.contains(db.get_ref()) {
+                problems.push((
+                    Some(db.span().start),
+                    format!("schedule database {:?} is not configured", db.get_ref()),
+                ));
+            }
+        }
+        out.push(ScheduleConfig {
+            name: s.name.get_ref().clone(),
+            cron: s.cron.get_ref().clone(),
+            schedule,
+            actions: s.actions.get_ref().clone(),
+            database: s.database.as_ref().map(|d| d.get_ref().clone()),
+            dry_run: s.dry_run,
         });
     }
     out

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod plan;
 pub mod queue;
 pub mod safety;
+pub mod scheduler;
 pub mod state;
 
 use std::sync::{Arc, RwLock};

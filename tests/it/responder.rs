@@ -475,3 +475,41 @@ async fn actions_run_by_hand_through_the_api() {
     assert!(events.iter().filter(|e| e["event"] == "ran").count() >= 2);
     ct.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_run_through_the_same_engine() {
+    let dir = wal_database();
+    // Every second (cron with seconds), so the test sees firings quickly.
+    let extra = "[[schedule]]\nname = \"often\"\ncron = \"* * * * * *\"\nactions = [\"analyze\"]\n";
+    let ct = Caretaker::start(dir, &responder_config(extra)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let jobs = loop {
+        let jobs = ct.jobs().await;
+        let done: Vec<&Value> = jobs
+            .iter()
+            .filter(|j| {
+                j["source"] == "schedule" && j["status"] != "queued" && j["status"] != "running"
+            })
+            .collect();
+        if done.len() >= 2 {
+            break jobs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled runs: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let scheduled: Vec<&Value> = jobs.iter().filter(|j| j["source"] == "schedule").collect();
+    assert!(scheduled
+        .iter()
+        .all(|j| j["action"] == "analyze" && j["rule"] == "schedule:often"));
+    assert!(
+        scheduled.iter().any(|j| j["status"] == "succeeded"),
+        "{scheduled:?}"
+    );
+    let keys: std::collections::BTreeSet<&str> =
+        scheduled.iter().filter_map(|j| j["key"].as_str()).collect();
+    assert_eq!(keys.len(), scheduled.len(), "one job per firing");
+    ct.stop().await;
+}
