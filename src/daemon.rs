@@ -25,9 +25,9 @@ use crate::metrics::{unix_seconds, MetricSet, Snapshot, SnapshotCollector, Sourc
 use crate::responder::executor::Executor;
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::queue::{start_workers, JobQueue};
-use crate::responder::scheduler;
 use crate::responder::state::{NewJob, Recorded, StateStore};
 use crate::responder::Responder;
+use crate::responder::{notifier, scheduler};
 use crate::web::{router, AppState};
 
 /// How long shutdown waits for running actions.
@@ -37,6 +37,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct Runtime {
     snapshot: Arc<Snapshot>,
     responder: Responder,
+    /// Client for outcome notifications.
+    http: reqwest::Client,
     workers: std::sync::Mutex<Option<TaskTracker>>,
     config: RwLock<Arc<Config>>,
     readiness: RwLock<Vec<SourceKey>>,
@@ -85,6 +87,7 @@ impl Runtime {
         let runtime = Arc::new(Self {
             snapshot,
             responder,
+            http: reqwest::Client::new(),
             workers: std::sync::Mutex::new(None),
             config: RwLock::new(Arc::new(config.clone())),
             readiness: RwLock::new(Vec::new()),
@@ -182,6 +185,9 @@ impl Runtime {
         };
         if job.status != "succeeded" && job.status != "failed" {
             return;
+        }
+        if let Some(url) = &config.responder.notify_url {
+            notifier::send(self.http.clone(), url.clone(), notifier::message(&job));
         }
         if job.action == "integrity_check" && job.status == "succeeded" {
             let figure = |name: &str| {

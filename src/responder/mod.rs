@@ -11,6 +11,7 @@ pub mod intake;
 pub mod manual;
 pub mod matcher;
 pub mod metrics;
+pub mod notifier;
 pub mod plan;
 pub mod queue;
 pub mod safety;

@@ -513,3 +513,64 @@ async fn schedules_run_through_the_same_engine() {
     assert_eq!(keys.len(), scheduled.len(), "one job per firing");
     ct.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_notification_endpoint_never_delays_actions() {
+    use std::sync::Arc;
+    use tokio::sync::{mpsc, Notify};
+    // A chat endpoint that holds every request until released, then records it.
+    let release = Arc::new(Notify::new());
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let app = {
+        let (release, tx) = (release.clone(), tx.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let (release, tx) = (release.clone(), tx.clone());
+                async move {
+                    release.notified().await;
+                    let _ = tx.send(body);
+                    "ok"
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = wal_database();
+    let ct = Caretaker::start(
+        dir,
+        &responder_config(&format!("[responder]\nnotify_url = \"{hook}\"\n")),
+    )
+    .await;
+    let r = ct
+        .client
+        .post(format!(
+            "{}/api/v1/actions/wal_checkpoint?wait=true",
+            ct.base
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("POST");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body["job"]["status"], "succeeded",
+        "the action finished while the notification was held"
+    );
+    release.notify_one();
+    let text = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("notified")
+        .expect("message");
+    assert!(
+        text.contains("wal_checkpoint on memory succeeded"),
+        "{text}"
+    );
+    ct.stop().await;
+    server.abort();
+}
