@@ -91,3 +91,19 @@ fn line_column_counts_from_one() {
     assert_eq!(line_column("ab\ncd", 0), (1, 1));
     assert_eq!(line_column("ab\ncd", 4), (2, 2));
 }
+
+#[test]
+fn the_readme_configuration_reference_is_valid() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("closed");
+    let cfg = Config::parse(
+        Path::new("/etc/caretaker/caretaker.toml"),
+        &readme[start..end],
+    )
+    .unwrap_or_else(|e| panic!("README's configuration does not parse:\n{e}"));
+    assert_eq!(cfg.rules.len(), 1);
+    assert_eq!(cfg.schedules.len(), 1);
+    assert_eq!(cfg.commands[0].env_labels, vec!["alertname", "severity"]);
+    assert!(cfg.databases[0].vacuum.window.is_some());
+}
