@@ -51,3 +51,86 @@ async fn a_changed_file_is_reloaded_and_an_invalid_one_refused() {
     .await;
     ct.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_binary() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    create_db(&dir.path().join("a.db"));
+    create_db(&dir.path().join("b.db"));
+    let config = dir.path().join("caretaker.toml");
+    let one = format!(
+        "[[database]]\nname = \"a\"\npath = \"{}\"\n",
+        dir.path().join("a.db").display()
+    );
+    std::fs::write(&config, &one).expect("config");
+    // A second name for the same file, in another folder: writing through it
+    // changes the configuration without an event in the watched folder, so
+    // only SIGHUP can make caretaker notice.
+    let other = tempfile::tempdir().expect("tempdir");
+    let alias = other.path().join("alias.toml");
+    std::fs::hard_link(&config, &alias).expect("hard link");
+    let port = crate::prometheus::free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_caretaker"))
+        .arg("serve")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let server = crate::prometheus::Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::new();
+    let metrics = || async {
+        let text = client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        Some(crate::common::parse(&text))
+    };
+    crate::prometheus::poll(
+        "caretaker to serve database a",
+        Duration::from_secs(20),
+        || async {
+            let m = metrics().await?;
+            (value(&m, "caretaker_database_up", &[("database", "a")]) == Some(1.0)).then_some(())
+        },
+    )
+    .await;
+    let two = format!(
+        "{one}[[database]]\nname = \"b\"\npath = \"{}\"\n",
+        dir.path().join("b.db").display()
+    );
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&alias)
+            .expect("open alias");
+        f.write_all(two.as_bytes()).expect("write");
+    }
+    assert_eq!(std::fs::read_to_string(&config).expect("read"), two);
+    let status = Command::new("kill")
+        .arg("-HUP")
+        .arg(server.child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    crate::prometheus::poll(
+        "database b after SIGHUP",
+        Duration::from_secs(20),
+        || async {
+            let m = metrics().await?;
+            (value(&m, "caretaker_database_up", &[("database", "b")]) == Some(1.0)).then_some(())
+        },
+    )
+    .await;
+}
