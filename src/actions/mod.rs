@@ -5,7 +5,9 @@
 //! and reports what it did in figures. Parameters come from configuration,
 //! never from an alert.
 
+pub mod backup;
 pub mod retention;
+pub mod verify_backups;
 
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
