@@ -1,6 +1,7 @@
 //! caretaker's integration tests, in one binary: real SQLite files, real HTTP
 //! on port 0, and the real Prometheus and Chromium where a test needs them.
 
+mod backup_actions;
 mod backups;
 mod cli;
 mod common;
