@@ -84,6 +84,9 @@ impl Action for Backup {
             .figure("bytes_written", written.bytes_written as f64)
             .figure("compression_ratio", ratio)
             .figure("seconds", seconds)
+            .figure("seconds_copy", written.phases.copy)
+            .figure("seconds_check", written.phases.check)
+            .figure("seconds_compress", written.phases.compress)
             .figure("files_removed", files_removed as f64))
     }
 }
@@ -97,6 +100,18 @@ pub struct Written {
     /// Size of the compressed file.
     pub bytes_written: u64,
     pub sha256: String,
+    pub phases: Phases,
+}
+
+/// Seconds spent in each step, for the outcome's figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phases {
+    /// `VACUUM INTO` the raw copy.
+    pub copy: f64,
+    /// `quick_check` or `integrity_check` of the copy.
+    pub check: f64,
+    /// Compressing, hashing and fsyncing.
+    pub compress: f64,
 }
 
 /// Copies, verifies, compresses and publishes one backup named `name` in
@@ -124,13 +139,20 @@ pub fn write_backup(
         let _ = std::fs::remove_file(stale);
     }
 
+    let mut phases = Phases::default();
+    let t = Instant::now();
     copy_database(&db.path, &raw.0, dir, deadline)?;
+    phases.copy = t.elapsed().as_secs_f64();
+    let t = Instant::now();
     check_database_file(&raw.0, cfg.verify, deadline).map_err(|why| {
         ActionError::Failed(format!("the copy of {} is unusable: {why}", db.name))
     })?;
+    phases.check = t.elapsed().as_secs_f64();
     let bytes_copied = std::fs::metadata(&raw.0)?.len();
+    let t = Instant::now();
     let (bytes_written, sha256) = compress(&raw.0, &packed.0, cfg, deadline)
         .map_err(|e| io_failure(e, dir, "compressing"))?;
+    phases.compress = t.elapsed().as_secs_f64();
 
     // The data file first: until the sidecar exists it is "unverified".
     std::fs::rename(&packed.0, &final_path)?;
@@ -151,6 +173,7 @@ pub fn write_backup(
         bytes_copied,
         bytes_written,
         sha256,
+        phases,
     })
 }
 
