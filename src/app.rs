@@ -29,6 +29,38 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
                 dry_run,
             ))
         }
+        Command::Restore {
+            config_file,
+            database,
+            backup,
+            before,
+            force,
+        } => {
+            let config = Config::load(&config_file)?;
+            crate::maintenance_cli::restore_command(
+                &config,
+                database.as_deref(),
+                backup,
+                before.as_deref(),
+                force,
+            )
+        }
+        Command::Backups {
+            command,
+            config_file,
+            database,
+        } => {
+            let config = Config::load(&config_file)?;
+            crate::maintenance_cli::backups_command(&config, command, database.as_deref())
+        }
+        Command::RestoreArchive {
+            config_file,
+            database,
+            file,
+        } => {
+            let config = Config::load(&config_file)?;
+            crate::maintenance_cli::restore_archive_command(&config, database.as_deref(), &file)
+        }
         Command::History {
             config_file,
             limit,
@@ -59,10 +91,11 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
                 listen_address,
             };
             let config_file = demo::prepare(&dir, &options)?;
+            let config = Config::load(&config_file)?;
+            demo::first_backup(&config)?;
             if no_serve {
                 return Ok(ExitCode::SUCCESS);
             }
-            let config = Config::load(&config_file)?;
             let listen = listen_address.unwrap_or(config.web.listen_address);
             println!(
                 "caretaker demo in {}: open http://{listen}/ (metrics at /metrics)",

@@ -33,6 +33,14 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BackupsCommand {
+    /// Every backup with its time, size and checksum state.
+    List,
+    /// Checksum, decompress, open and check every backup.
+    Verify,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve metrics for the databases of a configuration file.
@@ -83,6 +91,41 @@ pub enum Command {
         action: Option<String>,
         #[arg(long)]
         database: Option<String>,
+    },
+    /// Bring back a backup: checksum and integrity checked first, the current
+    /// file kept as `.before-restore`, the old one put back if the result fails.
+    Restore {
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
+        /// A backup file to restore instead of the newest that verifies.
+        #[arg(long, conflicts_with = "before")]
+        backup: Option<PathBuf>,
+        /// The newest backup taken before this time (RFC 3339, e.g. 2026-11-01T12:00:00Z).
+        #[arg(long)]
+        before: Option<String>,
+        /// Restore even while other processes have the database open.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List or verify a database's backups.
+    Backups {
+        #[arg(value_enum)]
+        command: BackupsCommand,
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// Load an archive written by prune_patterns or purge_expired back into its database.
+    RestoreArchive {
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
+        /// The archive file (`*.jsonl.zst`).
+        file: PathBuf,
     },
     /// Check a configuration file: exit 0, or print each error and exit 1.
     CheckConfig {

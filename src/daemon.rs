@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actions::backup::remove_stale_temporaries;
 use crate::collector::integrity::{report_metrics, IntegrityReport};
 use crate::collector::runner::{jobs_for, Collection};
 use crate::config::Config;
@@ -70,6 +71,20 @@ impl Runtime {
                 jobs = interrupted,
                 "jobs were running when caretaker last stopped; marked interrupted"
             );
+        }
+        // A backup interrupted by a crash leaves hidden temporary files: never a backup, but space.
+        for backup in config.databases.iter().filter_map(|d| d.backup.as_ref()) {
+            let dir = backup.dir.clone();
+            match tokio::task::spawn_blocking(move || remove_stale_temporaries(&dir)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    tracing::warn!(files = n, dir = %backup.dir.display(), "removed temporary files of an interrupted backup")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, dir = %backup.dir.display(), "cannot clean the backup folder")
+                }
+                Err(e) => tracing::warn!(error = %e, "cleanup task failed"),
+            }
         }
         let executor = Arc::new(Executor::new(Arc::new(store), metrics.clone()));
         let queue = Arc::new(JobQueue::new(config.responder.queue_size, metrics));

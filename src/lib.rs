@@ -11,6 +11,8 @@
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes.
 //! - [`demo`]: the demo and benchmark database generator.
+//! - [`restore`]: putting a backup back in place of a database (the CLI's
+//!   `restore` and `backups list`); the backup actions live in [`actions`].
 
 pub mod actions;
 pub mod app;
@@ -19,6 +21,8 @@ pub mod collector;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod maintenance_cli;
 pub mod metrics;
 pub mod responder;
+pub mod restore;
 pub mod web;

@@ -83,10 +83,13 @@ pub trait Action: Send + Sync {
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError>;
 }
 
+pub mod backup;
 pub mod cleanup;
 pub mod command;
 pub mod connection;
 pub mod integrity;
 pub mod pragma;
 pub mod registry;
+pub mod retention;
 pub mod vacuum;
+pub mod verify_backups;

@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use super::backup::Backup;
 use super::cleanup::CleanupFiles;
 use super::command::RunCommand;
 use super::integrity::IntegrityCheck;
 use super::pragma::{PragmaAction, Statement};
+use super::retention::BackupRetention;
 use super::vacuum::Vacuum;
+use super::verify_backups::VerifyBackups;
 use super::Action;
 use crate::config::Config;
 
@@ -25,6 +28,9 @@ pub fn build(
         }));
     }
     let action: Box<dyn Action> = match name {
+        "backup" => Box::new(Backup),
+        "verify_backups" => Box::new(VerifyBackups),
+        "backup_retention" => Box::new(BackupRetention),
         "vacuum" => Box::new(Vacuum),
         "analyze" => Box::new(PragmaAction(Statement::Analyze)),
         "optimize" => Box::new(PragmaAction(Statement::Optimize)),

@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
 use super::host::filesystem_of;
 use super::{CollectError, Collector};
+use crate::config::Compression;
 use crate::metrics::{unix_seconds, MetricSet};
 
 /// Suffix of checksum sidecars.
@@ -40,11 +41,72 @@ pub struct BackupFile {
 
 type Identity = (u64, SystemTime, Option<SystemTime>);
 
+/// Checksums already computed, by path and file identity (size, modification
+/// time, sidecar time), so an unchanged file is hashed once.
+#[derive(Debug, Default)]
+pub struct ChecksumCache(HashMap<PathBuf, (Identity, bool)>);
+
+/// Lists `dir`'s backups, newest first, with the total size of every file in
+/// it. The one listing of the backup folder: the collector keeps a cache
+/// across scans, the actions pass a fresh one. Hashing stops with
+/// `ErrorKind::TimedOut` once `deadline` has passed.
+pub fn list_folder(
+    dir: &Path,
+    deadline: Instant,
+    cache: &mut ChecksumCache,
+) -> std::io::Result<(Vec<BackupFile>, u64)> {
+    let mut files = Vec::new();
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if !meta.is_file() {
+            continue;
+        }
+        total += meta.len();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_backup_name(&name) {
+            continue;
+        }
+        let path = entry.path();
+        let modified = meta.modified()?;
+        let sidecar = dir.join(format!("{name}{CHECKSUM_SUFFIX}"));
+        let sidecar_time = std::fs::metadata(&sidecar).and_then(|m| m.modified()).ok();
+        let identity = (meta.len(), modified, sidecar_time);
+        let verified = match cache.0.get(&path) {
+            Some((id, ok)) if *id == identity => *ok,
+            _ => {
+                if Instant::now() >= deadline {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "deadline passed while hashing backups",
+                    ));
+                }
+                let ok = sidecar_time.is_some() && checksum_matches(&path, &sidecar)?;
+                cache.0.insert(path.clone(), (identity, ok));
+                ok
+            }
+        };
+        files.push(BackupFile {
+            path,
+            size: meta.len(),
+            modified,
+            verified,
+        });
+    }
+    cache.0.retain(|p, _| files.iter().any(|f| &f.path == p));
+    files.sort_by(|a, b| {
+        b.modified
+            .cmp(&a.modified)
+            .then_with(|| b.path.cmp(&a.path))
+    });
+    Ok((files, total))
+}
+
 pub struct BackupsCollector {
     dir: PathBuf,
     max_age: Duration,
-    /// path -> (identity when hashed, verified)
-    cache: Mutex<HashMap<PathBuf, (Identity, bool)>>,
+    cache: Mutex<ChecksumCache>,
 }
 
 impl BackupsCollector {
@@ -52,59 +114,149 @@ impl BackupsCollector {
         Self {
             dir: dir.to_path_buf(),
             max_age,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(ChecksumCache::default()),
         }
     }
 
     /// Lists the folder's backups, newest first, hashing only what changed.
     pub fn scan(&self, deadline: Instant) -> Result<(Vec<BackupFile>, u64), CollectError> {
-        let mut files = Vec::new();
-        let mut total = 0u64;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            if !meta.is_file() {
-                continue;
-            }
-            total += meta.len();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !is_backup_name(&name) {
-                continue;
-            }
-            let path = entry.path();
-            let modified = meta.modified()?;
-            let sidecar = self.dir.join(format!("{name}{CHECKSUM_SUFFIX}"));
-            let sidecar_time = std::fs::metadata(&sidecar).and_then(|m| m.modified()).ok();
-            let identity = (meta.len(), modified, sidecar_time);
-            let verified = match cache.get(&path) {
-                Some((id, ok)) if *id == identity => *ok,
-                _ => {
-                    if Instant::now() >= deadline {
-                        return Err(CollectError::Other(
-                            "deadline passed while hashing backups".into(),
-                        ));
-                    }
-                    let ok = sidecar_time.is_some() && checksum_matches(&path, &sidecar)?;
-                    cache.insert(path.clone(), (identity, ok));
-                    ok
-                }
-            };
-            files.push(BackupFile {
-                path,
-                size: meta.len(),
-                modified,
-                verified,
-            });
-        }
-        cache.retain(|p, _| files.iter().any(|f| &f.path == p));
-        files.sort_by(|a, b| {
-            b.modified
-                .cmp(&a.modified)
-                .then_with(|| b.path.cmp(&a.path))
-        });
-        Ok((files, total))
+        Ok(list_folder(&self.dir, deadline, &mut cache)?)
     }
+}
+
+/// A backup caretaker wrote for one database, named
+/// `<database>-<YYYYMMDDTHHMMSSZ>.db.zst` (or `.db.gz`) after the UTC time it
+/// was taken. Retention, verification and restore only ever consider these,
+/// so a folder shared by several databases or holding hand-made copies is safe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseBackup {
+    pub path: PathBuf,
+    pub size: u64,
+    /// The time in its name.
+    pub taken: SystemTime,
+    /// The sidecar exists and matches the file's SHA-256.
+    pub verified: bool,
+}
+
+/// The file name of `database`'s backup taken at `taken`.
+pub fn backup_file_name(database: &str, taken: SystemTime, compression: Compression) -> String {
+    let (y, mo, d, h, mi, s) = utc_fields(taken);
+    let ext = match compression {
+        Compression::Zstd => "zst",
+        Compression::Gzip => "gz",
+    };
+    format!("{database}-{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z.db.{ext}")
+}
+
+/// The time in a name [`backup_file_name`] wrote for `database`; `None` for
+/// any other file.
+pub fn parse_backup_file_name(database: &str, name: &str) -> Option<SystemTime> {
+    let rest = name.strip_prefix(database)?.strip_prefix('-')?;
+    let stamp = rest
+        .strip_suffix(".db.zst")
+        .or_else(|| rest.strip_suffix(".db.gz"))?;
+    let b = stamp.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = stamp.get(r)?;
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+    let (h, mi, s) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?);
+    // Dates that do not exist (31 February) do not come back unchanged.
+    let (fy, fmo, fd, fh, fmi, fs) = utc_fields(t);
+    let back = [fy, fmo.into(), fd.into(), fh.into(), fmi.into(), fs.into()];
+    (back == [y, mo, d, h, mi, s]).then_some(t)
+}
+
+/// `database`'s backups in `dir`, newest first; none when `dir` is missing.
+pub fn database_backups(
+    dir: &Path,
+    database: &str,
+    deadline: Instant,
+) -> std::io::Result<Vec<DatabaseBackup>> {
+    let files = match list_folder(dir, deadline, &mut ChecksumCache::default()) {
+        Ok((files, _)) => files,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut own: Vec<DatabaseBackup> = files
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.path.file_name()?.to_str()?;
+            let taken = parse_backup_file_name(database, name)?;
+            Some(DatabaseBackup {
+                taken,
+                size: f.size,
+                verified: f.verified,
+                path: f.path,
+            })
+        })
+        .collect();
+    own.sort_by(|a, b| b.taken.cmp(&a.taken).then_with(|| b.path.cmp(&a.path)));
+    Ok(own)
+}
+
+/// UTC calendar fields of `t`: (year, month, day, hour, minute, second).
+pub fn utc_fields(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2),
+        Err(e) => {
+            let d = e.duration();
+            -i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2) - i64::from(d.subsec_nanos() > 0)
+        }
+    };
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, d) = civil_from_days(days);
+    let hms = |n: i64| u32::try_from(n).unwrap_or(0);
+    (
+        y,
+        m,
+        d,
+        hms(rem / 3600),
+        hms(rem % 3600 / 60),
+        hms(rem % 60),
+    )
+}
+
+// Proleptic Gregorian calendar <-> days since 1970-01-01 (H. Hinnant's algorithms).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// The SHA-256 of a file, as lowercase hex.

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use rusqlite::Connection;
+
 use super::sqlite::open_monitor;
 use super::{CollectError, Collector};
 use crate::config::IntegrityMode;
@@ -49,14 +51,7 @@ pub fn check(
     deadline: Instant,
 ) -> rusqlite::Result<IntegrityReport> {
     let conn = open_monitor(path, deadline)?;
-    let pragma = match mode {
-        IntegrityMode::Quick => "PRAGMA quick_check(100)",
-        IntegrityMode::Full => "PRAGMA integrity_check(100)",
-    };
-    let mut stmt = conn.prepare(pragma)?;
-    let problems = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let problems = problems(&conn, mode)?;
     let foreign_key_violations =
         conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
             r.get::<_, i64>(0)
@@ -65,6 +60,18 @@ pub fn check(
         problems,
         foreign_key_violations: u64::try_from(foreign_key_violations).unwrap_or(0),
     })
+}
+
+/// Runs `quick_check` or `integrity_check` (at most 100 messages); exactly
+/// `["ok"]` when the database is sound. Shared with the backup actions.
+pub fn problems(conn: &Connection, mode: IntegrityMode) -> rusqlite::Result<Vec<String>> {
+    let pragma = match mode {
+        IntegrityMode::Quick => "PRAGMA quick_check(100)",
+        IntegrityMode::Full => "PRAGMA integrity_check(100)",
+    };
+    let mut stmt = conn.prepare(pragma)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.collect()
 }
 
 /// The exporter's figures for one report, taken at `at`.

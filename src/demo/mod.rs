@@ -103,6 +103,31 @@ cooldown = "1d"
     Ok(config)
 }
 
+/// Takes a first backup when the folder has none, so the demo starts with
+/// every backup figure populated.
+pub fn first_backup(config: &crate::config::Config) -> anyhow::Result<()> {
+    use crate::actions::{backup::Backup, Action, ActionContext};
+    for db in &config.databases {
+        let Some(backup) = &db.backup else { continue };
+        let empty = std::fs::read_dir(&backup.dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true);
+        if empty {
+            let ctx = ActionContext {
+                database: db,
+                dry_run: false,
+                deadline: std::time::Instant::now() + backup.timeout,
+                now: std::time::SystemTime::now(),
+            };
+            let outcome = Backup
+                .run(&ctx)
+                .with_context(|| format!("first backup of {}", db.name))?;
+            tracing::info!(database = %db.name, summary = %outcome.summary, "demo backup taken");
+        }
+    }
+    Ok(())
+}
+
 /// What to paste to see an alert become an action.
 pub fn sample_alert_command(dir: &Path, listen: &str) -> String {
     let token = std::fs::read_to_string(dir.join("token")).unwrap_or_default();

@@ -69,7 +69,48 @@ fn demo_creates_a_database_a_token_and_a_valid_config() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0, "the token is private");
-    assert!(demo.join("backups").is_dir());
+    let cfg = format!("--config.file={}", demo.join("caretaker.toml").display());
+    let list = caretaker()
+        .args(["backups", "list"])
+        .arg(&cfg)
+        .output()
+        .expect("list");
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing.contains("checksum ok") && listing.contains("memory-"),
+        "the demo starts with a verified backup: {listing}"
+    );
+    let verify = caretaker()
+        .args(["backups", "verify"])
+        .arg(&cfg)
+        .output()
+        .expect("verify");
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    // A change after the backup is undone by restore; the old file is kept aside.
+    conn.execute("DELETE FROM patterns WHERE rowid % 2 = 0", [])
+        .expect("delete");
+    drop(conn);
+    let out = caretaker()
+        .arg("restore")
+        .arg(&cfg)
+        .output()
+        .expect("restore");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(demo.join("memory.db")).expect("open");
+    let restored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM patterns", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(restored, 2000);
+    assert!(demo.join("memory.db.before-restore").exists());
     let check = caretaker()
         .arg("check-config")
         .arg(format!(

@@ -2,6 +2,7 @@
 //! on port 0, and the real Prometheus and Chromium where a test needs them.
 
 mod alertmanager;
+mod backup_actions;
 mod backups;
 mod cli;
 mod common;
