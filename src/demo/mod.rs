@@ -3,6 +3,7 @@
 //! caretaker working without any setup.
 
 pub mod generate;
+mod vocabulary;
 
 use std::io::Write;
 use std::net::SocketAddr;
