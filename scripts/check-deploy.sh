@@ -252,7 +252,11 @@ import glob, json, re, sys
 
 DS = {"type": "prometheus", "uid": "${datasource}"}
 NOT_PER_DATABASE = ("caretaker_host_", "caretaker:host_", "caretaker_process_",
-                    "caretaker_build_info", "caretaker_config_", "caretaker_collector_")
+                    "caretaker_build_info", "caretaker_config_", "caretaker_collector_",
+                    # the responder's series without a database label
+                    "caretaker_webhook_", "caretaker_alerts_", "caretaker_auth_",
+                    "caretaker_action_duration_", "caretaker_action_queue_",
+                    "caretaker_remediation_")
 errors = []
 uids = {}
 
