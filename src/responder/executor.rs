@@ -239,6 +239,17 @@ impl Executor {
                         .get_or_create(&breaker)
                         .set(now());
                 }
+                // The breaker as the next job will find it: this run counts
+                // now, so a success closes it at once and the last allowed
+                // failure opens it (dry runs are not attempts).
+                if !dry_run {
+                    let mut after = vec![(now(), status == "succeeded")];
+                    after.extend_from_slice(&attempts);
+                    self.metrics
+                        .breaker_open
+                        .get_or_create(&breaker)
+                        .set(i64::from(safety::breaker_open_failures(&after, &limits)));
+                }
             }
         }
         match &error {

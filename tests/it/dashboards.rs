@@ -1,19 +1,22 @@
 //! The shipped rules and dashboards against the real thing: caretaker on a
 //! realistic database, scraped every second by Debian's Prometheus loaded with
-//! `alerts/` (`for:` shortened, expressions unchanged). Every dashboard query
-//! and variable must parse and return data, and every metric name the rules
-//! and dashboards use must exist in caretaker's output.
+//! `alerts/` (`for:` shortened, expressions unchanged). Its responder handles
+//! an alert and runs actions first, so the remediation dashboard has data.
+//! Every dashboard query and variable must parse and return data, the
+//! responder's alerts must fire on what it did, and every metric name the
+//! rules and dashboards use must exist in caretaker's output.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::common::Caretaker;
+use crate::common::{value, Caretaker};
 use crate::prometheus::{api, poll, start_prometheus};
+use crate::responder::{notification, write_token, TOKEN};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,6 +57,118 @@ fn substitute(expr: &str, instance: &str) -> String {
     }
 }
 
+/// caretaker's configuration: one database with backups, a token, a rule for
+/// CaretakerWalLarge and a command that always fails.
+const CONFIG: &str = r#"[web]
+token_file = "token"
+
+[[database]]
+name = "memory"
+path = "memory.db"
+[database.backup]
+dir = "backups"
+
+[[rule]]
+name = "checkpoint"
+matchers = ['alertname="CaretakerWalLarge"']
+actions = ["wal_checkpoint"]
+
+[[command]]
+name = "fail"
+argv = ["false"]
+"#;
+
+/// Runs `action` through the API, waits for it, and checks its final status.
+async fn run_action(ct: &Caretaker, action: &str, status: &str) {
+    let body: Value = ct
+        .client
+        .post(format!("{}/api/v1/actions/{action}?wait=true", ct.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["job"]["status"], status, "{action}: {body}");
+}
+
+/// Gives every responder metric a series: an alert remediated, repeated and
+/// resolved; an alert no rule matches; runs by hand (one disabled, one that
+/// fails until its breaker opens); a request with a wrong token.
+async fn responder_traffic(ct: &Caretaker) {
+    let starts = "2026-01-01T00:00:00Z";
+    let firing = notification("firing", "CaretakerWalLarge", "fp-dash", starts);
+    let reply: Value = ct
+        .post("/hooks/alertmanager", Some(TOKEN), &firing)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(reply["accepted"], 1, "{reply}");
+    let jobs = ct.wait_jobs_done(1).await;
+    assert_eq!(jobs[0]["status"], "succeeded", "{jobs:?}");
+    let mut repeat = firing.clone();
+    repeat["notification_reason"] = json!("repeat interval elapsed");
+    let resolved = notification("resolved", "CaretakerWalLarge", "fp-dash", starts);
+    let unmatched = notification("firing", "SomethingElse", "fp-other", starts);
+    for body in [&repeat, &resolved, &unmatched] {
+        let r = ct.post("/hooks/alertmanager", Some(TOKEN), body).await;
+        assert_eq!(r.status(), 202);
+    }
+    let r = ct
+        .post(
+            "/hooks/alertmanager",
+            Some("wrong-token-0123456789abcdef"),
+            &firing,
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+
+    run_action(ct, "wal_checkpoint", "succeeded").await;
+    run_action(ct, "integrity_check", "succeeded").await;
+    run_action(ct, "vacuum", "skipped").await; // off until enabled
+    for _ in 0..3 {
+        run_action(ct, "command:fail", "failed").await;
+    }
+    let m = ct.metrics().await;
+    let breaker = |action| value(&m, "caretaker_action_breaker_open", &[("action", action)]);
+    assert_eq!(breaker("command:fail"), Some(1.0), "three failures open it");
+    assert_eq!(breaker("wal_checkpoint"), Some(0.0));
+    for (name, labels) in [
+        (
+            "caretaker_remediation_resolved_total",
+            ("action", "wal_checkpoint"),
+        ),
+        (
+            "caretaker_remediation_unresolved_total",
+            ("action", "wal_checkpoint"),
+        ),
+        ("caretaker_alerts_ignored_total", ("reason", "unmatched")),
+        ("caretaker_auth_failures_total", ("reason", "wrong")),
+    ] {
+        assert_eq!(value(&m, name, &[labels]), Some(1.0), "{name}");
+    }
+}
+
+/// The value of an instant query's result.
+async fn query(client: &reqwest::Client, base: &str, q: &str) -> Value {
+    let body: Value = client
+        .get(format!("{base}/api/v1/query"))
+        .query(&[("query", q)])
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body["status"], "success",
+        "Prometheus refuses {q:?}: {body}"
+    );
+    body["data"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_and_rules_work_on_live_data() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -69,8 +184,8 @@ async fn dashboards_and_rules_work_on_live_data() {
     std::fs::write(backups.join("memory-1.db"), &bytes).expect("backup");
     let sum = format!("{:x}  memory-1.db\n", Sha256::digest(&bytes));
     std::fs::write(backups.join("memory-1.db.sha256"), sum).expect("sidecar");
-    let config = "[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n";
-    let ct = Caretaker::start(dir, config).await;
+    write_token(dir.path());
+    let ct = Caretaker::start(dir, CONFIG).await;
     let instance = ct.base.trim_start_matches("http://").to_string();
 
     let prom_dir = tempfile::tempdir().expect("tempdir");
@@ -110,6 +225,7 @@ async fn dashboards_and_rules_work_on_live_data() {
         },
     )
     .await;
+    responder_traffic(&ct).await;
 
     let mut queries = Vec::new();
     for entry in std::fs::read_dir(repo().join("dashboards")).expect("dashboards/") {
@@ -140,23 +256,9 @@ async fn dashboards_and_rules_work_on_live_data() {
         last_errors.clear();
         let mut still = Vec::new();
         for (file, q) in pending {
-            let url = format!("{}/api/v1/query", prom.base);
-            let body: Value = client
-                .get(&url)
-                .query(&[("query", &q)])
-                .send()
-                .await
-                .expect("query")
-                .json()
-                .await
-                .expect("json");
-            if body["status"] != "success" {
-                panic!("{file}: Prometheus refuses {q:?}: {}", body["error"]);
-            }
-            let empty = body["data"]["result"]
-                .as_array()
-                .is_none_or(|r| r.is_empty())
-                && body["data"]["resultType"] != "scalar";
+            let data = query(&client, &prom.base, &q).await;
+            let empty = data["result"].as_array().is_none_or(|r| r.is_empty())
+                && data["resultType"] != "scalar";
             if empty {
                 last_errors.push(format!("{file}: {q}"));
                 still.push((file, q));
@@ -173,6 +275,33 @@ async fn dashboards_and_rules_work_on_live_data() {
         last_errors.join("\n")
     );
     println!("{} dashboard queries returned data", queries.len());
+
+    // What the responder did above is what its alerts are for; each fires,
+    // counting the first event of a series (see alerts/responder.rules.yml).
+    let expected = [
+        "CaretakerActionFailing",
+        "CaretakerActionBreakerOpen",
+        "CaretakerRemediationUnresolved",
+        "CaretakerWebhookAuthFailures",
+    ];
+    let firing = poll(
+        "the responder's alerts",
+        Duration::from_secs(30),
+        || async {
+            let data = query(&client, &prom.base, "ALERTS{alertstate=\"firing\"}").await;
+            let names: BTreeSet<String> = data["result"]
+                .as_array()?
+                .iter()
+                .filter_map(|a| a["metric"]["alertname"].as_str().map(str::to_string))
+                .collect();
+            expected.iter().all(|n| names.contains(*n)).then_some(names)
+        },
+    )
+    .await;
+    assert!(
+        !firing.contains("CaretakerJobQueueBacklog"),
+        "the queue is empty: {firing:?}"
+    );
 
     // Every metric the rules and dashboards name is one caretaker exposes.
     let exposed = ct.metrics_text().await;
