@@ -86,6 +86,7 @@ impl Runtime {
                 Err(e) => tracing::warn!(error = %e, "cleanup task failed"),
             }
         }
+        metrics.initialize(&config);
         let executor = Arc::new(Executor::new(Arc::new(store), metrics.clone()));
         let queue = Arc::new(JobQueue::new(config.responder.queue_size, metrics));
         let responder = Responder::new(executor, queue);
@@ -307,6 +308,7 @@ impl Runtime {
                     );
                 }
                 self.responder.load_token(&new);
+                self.responder.executor.metrics.initialize(&new);
                 if new.responder.state_path != current.responder.state_path
                     || new.responder.max_concurrent != current.responder.max_concurrent
                     || new.responder.queue_size != current.responder.queue_size

@@ -128,6 +128,55 @@ impl ResponderMetrics {
     }
 }
 
+impl ResponderMetrics {
+    /// Creates the counters of every configured action and database at 0, so
+    /// the first failure or refusal is an increase that rules can see.
+    pub fn initialize(&self, config: &crate::config::Config) {
+        let actions = crate::config::ACTIONS
+            .iter()
+            .filter(|a| **a != "command")
+            .map(|a| a.to_string())
+            .chain(
+                config
+                    .commands
+                    .iter()
+                    .map(|c| format!("command:{}", c.name)),
+            );
+        for action in actions {
+            for db in &config.databases {
+                for result in ["success", "failure"] {
+                    let _ = self.action_runs.get_or_create(&labels(&[
+                        ("action", &action),
+                        ("database", &db.name),
+                        ("result", result),
+                    ]));
+                }
+            }
+            let _ = self
+                .remediation_resolved
+                .get_or_create(&labels(&[("action", &action)]));
+            let _ = self
+                .remediation_unresolved
+                .get_or_create(&labels(&[("action", &action)]));
+        }
+        for reason in ["no_token_configured", "token_in_query", "missing", "wrong"] {
+            let _ = self
+                .auth_failures
+                .get_or_create(&labels(&[("reason", reason)]));
+        }
+        for status in ["firing", "resolved"] {
+            let _ = self
+                .alerts_received
+                .get_or_create(&labels(&[("status", status)]));
+        }
+        for reason in ["unmatched", "unknown_database"] {
+            let _ = self
+                .alerts_ignored
+                .get_or_create(&labels(&[("reason", reason)]));
+        }
+    }
+}
+
 /// Shorthand for label vectors.
 pub fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
