@@ -5,6 +5,8 @@
 //! and reports what it did in figures. Parameters come from configuration,
 //! never from an alert.
 
+pub mod archive;
+
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
