@@ -8,30 +8,31 @@
 //! complete: a `.tmp` file, a cut stream or a missing trailer is refused.
 //!
 //! The format is zstd-compressed JSON lines, readable with `zstd -dc` and `jq`:
-//! a header object naming the database, table and columns; one array per row
-//! with SQLite's own types (integer, real and text as JSON, NULL as `null`,
-//! blobs as `{"hex":".."}`; the rare text that is not UTF-8 as
-//! `{"text_hex":".."}` and infinite reals as `{"real":"inf"}`, so every value
-//! comes back as it was); and a trailer with the row count and the SHA-256 of
-//! the row lines. Restoring lives in [`restore`].
+//! a header object naming the database, table and columns; one array per row,
+//! each value with its own SQLite type (see [`ArchiveValue`]); and a trailer
+//! with the row count and the SHA-256 of the row lines. Restoring, which is
+//! idempotent, lives in `restore.rs`.
 
 mod restore;
 pub mod sweep;
 #[cfg(test)]
 mod tests;
+mod utc;
+mod value;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 pub use restore::{restore_archive, RestoreArchiveReport};
 pub use sweep::SweepOptions;
+pub use utc::Utc;
+use value::to_hex;
+pub use value::ArchiveValue;
 
 /// The `caretaker_archive` value of the header this code writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -41,80 +42,6 @@ pub const ARCHIVE_SUFFIX: &str = ".jsonl.zst";
 pub const TEMP_SUFFIX: &str = ".tmp";
 /// zstd's default level: fast, and row text compresses well at it.
 const LEVEL: i32 = 3;
-
-/// One SQLite value, exactly as it was stored.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ArchiveValue {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    /// Text whose bytes are not UTF-8 (SQLite does not check).
-    TextBytes(Vec<u8>),
-    Blob(Vec<u8>),
-}
-
-impl From<ValueRef<'_>> for ArchiveValue {
-    fn from(v: ValueRef<'_>) -> Self {
-        match v {
-            ValueRef::Null => Self::Null,
-            ValueRef::Integer(i) => Self::Integer(i),
-            ValueRef::Real(f) => Self::Real(f),
-            ValueRef::Text(t) => match std::str::from_utf8(t) {
-                Ok(s) => Self::Text(s.to_string()),
-                Err(_) => Self::TextBytes(t.to_vec()),
-            },
-            ValueRef::Blob(b) => Self::Blob(b.to_vec()),
-        }
-    }
-}
-
-impl ToSql for ArchiveValue {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
-            Self::Null => ValueRef::Null,
-            Self::Integer(i) => ValueRef::Integer(*i),
-            Self::Real(f) => ValueRef::Real(*f),
-            Self::Text(s) => ValueRef::Text(s.as_bytes()),
-            Self::TextBytes(b) => ValueRef::Text(b),
-            Self::Blob(b) => ValueRef::Blob(b),
-        }))
-    }
-}
-
-impl ArchiveValue {
-    fn to_json(&self) -> Json {
-        match self {
-            Self::Null => Json::Null,
-            Self::Integer(i) => json!(i),
-            // serde_json writes whole reals as `1.0`, so they read back as reals.
-            Self::Real(f) => match serde_json::Number::from_f64(*f) {
-                Some(n) => Json::Number(n),
-                None => json!({ "real": if *f > 0.0 { "inf" } else { "-inf" } }),
-            },
-            Self::Text(s) => Json::String(s.clone()),
-            Self::TextBytes(b) => json!({ "text_hex": to_hex(b) }),
-            Self::Blob(b) => json!({ "hex": to_hex(b) }),
-        }
-    }
-
-    fn from_json(v: &Json) -> Option<Self> {
-        Some(match v {
-            Json::Null => Self::Null,
-            Json::Number(n) if n.is_f64() => Self::Real(n.as_f64()?),
-            Json::Number(n) => Self::Integer(n.as_i64()?),
-            Json::String(s) => Self::Text(s.clone()),
-            Json::Object(o) if o.len() == 1 => match o.iter().next()? {
-                (k, Json::String(h)) if k == "hex" => Self::Blob(from_hex(h)?),
-                (k, Json::String(h)) if k == "text_hex" => Self::TextBytes(from_hex(h)?),
-                (k, Json::String(r)) if k == "real" && r == "inf" => Self::Real(f64::INFINITY),
-                (k, Json::String(r)) if k == "real" && r == "-inf" => Self::Real(f64::NEG_INFINITY),
-                _ => return None,
-            },
-            _ => return None,
-        })
-    }
-}
 
 /// The first line of an archive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -449,77 +376,4 @@ pub fn remove_stale_temporaries(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError
         sync_dir(dir)?;
     }
     Ok(removed)
-}
-
-/// A UTC instant in whole seconds, in the text forms archives and SQLite use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Utc(i64);
-
-impl Utc {
-    pub fn from_system(t: SystemTime) -> Self {
-        let clamp = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
-        match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Self(clamp(d)),
-            // Round down before the epoch too, as SQLite's datetime() does.
-            Err(e) => Self(-clamp(e.duration()) - i64::from(e.duration().subsec_nanos() > 0)),
-        }
-    }
-
-    pub fn minus(self, d: Duration) -> Self {
-        Self(
-            self.0
-                .saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)),
-        )
-    }
-
-    /// `YYYY-MM-DD HH:MM:SS`, what `datetime('now', ...)` returns, so it
-    /// compares with the seeds' timestamps exactly as the runbooks' SQL does.
-    pub fn sqlite_text(self) -> String {
-        let (y, mo, d, h, mi, s) = self.civil();
-        format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
-    }
-
-    /// `YYYY-MM-DDTHH:MM:SSZ`.
-    pub fn rfc3339(self) -> String {
-        let (y, mo, d, h, mi, s) = self.civil();
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-    }
-
-    /// Days since the epoch to a Gregorian date (Howard Hinnant's
-    /// `civil_from_days`), plus the time of day.
-    fn civil(self) -> (i64, i64, i64, i64, i64, i64) {
-        let (days, secs) = (self.0.div_euclid(86_400), self.0.rem_euclid(86_400));
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        (year, month, day, secs / 3600, secs % 3600 / 60, secs % 60)
-    }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        text.push(char::from(DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    text
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let digits = text.as_bytes();
-    if digits.len() % 2 != 0 {
-        return None;
-    }
-    digits
-        .chunks(2)
-        .map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?))
-        .collect()
 }

@@ -28,12 +28,15 @@ fn utc_text_matches_sqlite() {
         let want: String = conn
             .query_row("SELECT datetime(?1, 'unixepoch')", [secs], |r| r.get(0))
             .expect("datetime");
-        assert_eq!(Utc(secs).sqlite_text(), want, "{secs}");
+        assert_eq!(Utc::from_unix_seconds(secs).sqlite_text(), want, "{secs}");
     }
-    assert_eq!(Utc(0).rfc3339(), "1970-01-01T00:00:00Z");
+    assert_eq!(Utc::from_unix_seconds(0).rfc3339(), "1970-01-01T00:00:00Z");
     let t = UNIX_EPOCH - Duration::from_millis(1500);
-    assert_eq!(Utc::from_system(t), Utc(-2));
-    assert_eq!(Utc(100).minus(Duration::from_secs(30)), Utc(70));
+    assert_eq!(Utc::from_system(t), Utc::from_unix_seconds(-2));
+    assert_eq!(
+        Utc::from_unix_seconds(100).minus(Duration::from_secs(30)),
+        Utc::from_unix_seconds(70)
+    );
 }
 
 #[test]
