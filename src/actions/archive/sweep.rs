@@ -20,8 +20,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, Params, Transaction, TransactionBehavior};
 
 use super::restore::quote;
-use super::{write_archive, ArchiveError, ArchiveHeader, ArchiveValue, Utc};
+use super::{
+    remove_stale_temporaries, write_archive, ArchiveError, ArchiveHeader, ArchiveValue, Utc,
+};
 use crate::actions::ActionError;
+use crate::config::DatabaseConfig;
 
 /// How a sweep runs; the defaults are what the actions use. Plain fields so
 /// tests can shorten the wait or inject a failure.
@@ -79,6 +82,17 @@ pub(crate) fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connect
     conn.pragma_update(None, "foreign_keys", false)
         .map_err(sql)?;
     Ok(conn)
+}
+
+/// Starts a run that deletes: clears what an interrupted run left in the
+/// archive folder (unfinished temporaries, whose rows were never deleted) and
+/// opens the maintenance connection.
+pub(crate) fn start(db: &DatabaseConfig, opts: &SweepOptions) -> Result<Connection, ActionError> {
+    let stale = remove_stale_temporaries(&db.archive_dir)?;
+    if !stale.is_empty() {
+        tracing::warn!(database = %db.name, files = stale.len(), "removed unfinished archives left by an interrupted run");
+    }
+    open_writer(&db.path, opts.busy_timeout)
 }
 
 /// A read-only connection for dry runs, which must not change the file.
@@ -276,6 +290,18 @@ impl SweepReport {
 
     pub fn rows_deleted(&self) -> u64 {
         self.rows.values().sum()
+    }
+
+    /// How a run's summary ends: a note when the deadline cut it short, and an
+    /// error when it stopped before committing anything.
+    pub fn ending(&self) -> Result<&'static str, ActionError> {
+        match (self.stopped_at_deadline, self.batches) {
+            (false, _) => Ok(""),
+            (true, 0) => Err(ActionError::Deadline(
+                "the deadline passed before the first batch; nothing was changed".into(),
+            )),
+            (true, _) => Ok(" (stopped at the deadline; the next run continues)"),
+        }
     }
 
     /// Adds what already committed to an error's message: those rows are gone
