@@ -6,6 +6,7 @@
 //! never from an alert.
 
 pub mod archive;
+pub mod prune;
 
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
