@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod prune;
+pub mod purge;
 
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
