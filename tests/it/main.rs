@@ -8,4 +8,5 @@ mod failures;
 mod figures;
 mod http;
 mod prometheus;
+mod prune_actions;
 mod reload;
