@@ -21,7 +21,7 @@ use std::time::Duration;
 use rusqlite::{named_params, Connection};
 
 use super::archive::sweep::{
-    has_table, open_reader, sql, start, sweep, Batch, Destination, SweepReport,
+    has_table, open_reader, sql, start, sweep, Batch, Destination, SweepReport, Window, WINDOW,
 };
 use super::archive::{SweepOptions, Utc};
 use super::{Action, ActionContext, ActionError, Outcome};
@@ -140,7 +140,7 @@ impl PrunePatterns {
                 &dest,
                 opts,
                 &mut report,
-                |b, limit| stage.pick(b, &th, limit),
+                |b, window| stage.pick(b, &th, window),
             )?;
         }
         let stopped = report.ending()?;
@@ -198,20 +198,21 @@ impl Stage {
         self,
         b: &mut Batch<'_>,
         th: &PruneThresholds,
-        limit: i64,
+        w: Window,
     ) -> Result<usize, ActionError> {
         match self {
             Stage::Patterns => {
                 let n = b.pick(
                     "patterns",
                     "prune",
-                    &format!("WHERE {CANDIDATE} LIMIT :limit"),
+                    &format!("WHERE {CANDIDATE} {WINDOW}"),
                     named_params! {
                         ":unused_before": th.unused_before,
                         ":unused_max_usage": th.unused_max_usage,
                         ":low_confidence": th.low_confidence,
                         ":never_used_before": th.never_used_before,
-                        ":limit": limit,
+                        ":after": w.after,
+                        ":limit": w.limit,
                     },
                 )?;
                 if n > 0 && b.has_table("pattern_embeddings")? {
@@ -229,20 +230,20 @@ impl Stage {
             Stage::Orphans => b.pick(
                 "pattern_embeddings",
                 "orphaned",
-                &format!("WHERE {ORPHAN} LIMIT ?1"),
-                [limit],
+                &format!("WHERE {ORPHAN} {WINDOW}"),
+                named_params! { ":after": w.after, ":limit": w.limit },
             ),
             Stage::Trajectories => b.pick(
                 "task_trajectories",
                 "retention",
-                "WHERE created_at < ?1 LIMIT ?2",
-                rusqlite::params![th.trajectories_before, limit],
+                &format!("WHERE created_at < :before {WINDOW}"),
+                named_params! { ":before": th.trajectories_before, ":after": w.after, ":limit": w.limit },
             ),
             Stage::Verifications => b.pick(
                 "verification_history",
                 "retention",
-                "WHERE timestamp < ?1 LIMIT ?2",
-                rusqlite::params![th.verifications_before, limit],
+                &format!("WHERE timestamp < :before {WINDOW}"),
+                named_params! { ":before": th.verifications_before, ":after": w.after, ":limit": w.limit },
             ),
         }
     }

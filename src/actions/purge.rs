@@ -8,7 +8,9 @@
 //! condition is the exporter's (`caretaker_memory_entries_expired`) with
 //! "now" taken from the injected clock.
 
-use super::archive::sweep::{has_table, open_reader, sql, start, sweep, Destination, SweepReport};
+use super::archive::sweep::{
+    has_table, open_reader, sql, start, sweep, Destination, SweepReport, WINDOW,
+};
 use super::archive::{SweepOptions, Utc};
 use super::{Action, ActionContext, ActionError, Outcome};
 
@@ -67,21 +69,14 @@ impl PurgeExpired {
                 database: &db.name,
                 at: now,
             };
-            sweep(
-                &mut conn,
-                ctx.deadline,
-                &dest,
-                opts,
-                &mut report,
-                |b, limit| {
-                    b.pick(
+            sweep(&mut conn, ctx.deadline, &dest, opts, &mut report, |b, w| {
+                b.pick(
                         "memory_entries",
                         "expired",
-                        &format!("WHERE {EXPIRED} LIMIT :limit"),
-                        rusqlite::named_params! { ":now": now_text, ":limit": limit },
+                        &format!("WHERE {EXPIRED} {WINDOW}"),
+                        rusqlite::named_params! { ":now": now_text, ":after": w.after, ":limit": w.limit },
                     )
-                },
-            )?;
+            })?;
         }
         let stopped = report.ending()?;
         let n = report.of("memory_entries");

@@ -324,32 +324,56 @@ impl SweepReport {
     }
 }
 
+/// The part of a table one batch looks at: rows after the last one the
+/// previous batch took, in rowid order, so a run reads each table once instead
+/// of rescanning it per batch. Rows that become candidates behind the cursor
+/// while the lock is released are left for the next run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub after: i64,
+    pub limit: i64,
+}
+
+/// The end of a pick's filter that applies the [`Window`]; bind `:after` and
+/// `:limit`.
+pub(crate) const WINDOW: &str = "AND rowid > :after ORDER BY rowid LIMIT :limit";
+
 /// Runs batches until `pick` fills less than a batch or the deadline passes.
-/// `pick` gets the batch and the row limit, and returns the main rows picked.
+/// `pick` gets the batch and its window, and returns how many rows of the
+/// main table (its first pick) it took.
 pub(crate) fn sweep(
     conn: &mut Connection,
     deadline: Instant,
     dest: &Destination<'_>,
     opts: &SweepOptions,
     report: &mut SweepReport,
-    pick: impl Fn(&mut Batch<'_>, i64) -> Result<usize, ActionError>,
+    pick: impl Fn(&mut Batch<'_>, Window) -> Result<usize, ActionError>,
 ) -> Result<(), ActionError> {
-    let limit = opts.batch_rows.max(1);
+    let limit = opts.batch_rows.clamp(1, i64::MAX as usize);
+    let mut window = Window {
+        after: i64::MIN,
+        limit: limit as i64,
+    };
     loop {
         if Instant::now() >= deadline {
             report.stopped_at_deadline = true;
             return Ok(());
         }
         let mut batch = Batch::begin(conn).map_err(|e| report.annotate(e))?;
-        let n = pick(&mut batch, limit as i64).map_err(|e| report.annotate(e))?;
-        if n == 0 {
+        let n = pick(&mut batch, window).map_err(|e| report.annotate(e))?;
+        let last = batch
+            .picks
+            .first()
+            .and_then(|p| p.rowids.iter().max().copied());
+        let Some(last) = last.filter(|_| n > 0) else {
             return Ok(()); // dropping the batch ends its empty transaction
-        }
+        };
         batch
             .commit(dest, opts, report)
             .map_err(|e| report.annotate(e))?;
         if n < limit {
             return Ok(());
         }
+        window.after = last;
     }
 }
