@@ -11,10 +11,14 @@
 //! 2. embeddings whose pattern is gone (seed 000's "orphaned embeddings");
 //! 3. task trajectories and 4. verification history older than retention.
 //!
-//! The criteria are the exporter's (`caretaker_pattern_prune_candidates`):
-//! the same SQL text with the thresholds computed once from the injected
-//! clock and bound as parameters, so the gauge and the action agree on which
-//! rows are candidates. Pruning deletes rows, so it runs only when enabled.
+//! The criteria are the exporter's (`caretaker_pattern_prune_candidates`),
+//! with the thresholds computed once from the injected clock and bound as
+//! parameters; the integration tests check, row by row, that the gauge and
+//! the action pick the same patterns. The exporter still uses the seed's
+//! values (90 days, 3 uses, 0.3, 180 days), which are the defaults here: until
+//! it binds [`CANDIDATE`] with [`PruneThresholds`] too, changing the prune
+//! thresholds makes the gauge and the action disagree. Pruning deletes rows,
+//! so it runs only when enabled.
 
 use std::time::Duration;
 
