@@ -133,12 +133,29 @@ pub(crate) struct Batch<'c> {
 }
 
 impl<'c> Batch<'c> {
-    fn begin(conn: &'c mut Connection) -> Result<Self, ActionError> {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sql)?;
+    /// Takes the writer lock, waiting up to `wait`.
+    ///
+    /// SQLite's own busy handler backs off to 100 ms sleeps, so an application
+    /// that writes back to back wins the lock nearly every time and the sweep
+    /// gives up as busy. Trying every millisecond finds the gaps between the
+    /// application's transactions.
+    fn begin(conn: &'c mut Connection, wait: Duration) -> Result<Self, ActionError> {
+        let conn: &'c Connection = conn;
+        let give_up = Instant::now() + wait;
+        conn.busy_timeout(Duration::from_millis(1)).map_err(sql)?;
+        let tx = loop {
+            match Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(sql) {
+                Err(ActionError::Busy(_)) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                other => break other,
+            }
+        };
+        // Statements inside the batch (a commit waiting for readers in
+        // rollback-journal mode) wait the usual way.
+        conn.busy_timeout(wait).map_err(sql)?;
         Ok(Self {
-            tx,
+            tx: tx?,
             picks: Vec::new(),
         })
     }
@@ -359,7 +376,7 @@ pub(crate) fn sweep(
             report.stopped_at_deadline = true;
             return Ok(());
         }
-        let mut batch = Batch::begin(conn).map_err(|e| report.annotate(e))?;
+        let mut batch = Batch::begin(conn, opts.busy_timeout).map_err(|e| report.annotate(e))?;
         let n = pick(&mut batch, window).map_err(|e| report.annotate(e))?;
         let last = batch
             .picks
