@@ -9,6 +9,8 @@ use crate::common::{create_db, one_database_config, value, Caretaker, Sample};
 
 /// Fills a database with varied rows, random on every run, including awkward
 /// label values, prune candidates, invalid rows, duplicates and orphans.
+/// Times sit half an hour off whole days, so no row lands on the 90 or 180 day
+/// thresholds, where the exporter's second and the check's could disagree.
 fn fill(conn: &Connection) {
     conn.execute_batch(
         r#"
@@ -22,10 +24,10 @@ line' WHEN 4 THEN 'ünïcødé ✓' WHEN 5 THEN '' ELSE 'coordination' END,
   'data-' || (i % 2800),
   CASE WHEN i % 97 = 0 THEN 1.5 WHEN i % 89 = 0 THEN -0.2 ELSE (abs(random()) % 1000) / 1000.0 END,
   CASE WHEN i % 83 = 0 THEN -1 ELSE abs(random()) % 30 END,
-  datetime('now', '-' || (abs(random()) % 400) || ' days'),
+  datetime('now', '-' || (abs(random()) % 400) || ' days', '-30 minutes'),
   CASE WHEN i % 6 = 0 THEN NULL
        WHEN i % 5 = 0 THEN datetime('now', '-' || (abs(random()) % 50) || ' minutes')
-       ELSE datetime('now', '-' || (abs(random()) % 200) || ' days') END,
+       ELSE datetime('now', '-' || (abs(random()) % 200) || ' days', '-30 minutes') END,
   CASE i % 5 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'alpha' WHEN 3 THEN 'beta' ELSE 'ga"mm\a' END
 FROM n;
 INSERT INTO pattern_embeddings SELECT id, x'00', 1, created_at FROM patterns WHERE rowid % 3 = 0;
