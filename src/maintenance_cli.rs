@@ -1,12 +1,13 @@
 //! `caretaker restore`, `caretaker backups` and `caretaker restore-archive`:
 //! the recovery procedures of the runbooks, on the command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::actions::archive::{read_archive, restore_archive};
 use crate::actions::verify_backups::verify_backup;
 use crate::cli::BackupsCommand;
 use crate::config::{Config, DatabaseConfig};
@@ -103,11 +104,29 @@ pub fn backups_command(
     })
 }
 
-/// Placeholder until archives exist in this build.
+/// Loads an archive back into the database it came from (idempotent).
 pub fn restore_archive_command(
-    _config: &Config,
-    _database: Option<&str>,
-    _file: &std::path::Path,
+    config: &Config,
+    database: Option<&str>,
+    file: &Path,
 ) -> anyhow::Result<ExitCode> {
-    bail!("restore-archive is not available in this build")
+    let db = pick_database(config, database)?;
+    let archive = read_archive(file)?;
+    if archive.header.database != db.name {
+        bail!(
+            "{} holds rows of database {:?}, not {:?}",
+            file.display(),
+            archive.header.database,
+            db.name
+        );
+    }
+    let report = restore_archive(&db.path, file)?;
+    println!(
+        "{}: {} rows of {} inserted, {} already present",
+        file.display(),
+        report.inserted,
+        archive.header.table,
+        report.already_present
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -83,12 +83,15 @@ pub trait Action: Send + Sync {
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError>;
 }
 
+pub mod archive;
 pub mod backup;
 pub mod cleanup;
 pub mod command;
 pub mod connection;
 pub mod integrity;
 pub mod pragma;
+pub mod prune;
+pub mod purge;
 pub mod registry;
 pub mod retention;
 pub mod vacuum;

@@ -7,6 +7,8 @@ use super::cleanup::CleanupFiles;
 use super::command::RunCommand;
 use super::integrity::IntegrityCheck;
 use super::pragma::{PragmaAction, Statement};
+use super::prune::PrunePatterns;
+use super::purge::PurgeExpired;
 use super::retention::BackupRetention;
 use super::vacuum::Vacuum;
 use super::verify_backups::VerifyBackups;
@@ -31,6 +33,8 @@ pub fn build(
         "backup" => Box::new(Backup),
         "verify_backups" => Box::new(VerifyBackups),
         "backup_retention" => Box::new(BackupRetention),
+        "purge_expired" => Box::new(PurgeExpired),
+        "prune_patterns" => Box::new(PrunePatterns),
         "vacuum" => Box::new(Vacuum),
         "analyze" => Box::new(PragmaAction(Statement::Analyze)),
         "optimize" => Box::new(PragmaAction(Statement::Optimize)),

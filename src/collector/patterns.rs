@@ -16,9 +16,8 @@ use rusqlite::Connection;
 use super::labels::{fold, label_value, top_keys};
 use super::sqlite::{datetime_ago, existing_tables, open_monitor};
 use super::{CollectError, Collector};
+use crate::config::PruneConfig;
 use crate::metrics::MetricSet;
-
-const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// Confidence tiers of seed 000, highest first, with their lower bounds.
 pub const TIERS: [(&str, f64); 5] = [
@@ -41,8 +40,8 @@ SELECT type, COUNT(*),
   TOTAL(confidence), TOTAL(usage_count),
   SUM(usage_count > 10), SUM(usage_count <= 2), SUM(last_used > ?1),
   TOTAL(CASE WHEN last_used > ?1 THEN usage_count ELSE 0 END),
-  SUM((last_used < ?2 AND usage_count < 3)
-      OR (confidence < 0.3 AND last_used IS NULL)
+  SUM((last_used < ?2 AND usage_count < ?4)
+      OR (confidence < ?5 AND last_used IS NULL)
       OR (created_at < ?3 AND usage_count = 0)),
   SUM(confidence < 0 OR confidence > 1 OR usage_count < 0 OR created_at IS NULL)
 FROM patterns GROUP BY type";
@@ -87,23 +86,33 @@ impl TypeStats {
 pub struct PatternsCollector {
     path: PathBuf,
     label_limit: usize,
+    /// The database's pruning criteria: the gauge counts what prune_patterns would remove.
+    prune: PruneConfig,
 }
 
 impl PatternsCollector {
-    pub fn new(path: &Path, label_limit: usize) -> Self {
+    pub fn new(path: &Path, label_limit: usize, prune: PruneConfig) -> Self {
         Self {
             path: path.to_path_buf(),
             label_limit,
+            prune,
         }
     }
 }
 
-fn by_type(conn: &Connection) -> rusqlite::Result<Vec<(String, TypeStats)>> {
+fn by_type(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Vec<(String, TypeStats)>> {
     let hour_ago = datetime_ago(conn, Duration::from_secs(3600))?;
-    let days_90 = datetime_ago(conn, 90 * DAY)?;
-    let days_180 = datetime_ago(conn, 180 * DAY)?;
+    let unused_before = datetime_ago(conn, prune.unused_after)?;
+    let never_used_before = datetime_ago(conn, prune.never_used_after)?;
     let mut stmt = conn.prepare(BY_TYPE)?;
-    let rows = stmt.query_map([&hour_ago, &days_90, &days_180], |r| {
+    let params = rusqlite::params![
+        hour_ago,
+        unused_before,
+        never_used_before,
+        prune.unused_max_usage,
+        prune.low_confidence
+    ];
+    let rows = stmt.query_map(params, |r| {
         let f = |i: usize| r.get::<_, Option<f64>>(i).map(|v| v.unwrap_or(0.0));
         Ok((
             label_value(r.get::<_, Option<String>>(0)?),
@@ -211,7 +220,7 @@ fn emit_types(set: &mut MetricSet, types: &BTreeMap<String, TypeStats>) {
     }
     set.gauge(
         "caretaker_pattern_prune_candidates",
-        "Patterns matching any of seed 001's three pruning criteria",
+        "Patterns matching any of the database's three pruning criteria (seed 001's by default)",
         vec![],
         all.prune,
     );
@@ -256,7 +265,12 @@ impl Collector for PatternsCollector {
         }
         // One read transaction: every figure describes the same moment.
         let tx = conn.transaction()?;
-        let types = fold_groups(by_type(&tx)?, |s| s.count, TypeStats::add, self.label_limit);
+        let types = fold_groups(
+            by_type(&tx, &self.prune)?,
+            |s| s.count,
+            TypeStats::add,
+            self.label_limit,
+        );
         emit_types(&mut set, &types);
         for (category, n) in categories(&tx, self.label_limit)? {
             set.gauge(

@@ -64,7 +64,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             c.timeout,
             true,
         ));
-        let patterns = PatternsCollector::new(&db.path, c.label_limit);
+        let patterns = PatternsCollector::new(&db.path, c.label_limit, db.prune.clone());
         jobs.push(job(
             Arc::new(patterns),
             c.patterns_interval,

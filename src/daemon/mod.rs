@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::actions::archive;
 use crate::actions::backup::remove_stale_temporaries;
 use crate::collector::integrity::{report_metrics, IntegrityReport};
 use crate::collector::runner::{jobs_for, Collection};
@@ -84,6 +85,17 @@ impl Runtime {
                     tracing::warn!(error = %e, dir = %backup.dir.display(), "cannot clean the backup folder")
                 }
                 Err(e) => tracing::warn!(error = %e, "cleanup task failed"),
+            }
+        }
+        // So does an archive interrupted before its rename; its rows are still in the database.
+        for db in &config.databases {
+            let dir = db.archive_dir.clone();
+            if let Ok(Ok(n)) =
+                tokio::task::spawn_blocking(move || archive::remove_stale_temporaries(&dir)).await
+            {
+                if !n.is_empty() {
+                    tracing::warn!(files = n.len(), dir = %db.archive_dir.display(), "removed temporary files of an interrupted archive");
+                }
             }
         }
         metrics.initialize(&config);

@@ -11,5 +11,6 @@ mod failures;
 mod figures;
 mod http;
 mod prometheus;
+mod prune_actions;
 mod reload;
 mod responder;
