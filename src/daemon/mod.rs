@@ -19,7 +19,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::actions::archive;
 use crate::actions::backup::remove_stale_temporaries;
-use crate::collector::integrity::{report_metrics, IntegrityReport};
 use crate::collector::runner::{jobs_for, Collection};
 use crate::config::Config;
 use crate::metrics::{unix_seconds, MetricSet, Snapshot, SnapshotCollector, SourceKey};
@@ -28,7 +27,7 @@ use crate::responder::metrics::ResponderMetrics;
 use crate::responder::queue::{start_workers, JobQueue};
 use crate::responder::state::{NewJob, Recorded, StateStore};
 use crate::responder::Responder;
-use crate::responder::{notifier, scheduler};
+use crate::responder::{notifier, published, scheduler};
 use crate::web::{router, AppState};
 use reload::reload_loop;
 
@@ -217,32 +216,15 @@ impl Runtime {
         if let Some(url) = &config.responder.notify_url {
             notifier::send(self.http.clone(), url.clone(), notifier::message(&job));
         }
-        if job.action == "integrity_check" && job.status == "succeeded" {
-            let figure = |name: &str| {
-                job.outcome
-                    .as_ref()
-                    .and_then(|o| o["figures"][name].as_f64())
-                    .unwrap_or(0.0)
-            };
-            let report = IntegrityReport {
-                problems: if figure("integrity_ok") >= 1.0 {
-                    vec!["ok".into()]
-                } else {
-                    vec!["failed".into()]
-                },
-                foreign_key_violations: figure("foreign_key_violations") as u64,
-            };
-            let mut set = report_metrics(&report, SystemTime::now());
-            set.prefix_label("database", &job.database);
-            let key = SourceKey::new("integrity", Some(&job.database));
-            self.snapshot.record(
-                key,
-                Some(set),
-                Duration::from_secs_f64(
-                    job.finished_at.unwrap_or(0.0) - job.started_at.unwrap_or(0.0),
-                ),
-                SystemTime::now(),
-            );
+        match published::metrics_of(&job, SystemTime::now()) {
+            Some((published::Target::Collector, key, set)) => {
+                let took = job.finished_at.unwrap_or(0.0) - job.started_at.unwrap_or(0.0);
+                let took = Duration::from_secs_f64(took.max(0.0));
+                self.snapshot
+                    .record(key, Some(set), took, SystemTime::now());
+            }
+            Some((published::Target::Action, key, set)) => self.snapshot.publish(key, set),
+            None => {}
         }
         self.refresh_database(&job.database).await;
     }

@@ -48,6 +48,8 @@ struct Entry {
 struct Inner {
     sources: BTreeMap<SourceKey, Entry>,
     fixed: BTreeMap<&'static str, MetricSet>,
+    /// Figures published by actions rather than collectors (no health series).
+    published: BTreeMap<SourceKey, MetricSet>,
 }
 
 /// Shared, lock-protected store of the latest metric sets.
@@ -94,12 +96,20 @@ impl Snapshot {
         self.write().fixed.insert(name, set);
     }
 
+    /// Replaces figures an action published (no collector health attached).
+    pub fn publish(&self, key: SourceKey, set: MetricSet) {
+        self.write().published.insert(key, set);
+    }
+
     /// Forgets the sources of databases that are no longer configured.
     pub fn retain_databases(&self, names: &[String]) {
-        self.write().sources.retain(|key, _| match &key.database {
+        let keep = |key: &SourceKey| match &key.database {
             Some(name) => names.contains(name),
             None => true,
-        });
+        };
+        let mut inner = self.write();
+        inner.sources.retain(|key, _| keep(key));
+        inner.published.retain(|key, _| keep(key));
     }
 
     pub fn status(&self, key: &SourceKey) -> Option<SourceStatus> {
@@ -196,6 +206,7 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
             .fixed
             .values()
             .chain(inner.sources.values().map(|e| &e.set))
+            .chain(inner.published.values())
             .chain(std::iter::once(&health));
         for set in sets {
             for family in set.families() {

@@ -13,6 +13,7 @@ pub mod matcher;
 pub mod metrics;
 pub mod notifier;
 pub mod plan;
+pub mod published;
 pub mod queue;
 pub mod safety;
 pub mod scheduler;

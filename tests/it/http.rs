@@ -67,6 +67,10 @@ async fn health_readiness_and_landing_page() {
     );
     assert!(page.contains(env!("CARGO_PKG_VERSION")));
     assert!(page.contains("href=\"/metrics\""));
+    assert!(
+        page.contains("id=\"actions\"") && page.contains("no actions yet"),
+        "{page}"
+    );
     let dom = chromium_dump(&format!("{}/", ct.base));
     let row = |db: &str| {
         let start = dom

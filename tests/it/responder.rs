@@ -473,6 +473,13 @@ async fn actions_run_by_hand_through_the_api() {
         "{events:?}"
     );
     assert!(events.iter().filter(|e| e["event"] == "ran").count() >= 2);
+    let page = ct.get("/").await.text().await.expect("landing page");
+    assert!(
+        page.contains(
+            "<td>integrity_check</td><td>memory</td><td>api</td><td class=\"up\">succeeded</td>"
+        ),
+        "the landing page shows the last actions: {page}"
+    );
     ct.stop().await;
 }
 
@@ -573,4 +580,59 @@ async fn a_slow_notification_endpoint_never_delays_actions() {
     );
     ct.stop().await;
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_taken_and_verified_by_the_responder_show_in_metrics() {
+    let dir = wal_database();
+    let extra = "";
+    let config = responder_config(extra).replace(
+        "path = \"memory.db\"\n",
+        "path = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n",
+    );
+    let ct = Caretaker::start(dir, &config).await;
+    let run = |action: &'static str| {
+        let (client, base) = (ct.client.clone(), ct.base.clone());
+        async move {
+            let r = client
+                .post(format!("{base}/api/v1/actions/{action}?wait=true"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("POST");
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let body = run("backup").await;
+    assert_eq!(body["job"]["status"], "succeeded", "{body}");
+    ct.wait_for("the new backup in /metrics", Duration::from_secs(10), |m| {
+        value(m, "caretaker_backup_files", &[]) == Some(1.0)
+    })
+    .await;
+    let body = run("verify_backups").await;
+    assert_eq!(body["job"]["status"], "succeeded", "{body}");
+    ct.wait_for("a successful verification", Duration::from_secs(10), |m| {
+        value(m, "caretaker_backup_verification_ok", &[]) == Some(1.0)
+    })
+    .await;
+
+    // Flip a byte in the backup: verification fails, is published, and deletes nothing.
+    let backups = ct.dir.path().join("backups");
+    let file = std::fs::read_dir(&backups)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "zst"))
+        .expect("a backup");
+    let mut bytes = std::fs::read(&file).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("corrupt");
+    let body = run("verify_backups").await;
+    assert_eq!(body["job"]["status"], "failed", "{body}");
+    ct.wait_for("the failed verification", Duration::from_secs(10), |m| {
+        value(m, "caretaker_backup_verification_ok", &[]) == Some(0.0)
+    })
+    .await;
+    assert!(file.exists(), "a bad backup is reported, never deleted");
+    ct.stop().await;
 }
