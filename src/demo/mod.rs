@@ -92,6 +92,17 @@ name = "integrity"
 matchers = ['alertname="CaretakerIntegrityCheckStale"']
 actions = ["integrity_check"]
 
+# The runbooks' cron jobs (UTC): daily backup and purge, weekly maintenance.
+[[schedule]]
+name = "daily"
+cron = "0 2 * * *"
+actions = ["backup", "purge_expired", "verify_backups"]
+
+[[schedule]]
+name = "weekly"
+cron = "0 3 * * Sun"
+actions = ["prune_patterns", "vacuum", "analyze"]
+
 [[rule]]
 name = "prune"
 matchers = ['alertname=~"CaretakerPruneCandidatesHigh|CaretakerOrphanedEmbeddings"']
