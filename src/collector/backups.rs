@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
 use super::host::filesystem_of;
@@ -141,44 +142,34 @@ pub struct DatabaseBackup {
 
 /// The file name of `database`'s backup taken at `taken`.
 pub fn backup_file_name(database: &str, taken: SystemTime, compression: Compression) -> String {
-    let (y, mo, d, h, mi, s) = utc_fields(taken);
     let ext = match compression {
         Compression::Zstd => "zst",
         Compression::Gzip => "gz",
     };
-    format!("{database}-{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z.db.{ext}")
+    let stamp = DateTime::<Utc>::from(taken).format(STAMP);
+    format!("{database}-{stamp}.db.{ext}")
 }
 
+/// The UTC stamp in backup names.
+const STAMP: &str = "%Y%m%dT%H%M%SZ";
+
 /// The time in a name [`backup_file_name`] wrote for `database`; `None` for
-/// any other file.
+/// any other file (including dates that do not exist).
 pub fn parse_backup_file_name(database: &str, name: &str) -> Option<SystemTime> {
     let rest = name.strip_prefix(database)?.strip_prefix('-')?;
     let stamp = rest
         .strip_suffix(".db.zst")
         .or_else(|| rest.strip_suffix(".db.gz"))?;
-    let b = stamp.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+    if stamp.len() != 16
+        || !stamp
+            .bytes()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 8 | 15) || c.is_ascii_digit())
+    {
         return None;
     }
-    let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = stamp.get(r)?;
-        if s.bytes().all(|c| c.is_ascii_digit()) {
-            s.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (h, mi, s) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
-        return None;
-    }
-    let secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
-    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?);
-    // Dates that do not exist (31 February) do not come back unchanged.
-    let (fy, fmo, fd, fh, fmi, fs) = utc_fields(t);
-    let back = [fy, fmo.into(), fd.into(), fh.into(), fmi.into(), fs.into()];
-    (back == [y, mo, d, h, mi, s]).then_some(t)
+    let t = NaiveDateTime::parse_from_str(stamp, STAMP).ok()?.and_utc();
+    Some(t.into())
 }
 
 /// `database`'s backups in `dir`, newest first; none when `dir` is missing.
@@ -211,52 +202,15 @@ pub fn database_backups(
 
 /// UTC calendar fields of `t`: (year, month, day, hour, minute, second).
 pub fn utc_fields(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2),
-        Err(e) => {
-            let d = e.duration();
-            -i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2) - i64::from(d.subsec_nanos() > 0)
-        }
-    };
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let (y, m, d) = civil_from_days(days);
-    let hms = |n: i64| u32::try_from(n).unwrap_or(0);
+    let t = DateTime::<Utc>::from(t);
     (
-        y,
-        m,
-        d,
-        hms(rem / 3600),
-        hms(rem % 3600 / 60),
-        hms(rem % 60),
+        i64::from(t.year()),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
     )
-}
-
-// Proleptic Gregorian calendar <-> days since 1970-01-01 (H. Hinnant's algorithms).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The SHA-256 of a file, as lowercase hex.

@@ -21,8 +21,12 @@ pub struct Filesystem {
 /// The filesystem holding `path`: the mount point that is its longest prefix.
 /// A path that does not exist yet is looked up through its nearest ancestor.
 pub fn filesystem_of(path: &Path) -> Option<Filesystem> {
-    let disks = Disks::new_with_refreshed_list();
-    let mounts: Vec<Filesystem> = disks
+    containing(&mounts(), path)
+}
+
+/// Every mounted filesystem, freshly read.
+fn mounts() -> Vec<Filesystem> {
+    Disks::new_with_refreshed_list()
         .list()
         .iter()
         .map(|d| Filesystem {
@@ -30,8 +34,7 @@ pub fn filesystem_of(path: &Path) -> Option<Filesystem> {
             size: d.total_space(),
             avail: d.available_space(),
         })
-        .collect();
-    containing(&mounts, path)
+        .collect()
 }
 
 /// Pure part of [`filesystem_of`], for tests.
@@ -122,16 +125,7 @@ impl Collector for HostCollector {
             load.fifteen,
         );
 
-        let disks = Disks::new_with_refreshed_list();
-        let mounts: Vec<Filesystem> = disks
-            .list()
-            .iter()
-            .map(|d| Filesystem {
-                mountpoint: d.mount_point().to_path_buf(),
-                size: d.total_space(),
-                avail: d.available_space(),
-            })
-            .collect();
+        let mounts = mounts();
         let mut seen: Vec<PathBuf> = Vec::new();
         for fs in self.paths.iter().filter_map(|p| containing(&mounts, p)) {
             if seen.contains(&fs.mountpoint) {

@@ -376,20 +376,11 @@ fn slice<'a>(rng: &mut StdRng, pool: &'a str, len: usize) -> &'a str {
     &pool[at..at + len]
 }
 
-/// Unix seconds as SQLite's `datetime()` text, `YYYY-MM-DD HH:MM:SS` UTC. The date is Howard
-/// Hinnant's `civil_from_days` (proleptic Gregorian, eras of 400 years).
+/// `YYYY-MM-DD HH:MM:SS` in UTC, the text `datetime('now')` writes.
 fn sqlite_time(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(DAY), unix.rem_euclid(DAY));
-    let era = (days + 719_468).div_euclid(146_097);
-    let doe = days + 719_468 - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (hh, mm, ss) = (secs / HOUR, secs / 60 % 60, secs % 60);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
