@@ -6,6 +6,7 @@ mod backup_actions;
 mod backups;
 mod cli;
 mod common;
+mod crash;
 mod dashboards;
 mod failures;
 mod figures;
