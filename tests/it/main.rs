@@ -10,6 +10,7 @@ mod crash;
 mod dashboards;
 mod failures;
 mod figures;
+mod fuzz;
 mod http;
 mod prometheus;
 mod prune_actions;
