@@ -192,7 +192,7 @@ async fn scrapes_stay_fast_during_backup_and_prune_of_a_large_database() {
     .expect("generate task");
     let generated = t.elapsed();
     write_token(dir.path());
-    let config = "[web]\ntoken_file = \"token\"\n[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n[database.prune]\nenabled = true\n";
+    let config = "[web]\ntoken_file = \"token\"\n[responder]\nrequest_timeout = \"10m\"\n[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n[database.prune]\nenabled = true\n";
     let ct = Caretaker::start(dir, config).await;
     let stop = Arc::new(AtomicBool::new(false));
     let scrapes = scraper(
