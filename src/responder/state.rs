@@ -237,10 +237,15 @@ impl StateStore {
             .optional()
     }
 
-    /// Jobs accepted but not started (re-queued after a restart).
+    /// Jobs accepted but not started (re-queued after a restart). A job of
+    /// `caretaker run` belongs to its own process: when that process died
+    /// before starting it, nobody is waiting for it and the daemon must not
+    /// run it later on its behalf.
     pub fn queued(&self) -> rusqlite::Result<Vec<i64>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT id FROM jobs WHERE status = 'queued' ORDER BY id")?;
+        let mut stmt = conn.prepare(
+            "SELECT id FROM jobs WHERE status = 'queued' AND source <> 'cli' ORDER BY id",
+        )?;
         let ids = stmt.query_map([], |r| r.get(0))?;
         ids.collect()
     }
@@ -359,4 +364,33 @@ fn insert_audit(conn: &Connection, e: &AuditEvent) -> rusqlite::Result<()> {
         e.at, e.event, e.alertname, e.fingerprint, e.rule, e.action, e.database, e.job_id, e.reason, e.detail
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `caretaker run` killed between recording its job and starting it
+    /// leaves the job queued; the daemon's restart must not run it.
+    #[test]
+    fn a_dead_cli_job_is_not_requeued() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = StateStore::open(&dir.path().join("state.db"), 1.0).expect("open");
+        let job = |key: &str, source| NewJob {
+            key: key.into(),
+            source,
+            action: "prune_patterns".into(),
+            database: "memory".into(),
+            ..Default::default()
+        };
+        let recorded = store
+            .record(&[job("cli/1", "cli"), job("hook/1", "webhook")], &[], 2.0)
+            .expect("record");
+        let Recorded::New(webhook) = recorded[1] else {
+            panic!("not recorded: {recorded:?}");
+        };
+        drop(store);
+        let (store, _) = StateStore::open(&dir.path().join("state.db"), 3.0).expect("reopen");
+        assert_eq!(store.queued().expect("queued"), vec![webhook]);
+    }
 }
