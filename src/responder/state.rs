@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   finished_at REAL,
   outcome TEXT,
   error TEXT,
-  resolved_at REAL
+  resolved_at REAL,
+  pid INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_attempts ON jobs(action, database, started_at);
 CREATE INDEX IF NOT EXISTS jobs_episode ON jobs(fingerprint, starts_at);
@@ -172,11 +173,25 @@ impl StateStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
-        let interrupted = conn.execute(
-            "UPDATE jobs SET status = 'interrupted', finished_at = ?1,
-               error = 'caretaker stopped while the job was running' WHERE status = 'running'",
-            [now],
-        )?;
+        // A job left `running` by a process that no longer exists was interrupted;
+        // one whose process still runs (a `caretaker run` beside the daemon) is not.
+        let running: Vec<(i64, Option<u32>)> = conn
+            .prepare("SELECT id, pid FROM jobs WHERE status = 'running'")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut interrupted = 0;
+        for (id, pid) in running {
+            let alive = pid.is_some_and(|p| {
+                p != std::process::id() && Path::new(&format!("/proc/{p}")).exists()
+            });
+            if !alive {
+                interrupted += conn.execute(
+                    "UPDATE jobs SET status = 'interrupted', finished_at = ?2,
+                       error = 'caretaker stopped while the job was running' WHERE id = ?1 AND status = 'running'",
+                    params![id, now],
+                )?;
+            }
+        }
         Ok((
             StateStore {
                 conn: Mutex::new(conn),
@@ -252,8 +267,8 @@ impl StateStore {
 
     pub fn mark_running(&self, id: i64, now: f64) -> rusqlite::Result<()> {
         self.conn().execute(
-            "UPDATE jobs SET status = 'running', started_at = ?2 WHERE id = ?1",
-            params![id, now],
+            "UPDATE jobs SET status = 'running', started_at = ?2, pid = ?3 WHERE id = ?1",
+            params![id, now, std::process::id()],
         )?;
         Ok(())
     }
@@ -392,5 +407,59 @@ mod tests {
         drop(store);
         let (store, _) = StateStore::open(&dir.path().join("state.db"), 3.0).expect("reopen");
         assert_eq!(store.queued().expect("queued"), vec![webhook]);
+    }
+
+    /// Opening the store marks jobs of dead processes interrupted, never the
+    /// job another live process (a `caretaker run`) is running right now.
+    #[test]
+    fn only_jobs_of_dead_processes_become_interrupted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let (store, _) = StateStore::open(&path, 1.0).expect("open");
+        let job = |key: &str| NewJob {
+            key: key.into(),
+            source: "cli",
+            action: "vacuum".into(),
+            database: "memory".into(),
+            ..Default::default()
+        };
+        let ids: Vec<i64> = store
+            .record(&[job("live"), job("dead")], &[], 2.0)
+            .expect("record")
+            .into_iter()
+            .map(|r| match r {
+                Recorded::New(id) => id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let mut live = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let mut dead = std::process::Command::new("true").spawn().expect("true");
+        dead.wait().expect("reaped");
+        {
+            let conn = store.conn();
+            for (id, pid) in [(ids[0], live.id()), (ids[1], dead.id())] {
+                conn.execute(
+                    "UPDATE jobs SET status = 'running', pid = ?2 WHERE id = ?1",
+                    params![id, pid],
+                )
+                .expect("running");
+            }
+        }
+        drop(store);
+        let (store, interrupted) = StateStore::open(&path, 3.0).expect("reopen");
+        assert_eq!(interrupted, 1);
+        assert_eq!(
+            store.job(ids[0]).expect("job").expect("live").status,
+            "running"
+        );
+        assert_eq!(
+            store.job(ids[1]).expect("job").expect("dead").status,
+            "interrupted"
+        );
+        let _ = live.kill();
+        let _ = live.wait();
     }
 }

@@ -31,20 +31,23 @@ pub struct AppState {
 /// The router, separate from any listener so tests can drive it directly.
 pub fn router(state: Arc<AppState>) -> Router {
     let limits = state.runtime.config().responder.clone();
+    // The request timeout bounds slow senders of webhook bodies; an API call
+    // with `wait=true` legitimately lasts as long as its action.
+    let timeout =
+        TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout);
     Router::new()
         .route("/", get(landing::page))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
-        .route("/hooks/alertmanager", post(hooks::alertmanager))
+        .route(
+            "/hooks/alertmanager",
+            post(hooks::alertmanager).layer(timeout),
+        )
         .route("/api/v1/actions", get(api::list))
         .route("/api/v1/audit", get(api::audit))
         .route("/api/v1/actions/{action}", post(api::run))
         .layer(DefaultBodyLimit::max(limits.body_limit))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
         .with_state(state)
 }
 
