@@ -21,6 +21,7 @@ python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q p
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked
+scripts/bench.sh --smoke
 if [ -x scripts/check-deploy.sh ]; then
   scripts/check-deploy.sh
 fi

@@ -15,6 +15,25 @@ use crate::demo;
 pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config_file } => Ok(check_config(&config_file)),
+        Command::Collect {
+            config_file,
+            once: _,
+            collectors,
+        } => {
+            let config = Config::load(&config_file)?;
+            let all = collectors.iter().any(|c| c == "all");
+            let names = if all { Vec::new() } else { collectors };
+            let report = crate::collect_once::collect_once(&config, &names);
+            println!("{report}");
+            let failed = report["collectors"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|e| e["ok"] == false));
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Run {
             action,
             config_file,

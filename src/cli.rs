@@ -127,6 +127,19 @@ pub enum Command {
         /// The archive file (`*.jsonl.zst`).
         file: PathBuf,
     },
+    /// Diagnostic: run each collector once and print its duration as JSON.
+    #[command(hide = true)]
+    Collect {
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        /// Collect once and exit (the only mode; required so the intent is explicit).
+        #[arg(long, required = true)]
+        once: bool,
+        /// Collectors to run, comma separated; default: the seeds' figures
+        /// (database, patterns, activity). `all` runs every collector.
+        #[arg(long, value_delimiter = ',', default_values_t = crate::collect_once::SEED_FIGURES.map(String::from))]
+        collectors: Vec<String>,
+    },
     /// Check a configuration file: exit 0, or print each error and exit 1.
     CheckConfig {
         #[arg(long = "config.file")]

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line; [`app`]: what each subcommand does.
+//! - [`collect_once`]: `caretaker collect --once`, one timed collection
+//!   printed as JSON (benchmarks, slow-collection reports).
 //! - [`config`]: the TOML configuration, validated with file, line and column.
 //! - [`daemon`]: the long-running process: collectors, reload, HTTP server.
 //! - [`collector`]: one file per source of figures (database, patterns,
@@ -17,6 +19,7 @@
 pub mod actions;
 pub mod app;
 pub mod cli;
+pub mod collect_once;
 pub mod collector;
 pub mod config;
 pub mod daemon;

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Benchmarks caretaker against the tools the runbooks use today, each pair in
+# the same run. See docs/benchmarks.md for what is measured and the results.
+#
+#   scripts/bench.sh            full: 5,000- and 1,000,000-pattern databases (~15 min)
+#   scripts/bench.sh --smoke    small database, short runs (< 60 s): checks that every
+#                               measurement produces a number; no timing thresholds
+#
+# BENCH_DIR (default target/bench) holds the databases; BENCH_LARGE_DIR reuses a
+# 1,000,000-pattern demo folder made earlier; CARETAKER_BIN skips the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MODE=full
+[ "${1:-}" = "--smoke" ] && MODE=smoke
+M="python3 $ROOT/scripts/bench/measure.py"
+
+sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+for pair in sqlite3:sqlite3 wrk:wrk webhook:webhook prometheus-node-exporter:prometheus-node-exporter \
+  prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_if_needed apt-get -o DPkg::Lock::Timeout=600 update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "$MODE" = smoke ]; then
+  [ -n "${CARETAKER_BIN:-}" ] || cargo build --locked -q
+  BIN=${CARETAKER_BIN:-$ROOT/target/debug/caretaker}
+  RUNS=3 BACKUP_RUNS=1 WRK_SECONDS=1 SMALL=2000 WRITER_SECONDS=1
+else
+  [ -n "${CARETAKER_BIN:-}" ] || cargo build --locked --release -q
+  BIN=${CARETAKER_BIN:-$ROOT/target/release/caretaker}
+  RUNS=5 BACKUP_RUNS=3 WRK_SECONDS=10 SMALL=5000 WRITER_SECONDS=2
+fi
+WORK=${BENCH_DIR:-$ROOT/target/bench}/$MODE
+rm -rf "$WORK" && mkdir -p "$WORK"
+RESULTS=$WORK/results.txt
+: > "$RESULTS"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+# record NAME CARETAKER PEER KIND TARGET: one row of the table (KIND lower|higher|-).
+record() { echo "$1 | $2 | $3 | $4 | $5" >> "$RESULTS"; echo "  $1: caretaker $2, peer $3" >&2; }
+port() { $M port; }
+wait_http() { for _ in $(seq 1 600); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done; echo "bench: $1 never answered" >&2; return 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_mb() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+CLK=$(getconf CLK_TCK)
+
+# demo DIR PATTERNS BYTES: a demo folder (database, token, config, first backup).
+demo() { [ -f "$1/memory.db" ] || "$BIN" demo --dir="$1" --patterns="$2" --pattern-bytes="$3" --no-serve 2>/dev/null; }
+echo "generating the databases" >&2
+demo "$WORK/small" "$SMALL" 200
+SIZES=(small)
+if [ "$MODE" = full ]; then
+  LARGE=${BENCH_LARGE_DIR:-${BENCH_DIR:-$ROOT/target/bench}/large}
+  demo "$LARGE" 1000000 450
+  SIZES=(small large)
+fi
+dir_of() { if [ "$1" = small ]; then echo "$WORK/small"; else echo "$LARGE"; fi; }
+
+# 1. One collection of every seed figure against the seeds' queries.
+for size in "${SIZES[@]}"; do
+  d=$(dir_of "$size")
+  read -r w c < <($M runs "$RUNS" "$BIN" collect --once --config.file="$d/caretaker.toml")
+  read -r pw pc < <($M runs "$RUNS" "$ROOT/scripts/bench/seed_queries.sh" "$d/memory.db")
+  record "collect $size: wall s" "$w" "$pw" lower "<= 0.25"
+  record "collect $size: CPU s" "$c" "$pc" lower "-"
+done
+"$BIN" collect --once --config.file="$(dir_of "${SIZES[-1]}")/caretaker.toml" > "$WORK/collect.json" 2>/dev/null
+
+# serve DIR CONFIG PORT: caretaker serve in the background, ready when it returns.
+serve() {
+  "$BIN" serve --config.file="$2" --web.listen-address="127.0.0.1:$3" 2>>"$WORK/serve.log" &
+  PIDS+=($!); SERVE_PID=$!
+  wait_http "http://127.0.0.1:$3/-/ready"
+}
+# scrape NAME URL PID: wrk against URL; records p50, req/s and the server's CPU per request.
+scrape() {
+  local t0 t1 p50 p99 rps bad
+  t0=$(cpu_ticks "$3")
+  wrk -t1 -c1 -d"${WRK_SECONDS}s" --latency "$2" > "$WORK/wrk-$1.txt"
+  t1=$(cpu_ticks "$3")
+  read -r p50 p99 rps bad < <($M wrk "$WORK/wrk-$1.txt")
+  echo "$p50 $rps $(python3 -c "print(f'{($t1 - $t0) / $CLK * 1000 / max($rps * $WRK_SECONDS, 1):.4f}')") $bad"
+}
+
+# 2 and 6. /metrics against node_exporter; resident memory.
+NE_PORT=$(port)
+prometheus-node-exporter --web.listen-address="127.0.0.1:$NE_PORT" 2>>"$WORK/node_exporter.log" &
+PIDS+=($!); NE_PID=$!
+wait_http "http://127.0.0.1:$NE_PORT/metrics"
+NE_IDLE=$(rss_mb "$NE_PID" VmRSS)
+read -r ne50 nerps necpu _ < <(scrape node_exporter "http://127.0.0.1:$NE_PORT/metrics" "$NE_PID")
+NE_HWM=$(rss_mb "$NE_PID" VmHWM)
+for size in "${SIZES[@]}"; do
+  d=$(dir_of "$size"); p=$(port)
+  serve "$d" "$d/caretaker.toml" "$p"
+  sleep 1
+  idle=$(rss_mb "$SERVE_PID" VmRSS)
+  read -r c50 crps ccpu cbad < <(scrape "caretaker-$size" "http://127.0.0.1:$p/metrics" "$SERVE_PID")
+  [ "$cbad" = 0 ] || { echo "bench: caretaker answered $cbad non-2xx scrapes" >&2; exit 1; }
+  record "scrape $size: median latency ms" "$c50" "$ne50" lower "< 1 ms"
+  record "scrape $size: requests/s" "$crps" "$nerps" higher ">= 50x"
+  record "scrape $size: server CPU ms per scrape" "$ccpu" "$necpu" lower "-"
+  record "RSS $size after first collection, MB" "$idle" "$NE_IDLE" lower "< 30 MB idle"
+  record "RSS $size peak (VmHWM), MB" "$(rss_mb "$SERVE_PID" VmHWM)" "$NE_HWM" lower "-"
+  record "RSS $size anonymous (RssAnon), MB" "$(rss_mb "$SERVE_PID" RssAnon)" "$(rss_mb "$NE_PID" RssAnon)" lower "-"
+  kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+done
+
+# 3. Verified, compressed, checksummed backup against seed 001's script.
+d=$(dir_of "${SIZES[-1]}")
+sed 's/^retention = "30d"$/retention = "30d"\nverify = "full"/' "$d/caretaker.toml" > "$d/caretaker-full.toml"
+grep -q 'verify = "full"' "$d/caretaker-full.toml"
+read -r qw qc < <($M runs "$BACKUP_RUNS" "$BIN" run backup --config.file="$d/caretaker.toml")
+rm -f "$d"/backups/memory-*
+read -r fw fc < <($M runs "$BACKUP_RUNS" "$BIN" run backup --config.file="$d/caretaker-full.toml")
+rm -f "$d"/backups/memory-*
+read -r pw pc < <($M runs "$BACKUP_RUNS" "$ROOT/scripts/bench/seed_backup.sh" "$d/memory.db" "$WORK/seed-backups")
+rm -rf "$WORK/seed-backups"
+record "backup ${SIZES[-1]}, verify=quick: wall s" "$qw" "$pw" lower "<= 0.15"
+record "backup ${SIZES[-1]}, verify=full: wall s" "$fw" "$pw" lower "<= 0.3"
+record "backup ${SIZES[-1]}, verify=quick: CPU s" "$qc" "$pc" lower "-"
+record "backup ${SIZES[-1]}, verify=full: CPU s" "$fc" "$pc" lower "-"
+
+# 4. A writer's longest commit while the backup runs.
+stall_ms() {
+  python3 - "$d/memory.db" "$WRITER_SECONDS" "$@" <<'PY'
+import subprocess, sqlite3, sys, threading, time
+db, pause, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+worst, stop = [0.0], threading.Event()
+def write():
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    n = 0
+    while not stop.is_set():
+        t = time.monotonic()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO metrics_log (metric_name, metric_value, timestamp) VALUES ('bench_writer', ?, datetime('now'))", (n,))
+        conn.execute("COMMIT")
+        worst[0] = max(worst[0], time.monotonic() - t); n += 1
+        time.sleep(0.005)
+    conn.execute("DELETE FROM metrics_log WHERE metric_name = 'bench_writer'")
+t = threading.Thread(target=write); t.start()
+time.sleep(pause)
+try:
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=True)
+    done = "finished"
+except subprocess.TimeoutExpired:
+    done = "timed out"
+time.sleep(pause); stop.set(); t.join()
+print(f"{worst[0] * 1000:.2f} {done}")
+PY
+}
+read -r cs cdone < <(stall_ms "$BIN" run backup --config.file="$d/caretaker.toml")
+rm -f "$d"/backups/memory-*
+read -r ps pdone < <(stall_ms sqlite3 "$d/memory.db" ".backup '$WORK/stall.backup'")
+rm -f "$WORK/stall.backup"
+record "writer's longest commit during backup, ms (caretaker $cdone, sqlite3 $pdone)" "$cs" "$ps" lower "< 50 ms"
+
+# 5. Alertmanager webhooks against adnanh/webhook checking a header token.
+d=$(dir_of small); p=$(port); TOKEN=$(tr -d '\n' < "$d/token")
+serve "$d" "$d/caretaker.toml" "$p"
+BENCH_TOKEN=$TOKEN wrk -t1 -c4 -d"${WRK_SECONDS}s" --latency -s "$ROOT/scripts/bench/post.lua" \
+  "http://127.0.0.1:$p" > "$WORK/wrk-hook-caretaker.txt"
+kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+cat > "$WORK/hooks.json" <<JSON
+[{"id": "alertmanager", "execute-command": "/bin/true",
+  "trigger-rule": {"match": {"type": "value", "value": "Bearer $TOKEN",
+                             "parameter": {"source": "header", "name": "Authorization"}}}}]
+JSON
+wp=$(port)
+webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port "$wp" > "$WORK/webhook.log" 2>&1 &
+PIDS+=($!); WH_PID=$!
+for _ in $(seq 1 100); do curl -fsS -o /dev/null -X POST "http://127.0.0.1:$wp/hooks/alertmanager" -H "Authorization: Bearer $TOKEN" 2>/dev/null && break; sleep 0.1; done
+BENCH_TOKEN=$TOKEN BENCH_PATH=/hooks/alertmanager wrk -t1 -c4 -d"${WRK_SECONDS}s" --latency -s "$ROOT/scripts/bench/post.lua" \
+  "http://127.0.0.1:$wp" > "$WORK/wrk-hook-webhook.txt"
+kill "$WH_PID"
+read -r h50 h99 hrps hbad < <($M wrk "$WORK/wrk-hook-caretaker.txt")
+read -r w50 w99 wrps wbad < <($M wrk "$WORK/wrk-hook-webhook.txt")
+[ "$hbad" = 0 ] && [ "$wbad" = 0 ] || { echo "bench: webhook non-2xx: caretaker $hbad, webhook $wbad" >&2; exit 1; }
+record "webhook: requests/s" "$hrps" "$wrps" higher ">= 5x"
+record "webhook: p99 latency ms" "$h99" "$w99" lower "< 5 ms"
+record "webhook: median latency ms" "$h50" "$w50" lower "-"
+
+# 7. Condition to completed fix through Prometheus and Alertmanager (no peer).
+"$ROOT/scripts/bench/remediation.sh" "$BIN" "$(dir_of small)" "$WORK/remediation" > "$WORK/remediation.txt"
+record "backup folder emptied to backup job finished (Prometheus + Alertmanager), s" "$(cat "$WORK/remediation.txt")" - - "report only"
+
+echo >&2
+$M table "$RESULTS" --check | tee "$WORK/results.md"
+echo "bench ($MODE): every measurement produced a number; results in $WORK/results.md" >&2

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Benchmark helpers for scripts/bench.sh (standard library only).
+
+  measure.py runs N CMD...         run CMD N times; print median wall and CPU seconds
+  measure.py wrk FILE              print "p50_ms p99_ms req_per_s non2xx" from wrk --latency output
+  measure.py port                  print a free loopback port
+  measure.py table RESULTS [--check]  print the results table; --check fails on a missing number
+"""
+import os, re, socket, statistics, subprocess, sys, time
+
+
+def runs(n, cmd):
+    walls, cpus = [], []
+    for _ in range(n):
+        t = time.monotonic()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        walls.append(time.monotonic() - t)
+        cpus.append(ru.ru_utime + ru.ru_stime)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"measure: {cmd} failed")
+    print(f"{statistics.median(walls):.4f} {statistics.median(cpus):.4f}")
+
+
+def ms(v, unit):
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(path):
+    text = open(path).read()
+    lat = dict((p, ms(v, u)) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    if not rps or "50" not in lat or "99" not in lat:
+        sys.exit(f"measure: cannot read wrk output {path}")
+    print(f"{lat['50']:.4f} {lat['99']:.4f} {float(rps.group(1)):.1f} {bad.group(1) if bad else 0}")
+
+
+def port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+    s.close()
+
+
+def table(path, check):
+    """RESULTS lines: `measure | caretaker | peer | target ratio or -` (values may be NA)."""
+    rows, missing = [], []
+    for line in open(path):
+        name, ours, peer, kind, target = [f.strip() for f in line.rstrip("\n").split("|")]
+        for v in (ours, peer):
+            if v != "-":
+                try:
+                    float(v)
+                except ValueError:
+                    missing.append(f"{name}: {v!r}")
+        ratio = "-"
+        if kind in ("lower", "higher") and ours not in ("-", "NA") and peer not in ("-", "NA") and float(peer) > 0:
+            r = float(ours) / float(peer)
+            ratio = f"{r:.3f}" if r < 10 else f"{r:.1f}"
+        rows.append(f"| {name} | {ours} | {peer} | {ratio} | {target} |")
+    print("| measurement | caretaker | peer | ratio | target |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    if check and missing:
+        sys.exit("bench: measurements without a number: " + ", ".join(missing))
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if a[0] == "runs":
+        runs(int(a[1]), a[2:])
+    elif a[0] == "wrk":
+        wrk(a[1])
+    elif a[0] == "port":
+        port()
+    elif a[0] == "table":
+        table(a[1], "--check" in a)
