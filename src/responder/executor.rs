@@ -98,14 +98,7 @@ impl Executor {
 
     async fn skip(&self, job: &JobRecord, reason: &str, detail: String) {
         tracing::info!(job = job.id, action = %job.action, database = %job.database, reason, detail = %detail, "job skipped");
-        self.metrics
-            .action_skipped
-            .get_or_create(&labels(&[
-                ("action", &job.action),
-                ("database", &job.database),
-                ("reason", reason),
-            ]))
-            .inc();
+        self.metrics.skipped(&job.action, &job.database, reason);
         let (id, reason_s) = (job.id, reason.to_string());
         let event = audit(job, "skipped", Some(reason), Some(detail.clone()));
         self.blocking(move |s| {
@@ -210,14 +203,7 @@ impl Executor {
         };
         match (status, reason) {
             ("skipped", Some(reason)) => {
-                self.metrics
-                    .action_skipped
-                    .get_or_create(&labels(&[
-                        ("action", &job.action),
-                        ("database", &job.database),
-                        ("reason", reason),
-                    ]))
-                    .inc();
+                self.metrics.skipped(&job.action, &job.database, reason);
             }
             _ => {
                 let result = if status == "succeeded" {

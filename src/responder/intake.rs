@@ -171,14 +171,7 @@ pub fn record(
             Recorded::New(id) => summary.accepted.push(id),
             Recorded::Duplicate(id, status, finished) => {
                 summary.duplicates += 1;
-                metrics
-                    .action_skipped
-                    .get_or_create(&labels(&[
-                        ("action", &job.action),
-                        ("database", &job.database),
-                        ("reason", "duplicate"),
-                    ]))
-                    .inc();
+                metrics.skipped(&job.action, &job.database, "duplicate");
                 if status == "succeeded" && is_repeat(reason, finished, now) {
                     metrics
                         .remediation_unresolved

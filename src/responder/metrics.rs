@@ -129,6 +129,17 @@ impl ResponderMetrics {
 }
 
 impl ResponderMetrics {
+    /// Counts a job that was not run, with its reason.
+    pub fn skipped(&self, action: &str, database: &str, reason: &str) {
+        self.action_skipped
+            .get_or_create(&labels(&[
+                ("action", action),
+                ("database", database),
+                ("reason", reason),
+            ]))
+            .inc();
+    }
+
     /// Creates the counters of every configured action and database at 0, so
     /// the first failure or refusal is an increase that rules can see.
     pub fn initialize(&self, config: &crate::config::Config) {

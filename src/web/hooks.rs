@@ -81,14 +81,7 @@ pub async fn alertmanager(
     let responder = state.runtime.responder();
     let Some(mut room) = responder.queue.reserve(intake::jobs_needed(&planned)) else {
         let metrics = &responder.executor.metrics;
-        metrics
-            .action_skipped
-            .get_or_create(&labels(&[
-                ("action", ""),
-                ("database", ""),
-                ("reason", "queue_full"),
-            ]))
-            .inc();
+        metrics.skipped("", "", "queue_full");
         tracing::warn!(
             alerts = notification.alerts.len(),
             "job queue full; asking Alertmanager to retry"
