@@ -166,6 +166,7 @@ pub fn record(
     }
     let recorded = state.record(&jobs, &events, now)?;
     let mut retries = Vec::new();
+    let mut duplicate_events = Vec::new();
     for (job, rec) in jobs.iter().zip(recorded) {
         match rec {
             Recorded::New(id) => summary.accepted.push(id),
@@ -198,11 +199,12 @@ pub fn record(
                     detail: None,
                 };
                 e.detail = Some(format!("job {id} already {status}"));
-                state.audit(&e)?;
+                duplicate_events.push(e);
             }
         }
     }
-    for rec in state.record(&retries, &[], now)? {
+    // Retries and the duplicates' audit share one transaction (one fsync).
+    for rec in state.record(&retries, &duplicate_events, now)? {
         if let Recorded::New(id) = rec {
             summary.accepted.push(id);
         }

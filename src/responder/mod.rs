@@ -6,6 +6,7 @@
 //! - [`queue`] bounds what is waiting; [`executor`] runs one job through
 //!   cooldown, breaker and locks; [`safety`] holds the pure rules.
 
+pub mod commit;
 pub mod executor;
 pub mod intake;
 pub mod manual;

@@ -7,11 +7,13 @@
 //! survive restarts without state of their own.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+
+use super::commit::GroupCommit;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -131,7 +133,8 @@ pub struct JobFilter {
 
 /// The store, one connection behind a mutex (writes are small and short).
 pub struct StateStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    commits: GroupCommit,
 }
 
 fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
@@ -192,54 +195,33 @@ impl StateStore {
                 )?;
             }
         }
-        Ok((
-            StateStore {
-                conn: Mutex::new(conn),
-            },
-            interrupted,
-        ))
+        let conn = Arc::new(Mutex::new(conn));
+        let commits = GroupCommit::start(conn.clone()).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                Some(format!("cannot start the state writer: {e}")),
+            )
+        })?;
+        Ok((StateStore { conn, commits }, interrupted))
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records jobs and audit events in one transaction.
+    /// Records jobs and audit events durably, in one transaction (shared with
+    /// concurrent callers: see [`GroupCommit`]).
     pub fn record(
         &self,
         jobs: &[NewJob],
         events: &[AuditEvent],
         now: f64,
     ) -> rusqlite::Result<Vec<Recorded>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            let inserted = tx.execute(
-                "INSERT OR IGNORE INTO jobs (key, source, rule, action, database, alertname, fingerprint, starts_at,
-                   dry_run, cooldown_seconds, labels, status, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12)",
-                params![
-                    j.key, j.source, j.rule, j.action, j.database, j.alertname, j.fingerprint, j.starts_at,
-                    j.dry_run, j.cooldown.as_secs_f64(), j.labels, now
-                ],
-            )?;
-            if inserted == 1 {
-                out.push(Recorded::New(tx.last_insert_rowid()));
-            } else {
-                let (id, status, finished) = tx.query_row(
-                    "SELECT id, status, finished_at FROM jobs WHERE key = ?1",
-                    [&j.key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?;
-                out.push(Recorded::Duplicate(id, status, finished));
-            }
+        if jobs.is_empty() && events.is_empty() {
+            // Nothing to write: no transaction, no fsync.
+            return Ok(Vec::new());
         }
-        for e in events {
-            insert_audit(&tx, e)?;
-        }
-        tx.commit()?;
-        Ok(out)
+        self.commits.record(jobs, events, now)
     }
 
     pub fn audit(&self, event: &AuditEvent) -> rusqlite::Result<()> {
@@ -370,7 +352,38 @@ impl StateStore {
     }
 }
 
-fn insert_audit(conn: &Connection, e: &AuditEvent) -> rusqlite::Result<()> {
+/// Inserts jobs, keeping the existing job of a key that is already there.
+pub(super) fn insert_jobs(
+    tx: &Connection,
+    jobs: &[NewJob],
+    now: f64,
+) -> rusqlite::Result<Vec<Recorded>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let inserted = tx.prepare_cached(
+            "INSERT OR IGNORE INTO jobs (key, source, rule, action, database, alertname, fingerprint, starts_at,
+               dry_run, cooldown_seconds, labels, status, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12)",
+        )?
+        .execute(params![
+            j.key, j.source, j.rule, j.action, j.database, j.alertname, j.fingerprint, j.starts_at,
+            j.dry_run, j.cooldown.as_secs_f64(), j.labels, now
+        ])?;
+        if inserted == 1 {
+            out.push(Recorded::New(tx.last_insert_rowid()));
+        } else {
+            let (id, status, finished) = tx.query_row(
+                "SELECT id, status, finished_at FROM jobs WHERE key = ?1",
+                [&j.key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            out.push(Recorded::Duplicate(id, status, finished));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn insert_audit(conn: &Connection, e: &AuditEvent) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit (at, event, alertname, fingerprint, rule, action, database, job_id, reason, detail)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
