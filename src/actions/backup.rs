@@ -43,9 +43,7 @@ impl Action for Backup {
 
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError> {
         let db = ctx.database;
-        let cfg = db.backup.as_ref().ok_or_else(|| {
-            ActionError::NotConfigured(format!("database {} has no backup folder", db.name))
-        })?;
+        let cfg = ctx.backup()?;
         let started = Instant::now();
         let deadline = ctx.deadline.min(started + cfg.timeout);
         let name = backup_file_name(&db.name, ctx.now, cfg.compression);

@@ -23,6 +23,18 @@ pub struct ActionContext<'a> {
     pub now: SystemTime,
 }
 
+impl ActionContext<'_> {
+    /// The database's backup settings; actions on backups need them.
+    pub fn backup(&self) -> Result<&crate::config::BackupConfig, ActionError> {
+        self.database.backup.as_ref().ok_or_else(|| {
+            ActionError::NotConfigured(format!(
+                "database {} has no backup folder",
+                self.database.name
+            ))
+        })
+    }
+}
+
 /// What an action did, for the audit, the API and notifications.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Outcome {

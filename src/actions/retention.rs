@@ -100,12 +100,7 @@ impl Action for BackupRetention {
     }
 
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError> {
-        let cfg = ctx.database.backup.as_ref().ok_or_else(|| {
-            ActionError::NotConfigured(format!(
-                "database {} has no backup folder",
-                ctx.database.name
-            ))
-        })?;
+        let cfg = ctx.backup()?;
         let pruned = apply(&ctx.database.name, cfg, ctx.now, ctx.deadline, ctx.dry_run)?;
         let verb = if ctx.dry_run {
             "would remove"

@@ -31,9 +31,7 @@ impl Action for VerifyBackups {
 
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError> {
         let db = ctx.database;
-        let cfg = db.backup.as_ref().ok_or_else(|| {
-            ActionError::NotConfigured(format!("database {} has no backup folder", db.name))
-        })?;
+        let cfg = ctx.backup()?;
         let backups = database_backups(&cfg.dir, &db.name, ctx.deadline)?;
         let newest: Vec<_> = backups.into_iter().take(cfg.verify_newest).collect();
         if ctx.dry_run {

@@ -17,7 +17,9 @@ use std::time::Duration;
 
 pub use file::{Compression, IntegrityMode};
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
-pub use responder::{parse_cron, CommandConfig, ResponderConfig, Rule, ScheduleConfig, ACTIONS};
+pub use responder::{
+    known_action, parse_cron, CommandConfig, ResponderConfig, Rule, ScheduleConfig, ACTIONS,
+};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";

@@ -270,7 +270,8 @@ pub fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
     cron::Schedule::from_str(&full).map_err(|e| format!("invalid cron expression {text:?}: {e}"))
 }
 
-fn known_action(action: &str, commands: &[CommandConfig]) -> bool {
+/// Whether `action` names a built-in action or a configured `command:<name>`.
+pub fn known_action(action: &str, commands: &[CommandConfig]) -> bool {
     match action.strip_prefix("command:") {
         Some(name) => commands.iter().any(|c| c.name == name),
         None => ACTIONS.contains(&action) && action != "command",

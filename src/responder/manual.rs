@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::{bail, Context};
 use prometheus_client::registry::Registry;
 
-use crate::config::{Config, ACTIONS};
+use crate::config::{known_action, Config, ACTIONS};
 use crate::metrics::unix_seconds;
 use crate::responder::executor::Executor;
 use crate::responder::intake::MANUAL_COOLDOWN;
@@ -34,11 +34,7 @@ pub async fn run(
     database: Option<&str>,
     dry_run: bool,
 ) -> anyhow::Result<ExitCode> {
-    let known = match action.strip_prefix("command:") {
-        Some(name) => config.commands.iter().any(|c| c.name == name),
-        None => ACTIONS.contains(&action) && action != "command",
-    };
-    if !known {
+    if !known_action(action, &config.commands) {
         bail!(
             "unknown action {action:?}; known: {}, or command:<name>",
             ACTIONS[..11].join(", ")

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::hooks::refusal;
 use super::AppState;
-use crate::config::ACTIONS;
+use crate::config::{known_action, ACTIONS};
 use crate::metrics::unix_seconds;
 use crate::responder::intake::MANUAL_COOLDOWN;
 use crate::responder::state::{JobFilter, NewJob, Recorded};
@@ -98,11 +98,7 @@ pub async fn run(
         return r;
     }
     let config = state.runtime.config();
-    let known = match action.strip_prefix("command:") {
-        Some(name) => config.commands.iter().any(|c| c.name == name),
-        None => ACTIONS.contains(&action.as_str()) && action != "command",
-    };
-    if !known {
+    if !known_action(&action, &config.commands) {
         return (
             StatusCode::NOT_FOUND,
             format!("unknown action; known: {}\n", ACTIONS[..11].join(", ")),
