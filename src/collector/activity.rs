@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
+use super::groups::{number, Groups};
 use super::labels::{fold, label_value, top_keys};
 use super::patterns::fold_groups;
 use super::sqlite::{existing_tables, open_monitor, SEED_TABLES};
@@ -52,24 +53,42 @@ fn count(conn: &Connection, sql: &str) -> rusqlite::Result<f64> {
     conn.query_row(sql, [], |r| r.get::<_, f64>(0))
 }
 
+/// One agent's verifications while the table is read.
+#[derive(Default)]
+struct AgentRows {
+    count: f64,
+    score_sum: f64,
+    statuses: Groups<f64>,
+}
+
 fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT agent_name, verification_status, COUNT(*), TOTAL(truth_score)
-         FROM verification_history GROUP BY agent_name, verification_status",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let status = label_value(r.get::<_, Option<String>>(1)?);
-        let n = r.get::<_, f64>(2)?;
-        Ok((
-            label_value(r.get::<_, Option<String>>(0)?),
-            Verification {
-                count: n,
-                score_sum: r.get(3)?,
-                by_status: BTreeMap::from([(status, n)]),
-            },
-        ))
-    })?;
-    let groups = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    // Storage order, grouped in memory: GROUP BY would walk the agent index
+    // (a lookup per row) and sort into a temporary B-tree.
+    let mut stmt = conn
+        .prepare("SELECT agent_name, verification_status, truth_score FROM verification_history")?;
+    let mut rows = stmt.query([])?;
+    let mut by_agent: Groups<AgentRows> = Groups::default();
+    while let Some(r) = rows.next()? {
+        let a = by_agent.get(r.get_ref(0)?);
+        a.count += 1.0;
+        a.score_sum += number(r.get_ref(2)?);
+        *a.statuses.get(r.get_ref(1)?) += 1.0;
+    }
+    let groups = by_agent
+        .into_labelled()
+        .into_iter()
+        .map(|(agent, a)| {
+            let mut v = Verification {
+                count: a.count,
+                score_sum: a.score_sum,
+                by_status: BTreeMap::new(),
+            };
+            for (status, n) in a.statuses.into_labelled() {
+                *v.by_status.entry(status).or_default() += n;
+            }
+            (agent, v)
+        })
+        .collect();
     let agents = fold_groups(groups, |v| v.count, Verification::add, limit);
     for (agent, v) in agents {
         if v.count > 0.0 {
@@ -101,17 +120,22 @@ fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqli
 }
 
 fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT task_type, outcome, COUNT(*) FROM task_trajectories GROUP BY task_type, outcome",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            label_value(r.get::<_, Option<String>>(0)?),
-            label_value(r.get::<_, Option<String>>(1)?),
-            r.get::<_, f64>(2)?,
-        ))
-    })?;
-    let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare("SELECT task_type, outcome FROM task_trajectories")?;
+    let mut cursor = stmt.query([])?;
+    let mut by_type: Groups<Groups<f64>> = Groups::default();
+    while let Some(r) = cursor.next()? {
+        *by_type.get(r.get_ref(0)?).get(r.get_ref(1)?) += 1.0;
+    }
+    let rows: Vec<(String, String, f64)> = by_type
+        .into_labelled()
+        .into_iter()
+        .flat_map(|(t, outcomes)| {
+            outcomes
+                .into_labelled()
+                .into_iter()
+                .map(move |(o, n)| (t.clone(), o, n))
+        })
+        .collect();
     let weights = |pick: fn(&(String, String, f64)) -> &String| {
         let mut w: BTreeMap<String, f64> = BTreeMap::new();
         for row in &rows {

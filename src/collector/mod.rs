@@ -9,9 +9,11 @@
 pub mod activity;
 pub mod backups;
 pub mod database;
+pub mod groups;
 pub mod host;
 pub mod integrity;
 pub mod labels;
+pub mod pattern_scan;
 pub mod patterns;
 pub mod process;
 pub mod runner;
