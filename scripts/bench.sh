@@ -162,30 +162,35 @@ read -r ps pdone < <(stall_ms sqlite3 "$d/memory.db" ".backup '$WORK/stall.backu
 rm -f "$WORK/stall.backup"
 record "writer's longest commit during backup, ms (caretaker $cdone, sqlite3 $pdone)" "$cs" "$ps" lower "< 50 ms"
 
-# 5. Alertmanager webhooks against adnanh/webhook checking a header token.
-d=$(dir_of small); p=$(port); TOKEN=$(tr -d '\n' < "$d/token")
-serve "$d" "$d/caretaker.toml" "$p"
-BENCH_TOKEN=$TOKEN wrk -t1 -c4 -d"${WRK_SECONDS}s" --latency -s "$ROOT/scripts/bench/post.lua" \
-  "http://127.0.0.1:$p" > "$WORK/wrk-hook-caretaker.txt"
-kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+# 5. Alertmanager webhooks against adnanh/webhook checking a header token, with
+# 4 and with 32 concurrent connections (an Alertmanager sends one request per
+# group flush; a storm of groups, or several Alertmanagers, send many at once).
+d=$(dir_of small); TOKEN=$(tr -d '\n' < "$d/token")
 cat > "$WORK/hooks.json" <<JSON
 [{"id": "alertmanager", "execute-command": "/bin/true",
   "trigger-rule": {"match": {"type": "value", "value": "Bearer $TOKEN",
                              "parameter": {"source": "header", "name": "Authorization"}}}}]
 JSON
-wp=$(port)
-webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port "$wp" > "$WORK/webhook.log" 2>&1 &
-PIDS+=($!); WH_PID=$!
-for _ in $(seq 1 100); do curl -fsS -o /dev/null -X POST "http://127.0.0.1:$wp/hooks/alertmanager" -H "Authorization: Bearer $TOKEN" 2>/dev/null && break; sleep 0.1; done
-BENCH_TOKEN=$TOKEN BENCH_PATH=/hooks/alertmanager wrk -t1 -c4 -d"${WRK_SECONDS}s" --latency -s "$ROOT/scripts/bench/post.lua" \
-  "http://127.0.0.1:$wp" > "$WORK/wrk-hook-webhook.txt"
-kill "$WH_PID"
-read -r h50 h99 hrps hbad < <($M wrk "$WORK/wrk-hook-caretaker.txt")
-read -r w50 w99 wrps wbad < <($M wrk "$WORK/wrk-hook-webhook.txt")
-[ "$hbad" = 0 ] && [ "$wbad" = 0 ] || { echo "bench: webhook non-2xx: caretaker $hbad, webhook $wbad" >&2; exit 1; }
-record "webhook: requests/s" "$hrps" "$wrps" higher ">= 5x"
-record "webhook: p99 latency ms" "$h99" "$w99" lower "< 5 ms"
-record "webhook: median latency ms" "$h50" "$w50" lower "-"
+for conns in 4 32; do
+  p=$(port)
+  serve "$d" "$d/caretaker.toml" "$p"
+  BENCH_TOKEN=$TOKEN wrk -t1 -c"$conns" -d"${WRK_SECONDS}s" --latency -s "$ROOT/scripts/bench/post.lua" \
+    "http://127.0.0.1:$p" > "$WORK/wrk-hook-caretaker-c$conns.txt"
+  kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+  wp=$(port)
+  webhook -hooks "$WORK/hooks.json" -ip 127.0.0.1 -port "$wp" > "$WORK/webhook.log" 2>&1 &
+  PIDS+=($!); WH_PID=$!
+  for _ in $(seq 1 100); do curl -fsS -o /dev/null -X POST "http://127.0.0.1:$wp/hooks/alertmanager" -H "Authorization: Bearer $TOKEN" 2>/dev/null && break; sleep 0.1; done
+  BENCH_TOKEN=$TOKEN BENCH_PATH=/hooks/alertmanager wrk -t1 -c"$conns" -d"${WRK_SECONDS}s" --latency -s "$ROOT/scripts/bench/post.lua" \
+    "http://127.0.0.1:$wp" > "$WORK/wrk-hook-webhook-c$conns.txt"
+  kill "$WH_PID"; wait "$WH_PID" 2>/dev/null || true
+  read -r h50 h99 hrps hbad < <($M wrk "$WORK/wrk-hook-caretaker-c$conns.txt")
+  read -r w50 w99 wrps wbad < <($M wrk "$WORK/wrk-hook-webhook-c$conns.txt")
+  [ "$hbad" = 0 ] && [ "$wbad" = 0 ] || { echo "bench: webhook non-2xx: caretaker $hbad, webhook $wbad" >&2; exit 1; }
+  record "webhook, $conns connections: requests/s" "$hrps" "$wrps" higher ">= 5x"
+  record "webhook, $conns connections: p99 latency ms" "$h99" "$w99" lower "< 5 ms"
+  record "webhook, $conns connections: median latency ms" "$h50" "$w50" lower "-"
+done
 
 # 7. Condition to completed fix through Prometheus and Alertmanager (no peer).
 "$ROOT/scripts/bench/remediation.sh" "$BIN" "$(dir_of small)" "$WORK/remediation" > "$WORK/remediation.txt"

@@ -10,6 +10,12 @@ use toml::Spanned;
 use super::duration::HumanDuration;
 use crate::responder::matcher::Matcher;
 
+/// Where the state database goes unless `responder.state_file` says otherwise,
+/// relative to the configuration file: in a folder of its own, because the
+/// configuration's folder is watched for edits and every commit of the state
+/// database there would wake the watcher.
+pub const DEFAULT_STATE_FILE: &str = "state/caretaker-state.db";
+
 /// Limits and switches of the responder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponderConfig {
@@ -128,7 +134,7 @@ pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderCo
         action_timeout: d(raw.action_timeout, 3600),
         body_limit: raw.body_limit.unwrap_or(1 << 20),
         request_timeout: d(raw.request_timeout, 10),
-        state_path: base.join(raw.state_file.as_deref().unwrap_or("caretaker-state.db")),
+        state_path: base.join(raw.state_file.as_deref().unwrap_or(DEFAULT_STATE_FILE)),
         notify_url: raw.notify_url.clone(),
     }
 }

@@ -335,7 +335,7 @@ fn webhook_bodies_never_break_caretaker() {
             Ok(())
         })
         .expect("every webhook body is answered with 2xx or 4xx");
-    let jobs = assert_state_clean(&ct.dir.path().join("caretaker-state.db"));
+    let jobs = assert_state_clean(&ct.dir.path().join("state/caretaker-state.db"));
     report("webhook", cases.into_inner(), started, jobs);
     ct.stop();
 }
@@ -365,7 +365,7 @@ fn action_api_requests_never_break_caretaker() {
             Ok(())
         })
         .expect("every action request is answered with 2xx or 4xx");
-    let jobs = assert_state_clean(&ct.dir.path().join("caretaker-state.db"));
+    let jobs = assert_state_clean(&ct.dir.path().join("state/caretaker-state.db"));
     report("api", cases.into_inner(), started, jobs);
     ct.stop();
 }

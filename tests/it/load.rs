@@ -140,7 +140,8 @@ async fn a_burst_of_duplicates_loses_nothing_and_scrapes_stay_fast() {
         (accepted, duplicates, full, other) = (accepted + a, duplicates + d, full + f, other + o);
     }
     let burst = started.elapsed();
-    let conn = rusqlite::Connection::open(ct.dir.path().join("caretaker-state.db")).expect("state");
+    let conn =
+        rusqlite::Connection::open(ct.dir.path().join("state/caretaker-state.db")).expect("state");
     conn.busy_timeout(Duration::from_secs(10)).expect("busy");
     let count =
         |sql: &str| -> u64 { conn.query_row(sql, [], |r| r.get::<_, i64>(0)).expect(sql) as u64 };
