@@ -16,11 +16,42 @@ use super::state::{insert_audit, insert_jobs, AuditEvent, NewJob, Recorded};
 /// Requests written in one transaction at most.
 const MAX_BATCH: usize = 256;
 
+type Answer = rusqlite::Result<Vec<Recorded>>;
+
 struct Pending {
     jobs: Vec<NewJob>,
     events: Vec<AuditEvent>,
     now: f64,
-    reply: SyncSender<rusqlite::Result<Vec<Recorded>>>,
+    reply: Reply,
+}
+
+/// How the writer answers: a blocking caller waits on a channel; a request
+/// handler awaits a oneshot, so the common webhook path never leaves the
+/// async runtime for a blocking thread.
+enum Reply {
+    Blocking(SyncSender<Answer>),
+    Async(tokio::sync::oneshot::Sender<Answer>),
+}
+
+impl Reply {
+    fn send(self, answer: Answer) {
+        // A caller that gave up (client gone) does not matter to the others.
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(answer);
+            }
+        }
+    }
+}
+
+fn stopped() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+        Some("the state writer has stopped".into()),
+    )
 }
 
 /// The handle callers record through; the writer thread ends when it drops.
@@ -39,27 +70,39 @@ impl GroupCommit {
     }
 
     /// Records jobs and events durably; returns once they are committed.
-    pub fn record(
-        &self,
-        jobs: &[NewJob],
-        events: &[AuditEvent],
-        now: f64,
-    ) -> rusqlite::Result<Vec<Recorded>> {
+    pub fn record(&self, jobs: &[NewJob], events: &[AuditEvent], now: f64) -> Answer {
         let (reply, answer) = mpsc::sync_channel(1);
+        self.submit(jobs.to_vec(), events.to_vec(), now, Reply::Blocking(reply))?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// [`Self::record`] for async callers: awaits the commit without
+    /// occupying a thread.
+    pub async fn record_async(
+        &self,
+        jobs: Vec<NewJob>,
+        events: Vec<AuditEvent>,
+        now: f64,
+    ) -> Answer {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(jobs, events, now, Reply::Async(reply))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    fn submit(
+        &self,
+        jobs: Vec<NewJob>,
+        events: Vec<AuditEvent>,
+        now: f64,
+        reply: Reply,
+    ) -> rusqlite::Result<()> {
         let pending = Pending {
-            jobs: jobs.to_vec(),
-            events: events.to_vec(),
+            jobs,
+            events,
             now,
             reply,
         };
-        let stopped = || {
-            rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-                Some("the state writer has stopped".into()),
-            )
-        };
-        self.queue.send(pending).map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+        self.queue.send(pending).map_err(|_| stopped())
     }
 }
 
@@ -98,14 +141,15 @@ fn writer(conn: &Mutex<Connection>, requests: &Receiver<Pending>) {
         let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
         match write_batch(&mut conn, &batch) {
             Ok(outs) => {
-                for (p, out) in batch.iter().zip(outs) {
-                    let _ = p.reply.send(Ok(out));
+                for (p, out) in batch.into_iter().zip(outs) {
+                    p.reply.send(Ok(out));
                 }
             }
             // One failing request must not fail the others: write each alone.
             Err(_) => {
-                for p in &batch {
-                    let _ = p.reply.send(write_one(&mut conn, p));
+                for p in batch {
+                    let out = write_one(&mut conn, &p);
+                    p.reply.send(out);
                 }
             }
         }

@@ -67,6 +67,56 @@ pub fn record(
     metrics: &ResponderMetrics,
     now: f64,
 ) -> rusqlite::Result<IntakeSummary> {
+    let Prepared {
+        jobs,
+        events,
+        mut summary,
+    } = prepare(planned, config, state, metrics, now)?;
+    let recorded = state.record(&jobs, &events, now)?;
+    settle(
+        planned,
+        reason,
+        &jobs,
+        recorded,
+        state,
+        metrics,
+        now,
+        &mut summary,
+    )?;
+    Ok(summary)
+}
+
+/// What an intake writes in its first transaction, and what it found so far.
+pub struct Prepared {
+    pub jobs: Vec<NewJob>,
+    pub events: Vec<AuditEvent>,
+    pub summary: IntakeSummary,
+}
+
+/// Whether [`prepare`] reads the state database (resolved alerts close their
+/// episode there); otherwise it only computes.
+pub fn prepare_reads_state(planned: &[(Alert, Vec<Decision>)]) -> bool {
+    planned
+        .iter()
+        .any(|(_, ds)| ds.iter().any(|d| matches!(d, Decision::Resolved)))
+}
+
+/// Whether [`settle`] reads or writes the state database: only when some
+/// job was already recorded (duplicates are audited, repeats retried).
+pub fn settle_touches_state(recorded: &[Recorded]) -> bool {
+    recorded
+        .iter()
+        .any(|r| matches!(r, Recorded::Duplicate(..)))
+}
+
+/// Builds the jobs and audit events of a notification; see [`record`].
+pub fn prepare(
+    planned: &[(Alert, Vec<Decision>)],
+    config: &Config,
+    state: &StateStore,
+    metrics: &ResponderMetrics,
+    now: f64,
+) -> rusqlite::Result<Prepared> {
     let mut jobs = Vec::new();
     let mut events = Vec::new();
     let mut summary = IntakeSummary::default();
@@ -164,7 +214,26 @@ pub fn record(
             }
         }
     }
-    let recorded = state.record(&jobs, &events, now)?;
+    Ok(Prepared {
+        jobs,
+        events,
+        summary,
+    })
+}
+
+/// Accounts for what the first transaction recorded: accepted jobs, and for
+/// duplicates their audit and any retry, in one more transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn settle(
+    planned: &[(Alert, Vec<Decision>)],
+    reason: Option<&str>,
+    jobs: &[NewJob],
+    recorded: Vec<Recorded>,
+    state: &StateStore,
+    metrics: &ResponderMetrics,
+    now: f64,
+    summary: &mut IntakeSummary,
+) -> rusqlite::Result<()> {
     let mut retries = Vec::new();
     let mut duplicate_events = Vec::new();
     for (job, rec) in jobs.iter().zip(recorded) {
@@ -209,7 +278,7 @@ pub fn record(
             summary.accepted.push(id);
         }
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// A notification of an episode already remediated means the condition

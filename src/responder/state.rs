@@ -224,6 +224,19 @@ impl StateStore {
         self.commits.record(jobs, events, now)
     }
 
+    /// [`Self::record`] without blocking a thread: for request handlers.
+    pub async fn record_async(
+        &self,
+        jobs: Vec<NewJob>,
+        events: Vec<AuditEvent>,
+        now: f64,
+    ) -> rusqlite::Result<Vec<Recorded>> {
+        if jobs.is_empty() && events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.commits.record_async(jobs, events, now).await
+    }
+
     pub fn audit(&self, event: &AuditEvent) -> rusqlite::Result<()> {
         insert_audit(&self.conn(), event)
     }

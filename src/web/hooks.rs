@@ -15,10 +15,12 @@ use serde_json::json;
 
 use super::auth;
 use super::AppState;
+use crate::config::Config;
 use crate::metrics::unix_seconds;
-use crate::responder::intake;
+use crate::responder::intake::{self, IntakeSummary};
 use crate::responder::metrics::labels;
-use crate::responder::plan::Notification;
+use crate::responder::plan::{Alert, Decision, Notification};
+use crate::responder::Responder;
 
 fn counted(state: &AppState, code: StatusCode, body: impl IntoResponse) -> Response {
     let metrics = &state.runtime.responder().executor.metrics;
@@ -92,34 +94,10 @@ pub async fn alertmanager(
             "job queue is full; retry later\n",
         );
     };
-    let (executor, reason) = (
-        responder.executor.clone(),
-        notification.notification_reason.clone(),
-    );
-    let recorded = tokio::task::spawn_blocking(move || {
-        let now = unix_seconds(std::time::SystemTime::now());
-        intake::record(
-            &planned,
-            reason.as_deref(),
-            &config,
-            &executor.state,
-            &executor.metrics,
-            now,
-        )
-    })
-    .await;
-    let summary = match recorded {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "could not record the notification");
-            return counted(
-                &state,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "could not record the notification\n",
-            );
-        }
+    let summary = match record(planned, notification.notification_reason, config, responder).await {
+        Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "recording task failed");
+            tracing::error!(error = %e, "could not record the notification");
             return counted(
                 &state,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -143,4 +121,79 @@ pub async fn alertmanager(
         "resolved": summary.resolved,
     }));
     counted(&state, StatusCode::ACCEPTED, body)
+}
+
+/// Records a planned notification durably. The common case (new alerts, no
+/// resolved episode, no duplicate) awaits the group commit on this task; only
+/// the steps that read the state database run on a blocking thread.
+async fn record(
+    planned: Vec<(Alert, Vec<Decision>)>,
+    reason: Option<String>,
+    config: Arc<Config>,
+    responder: &Responder,
+) -> Result<IntakeSummary, String> {
+    let executor = responder.executor.clone();
+    let now = unix_seconds(std::time::SystemTime::now());
+    if intake::prepare_reads_state(&planned) {
+        let recorded = tokio::task::spawn_blocking(move || {
+            intake::record(
+                &planned,
+                reason.as_deref(),
+                &config,
+                &executor.state,
+                &executor.metrics,
+                now,
+            )
+        })
+        .await;
+        return match recorded {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("recording task failed: {e}")),
+        };
+    }
+    let intake::Prepared {
+        jobs,
+        events,
+        mut summary,
+    } = intake::prepare(&planned, &config, &executor.state, &executor.metrics, now)
+        .map_err(|e| e.to_string())?;
+    let recorded = executor
+        .state
+        .record_async(jobs.clone(), events, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !intake::settle_touches_state(&recorded) {
+        let (state, metrics) = (&executor.state, &executor.metrics);
+        intake::settle(
+            &planned,
+            reason.as_deref(),
+            &jobs,
+            recorded,
+            state,
+            metrics,
+            now,
+            &mut summary,
+        )
+        .map_err(|e| e.to_string())?;
+        return Ok(summary);
+    }
+    let settled = tokio::task::spawn_blocking(move || {
+        let (state, metrics) = (&executor.state, &executor.metrics);
+        intake::settle(
+            &planned,
+            reason.as_deref(),
+            &jobs,
+            recorded,
+            state,
+            metrics,
+            now,
+            &mut summary,
+        )
+        .map(|()| summary)
+    })
+    .await;
+    match settled {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("recording task failed: {e}")),
+    }
 }
