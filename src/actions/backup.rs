@@ -2,16 +2,22 @@
 //! copy of a live database, which the exporter then counts as a backup.
 //!
 //! Why it is built this way:
-//! - The copy is `VACUUM INTO` from a read-only connection: one read
-//!   transaction, so in WAL mode the application keeps writing meanwhile. The
-//!   stepped backup API restarts whenever the source is written to, so under
-//!   constant writes it may never finish. A progress handler enforces the
-//!   deadline (the action's, or `backup.timeout` if sooner).
+//! - The copy uses SQLite's backup API inside one read transaction on a
+//!   read-only connection (see `copy`): pages are copied as they are (no
+//!   B-tree rebuild as with `VACUUM INTO`), the pinned snapshot keeps the
+//!   steps from restarting under writes, and in WAL mode the application
+//!   keeps writing. The deadline (the action's, or `backup.timeout` if sooner)
+//!   is checked between steps. The copy is marked rollback-mode so it never
+//!   needs a `-wal` file.
+//! - The check of the copy runs on its own thread while the compressor
+//!   streams the same file: `seconds_check` and `seconds_compress` overlap.
+//!   If the check fails, every file is removed as for any other error.
 //! - Every intermediate file has a hidden name ending in `.tmp` inside the
 //!   backup folder: the exporter ignores them, they are removed on any error,
 //!   and [`remove_stale_temporaries`] removes what a crash left behind.
 //! - Compression and hashing happen in one streaming pass (zstd on every
-//!   core, or gzip). The data file is renamed into place before its `.sha256`
+//!   core, or gzip), synced every 16 MiB so the final fsync is small and an
+//!   application's fsync never waits behind one huge flush. The data file is renamed into place before its `.sha256`
 //!   sidecar, so a crash between the two leaves a file the exporter reports as
 //!   unverified, never a "backup" that is not one.
 //! - A full disk is refused up front when the folder cannot hold the copy,
