@@ -253,6 +253,15 @@ fn backup_of_a_busy_wal_database_is_consistent_and_counted() {
     );
     let live: BTreeSet<String> = rows(&db.path).into_iter().map(|(id, _)| id).collect();
     assert!(ids.is_subset(&live));
+    // One snapshot: the writer inserts ids in order, so the copy holds an
+    // unbroken prefix of them, none missing in the middle.
+    let newest = ids.iter().next_back().expect("rows");
+    let count: u64 = newest[1..].parse::<u64>().expect("id number") + 1;
+    assert_eq!(ids.len() as u64, count, "the copy is a single snapshot");
+    // The published copy is an ordinary rollback-journal database: it needs
+    // no -wal or -shm file to be opened or restored.
+    let header = std::fs::read(&restored).expect("read copy");
+    assert_eq!((header[18], header[19]), (1, 1), "not in WAL mode");
 
     let collector = BackupsCollector::new(&backups, DAY);
     let (files, _) = collector
