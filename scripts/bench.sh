@@ -156,8 +156,12 @@ time.sleep(pause); stop.set(); t.join()
 print(f"{worst[0] * 1000:.2f} {done}")
 PY
 }
+# Earlier steps leave gigabytes of dirty pages; flush them first so neither
+# side's writer waits on the other's leftovers.
+sync
 read -r cs cdone < <(stall_ms "$BIN" run backup --config.file="$d/caretaker.toml")
 rm -f "$d"/backups/memory-*
+sync
 read -r ps pdone < <(stall_ms sqlite3 "$d/memory.db" ".backup '$WORK/stall.backup'")
 rm -f "$WORK/stall.backup"
 record "writer's longest commit during backup, ms (caretaker $cdone, sqlite3 $pdone)" "$cs" "$ps" lower "< 50 ms"

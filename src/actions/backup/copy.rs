@@ -35,15 +35,13 @@ pub(super) fn copy_database(
     // backup. The SELECT starts it (BEGIN alone takes no snapshot).
     conn.execute_batch("BEGIN")?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
-    let (pages, free, page_size): (i64, i64, i64) = conn.query_row(
+    // The backup API copies free pages too: the copy is as large as the file.
+    let (pages, page_size): (i64, i64) = conn.query_row(
         "SELECT (SELECT page_count FROM pragma_page_count), \
-                (SELECT freelist_count FROM pragma_freelist_count), \
                 (SELECT page_size FROM pragma_page_size)",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    // The backup API copies free pages too.
-    let _ = free;
     let needed = u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0);
     let avail = available_bytes(dir)?;
     if avail < needed {
