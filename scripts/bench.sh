@@ -2,7 +2,7 @@
 # Benchmarks caretaker against the tools the runbooks use today, each pair in
 # the same run. See docs/benchmarks.md for what is measured and the results.
 #
-#   scripts/bench.sh            full: 5,000- and 1,000,000-pattern databases (~15 min)
+#   scripts/bench.sh            full: 5,000- and 1,000,000-pattern databases (~20 min)
 #   scripts/bench.sh --smoke    small database, short runs (< 60 s): checks that every
 #                               measurement produces a number; no timing thresholds
 #

@@ -256,7 +256,7 @@ fn put_back(db: &Path, moved: &[(PathBuf, PathBuf)]) {
 
 /// Checks the file now in place with a read-write connection (which removes
 /// its own `-wal`/`-shm` on close), and gives it back WAL mode if the previous
-/// database had it: `VACUUM INTO` copies are in rollback mode.
+/// database had it: backup copies are stored in rollback mode.
 fn final_check(path: &Path, wal: bool) -> Result<(), String> {
     let flags =
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
