@@ -15,47 +15,7 @@ use serde::Serialize;
 
 use super::commit::GroupCommit;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-  id INTEGER PRIMARY KEY,
-  key TEXT NOT NULL UNIQUE,
-  source TEXT NOT NULL,
-  rule TEXT,
-  action TEXT NOT NULL,
-  database TEXT NOT NULL,
-  alertname TEXT,
-  fingerprint TEXT,
-  starts_at TEXT,
-  dry_run INTEGER NOT NULL DEFAULT 0,
-  cooldown_seconds REAL NOT NULL DEFAULT 0,
-  labels TEXT,
-  status TEXT NOT NULL,
-  reason TEXT,
-  created_at REAL NOT NULL,
-  started_at REAL,
-  finished_at REAL,
-  outcome TEXT,
-  error TEXT,
-  resolved_at REAL,
-  pid INTEGER
-);
-CREATE INDEX IF NOT EXISTS jobs_attempts ON jobs(action, database, started_at);
-CREATE INDEX IF NOT EXISTS jobs_episode ON jobs(fingerprint, starts_at);
-CREATE TABLE IF NOT EXISTS audit (
-  id INTEGER PRIMARY KEY,
-  at REAL NOT NULL,
-  event TEXT NOT NULL,
-  alertname TEXT,
-  fingerprint TEXT,
-  rule TEXT,
-  action TEXT,
-  database TEXT,
-  job_id INTEGER,
-  reason TEXT,
-  detail TEXT
-);
-CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
-";
+const SCHEMA: &str = include_str!("state_schema.sql");
 
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -135,21 +135,11 @@ async fn record(
     let executor = responder.executor.clone();
     let now = unix_seconds(std::time::SystemTime::now());
     if intake::prepare_reads_state(&planned) {
-        let recorded = tokio::task::spawn_blocking(move || {
-            intake::record(
-                &planned,
-                reason.as_deref(),
-                &config,
-                &executor.state,
-                &executor.metrics,
-                now,
-            )
+        return blocking(move || {
+            let (state, metrics) = (&executor.state, &executor.metrics);
+            intake::record(&planned, reason.as_deref(), &config, state, metrics, now)
         })
         .await;
-        return match recorded {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("recording task failed: {e}")),
-        };
     }
     let intake::Prepared {
         jobs,
@@ -162,26 +152,13 @@ async fn record(
         .record_async(jobs.clone(), events, now)
         .await
         .map_err(|e| e.to_string())?;
-    if !intake::settle_touches_state(&recorded) {
+    let reads_state = intake::settle_touches_state(&recorded);
+    let settle = move || {
         let (state, metrics) = (&executor.state, &executor.metrics);
+        let reason = reason.as_deref();
         intake::settle(
             &planned,
-            reason.as_deref(),
-            &jobs,
-            recorded,
-            state,
-            metrics,
-            now,
-            &mut summary,
-        )
-        .map_err(|e| e.to_string())?;
-        return Ok(summary);
-    }
-    let settled = tokio::task::spawn_blocking(move || {
-        let (state, metrics) = (&executor.state, &executor.metrics);
-        intake::settle(
-            &planned,
-            reason.as_deref(),
+            reason,
             &jobs,
             recorded,
             state,
@@ -190,9 +167,19 @@ async fn record(
             &mut summary,
         )
         .map(|()| summary)
-    })
-    .await;
-    match settled {
+    };
+    if reads_state {
+        blocking(settle).await
+    } else {
+        settle().map_err(|e| e.to_string())
+    }
+}
+
+/// Runs state-database work that may wait on SQLite on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(work).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(e) => Err(format!("recording task failed: {e}")),
     }
