@@ -109,12 +109,14 @@ async fn two_alertmanagers_deliver_one_alert_and_it_runs_once() {
     let m = ct
         .wait_for("both deliveries", Duration::from_secs(30), |m| {
             value(m, "caretaker_webhook_requests_total", &[("code", "202")]).unwrap_or(0.0) >= 2.0
+                // The counters exist at 0 from the start: wait for the run itself.
                 && value(
                     m,
                     "caretaker_action_runs_total",
-                    &[("action", "wal_checkpoint")],
+                    &[("action", "wal_checkpoint"), ("result", "success")],
                 )
-                .is_some()
+                .unwrap_or(0.0)
+                    >= 1.0
         })
         .await;
     assert_eq!(
