@@ -16,11 +16,11 @@
 //!   backup folder: the exporter ignores them, they are removed on any error,
 //!   and [`remove_stale_temporaries`] removes what a crash left behind.
 //! - Compression and hashing happen in one streaming pass (zstd on every
-//!   core, or gzip), synced every MiB so the final fsync is small and an
-//!   application's fsync never queues behind a large flush. The data file is
-//!   renamed into place before its `.sha256` sidecar, so a crash between the
-//!   two leaves a file the exporter reports as unverified, never a "backup"
-//!   that is not one.
+//!   core, or gzip), written back to disk a MiB at a time as it is written
+//!   (see `sink`) so an application's fsync never queues behind a large
+//!   flush. The data file is renamed into place before its `.sha256`
+//!   sidecar, so a crash between the two leaves a file the exporter reports
+//!   as unverified, never a "backup" that is not one.
 //! - A full disk is refused up front when the folder cannot hold the copy,
 //!   and reported as such (not as an SQLite error) when it fills mid-way.
 
@@ -28,15 +28,15 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
 mod copy;
+mod sink;
 
 use super::verify_backups::{check_database_file, file_name, TempFile};
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::collector::backups::{backup_file_name, CHECKSUM_SUFFIX};
 use crate::config::{BackupConfig, Compression, DatabaseConfig};
 use copy::copy_database;
+use sink::Sink;
 
 pub struct Backup;
 
@@ -218,12 +218,7 @@ fn compress(
         .write(true)
         .create_new(true)
         .open(packed)?;
-    let sink = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-        written: 0,
-        unsynced: 0,
-    };
+    let sink = Sink::new(file);
     let mut encoder = match cfg.compression {
         Compression::Zstd => {
             let mut e = zstd::stream::write::Encoder::new(sink, cfg.level.clamp(1, 22))?;
@@ -255,10 +250,7 @@ fn compress(
         }
         encoder.write_all(&buf[..n])?;
     }
-    let sink = encoder.finish()?;
-    let file = sink.inner.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok((sink.written, format!("{:x}", sink.hasher.finalize())))
+    encoder.finish()?.finish()
 }
 
 enum Encoder<W: Write> {
@@ -279,43 +271,6 @@ impl<W: Write> Encoder<W> {
             Encoder::Zstd(e) => e.finish(),
             Encoder::Gzip(e) => e.finish(),
         }
-    }
-}
-
-/// Bytes written between two `fdatasync`s of the compressed file. An
-/// application's commit on the same disk waits for whatever is being flushed
-/// when it syncs: with 16 MiB its commits took 20-38 ms while a 1.3 GB
-/// backup was compressed, with 1 MiB at most 15 ms (docs/benchmarks.md), and
-/// the backup was no slower.
-const SYNC_EVERY: u64 = 1 << 20;
-
-/// A writer that hashes and counts what passes through it, and syncs the file
-/// every [`SYNC_EVERY`] bytes: the kernel then never holds a huge backlog of
-/// dirty pages, so an application's own fsync does not queue behind one big
-/// flush, and the final fsync is small.
-struct Hashing {
-    inner: std::io::BufWriter<std::fs::File>,
-    hasher: Sha256,
-    written: u64,
-    unsynced: u64,
-}
-
-impl Write for Hashing {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        self.unsynced += n as u64;
-        if self.unsynced >= SYNC_EVERY {
-            self.inner.flush()?;
-            self.inner.get_ref().sync_data()?;
-            self.unsynced = 0;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
