@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::collector::backups::{checksum_matches, database_backups};
 use crate::collector::integrity::problems;
+use crate::collector::sqlite::map_for_full_pass;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::IntegrityMode;
@@ -206,6 +207,7 @@ fn open_immutable(path: &Path, deadline: Instant) -> rusqlite::Result<Connection
         | OpenFlags::SQLITE_OPEN_URI;
     let mut conn = Connection::open_with_flags(uri, flags)?;
     conn.busy_timeout(Duration::from_millis(500))?;
+    map_for_full_pass(&conn)?;
     conn.progress_handler(10_000, Some(move || Instant::now() >= deadline))?;
     Ok(conn)
 }

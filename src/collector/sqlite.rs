@@ -23,6 +23,19 @@ pub fn open_monitor(path: &Path, deadline: Instant) -> rusqlite::Result<Connecti
     Ok(conn)
 }
 
+/// How much of a file a connection that reads all of it (a backup's copy,
+/// an integrity check) maps into memory; SQLite caps it at 2 GiB and reads
+/// the rest with `pread`. The checks follow index entries back to their rows,
+/// so without the map every visit is a system call: `integrity_check` of a
+/// 1.3 GB database spends 6 s of its 14 in the kernel that way, and 0.05 s of
+/// 8.5 with it. The mapped pages are the page cache's, shared and reclaimable.
+pub const FULL_PASS_MMAP_BYTES: i64 = 2 * 1024 * 1024 * 1024;
+
+/// Maps up to [`FULL_PASS_MMAP_BYTES`] of the file behind `conn`.
+pub fn map_for_full_pass(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "mmap_size", FULL_PASS_MMAP_BYTES)
+}
+
 /// The tables of the seed schema that exist in this database.
 pub fn existing_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(

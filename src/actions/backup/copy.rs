@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{available_bytes, no_room};
 use crate::actions::ActionError;
-use crate::collector::sqlite::open_monitor;
+use crate::collector::sqlite::{map_for_full_pass, open_monitor};
 
 /// Pages per step: 16,384 pages of 4 KiB is 64 MiB, well under a second.
 const PAGES_PER_STEP: std::os::raw::c_int = 16_384;
@@ -31,6 +31,7 @@ pub(super) fn copy_database(
     deadline: Instant,
 ) -> Result<(), ActionError> {
     let conn = open_monitor(source, deadline)?;
+    map_for_full_pass(&conn)?;
     // One read transaction for the whole copy: the snapshot it pins is the
     // backup. The SELECT starts it (BEGIN alone takes no snapshot).
     conn.execute_batch("BEGIN")?;
