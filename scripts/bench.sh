@@ -192,6 +192,17 @@ read -r ps pdone < <(stall_ms sqlite3 "$d/memory.db" ".backup '$WORK/stall.backu
 rm -f "$WORK/stall.backup"
 record "writer's longest commit during backup, ms (caretaker $cdone, sqlite3 $pdone)" "$cs" "$ps" lower "< 50 ms"
 
+# 5a. The disk as a writer that fsyncs every commit sees it, idle and with one
+# and two cores spinning (wrk and the server keep them busy in step 5). No
+# peer: on a virtual machine whose disk stalls while its cores are busy, this
+# is the floor under step 5's p99 (caretaker fsyncs every accepted alert).
+for busy in 0 1 2; do
+  settle_disk
+  read -r _ f99 fslow fstall < <($M fsync "$WRK_SECONDS" "$WORK/fsync.tmp" "$busy")
+  record "fsync of a 4 KiB overwrite, $busy spinning processes: p99 ms" "$f99" - - "report only"
+  record "fsync of a 4 KiB overwrite, $busy spinning processes: fsyncs over 5 ms per s (median ms: $fstall)" "$fslow" - - "report only"
+done
+
 # 5. Alertmanager webhooks against adnanh/webhook checking a header token, with
 # 4 and with 32 concurrent connections (an Alertmanager sends one request per
 # group flush; a storm of groups, or several Alertmanagers, send many at once).

@@ -4,6 +4,9 @@
   measure.py runs N CMD...         run CMD N times; print median wall and CPU seconds
   measure.py wrk FILE              print "p50_ms p99_ms req_per_s non2xx" from wrk --latency output
   measure.py port                  print a free loopback port
+  measure.py fsync SECONDS FILE [BUSY]  time 4 KiB overwrites + fdatasync of FILE for SECONDS
+                                   while BUSY threads spin (default 0); print "p50_ms p99_ms
+                                   slow_per_s slow_median_ms" (slow: over 5 ms)
   measure.py table RESULTS [--check]  print the results table; --check fails on a missing number
 """
 import os, re, socket, statistics, subprocess, sys, time
@@ -43,6 +46,33 @@ def port():
     s.close()
 
 
+def fsync(seconds, path, busy):
+    """The disk as every fsync-per-commit writer sees it; BUSY spinning
+    processes stand in for the load (wrk, the server) during a benchmark."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.pwrite(fd, b"\0" * (1 << 20), 0)
+        os.fsync(fd)
+        lat, off, end = [], 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            os.pwrite(fd, b"x" * 4096, off)
+            off = (off + 4096) % (1 << 20)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t) * 1000)
+        os.close(fd)
+        os.unlink(path)
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+    lat.sort()
+    slow = [x for x in lat if x > 5]
+    typical = statistics.median(slow) if slow else 0
+    print(f"{lat[len(lat) // 2]:.4f} {lat[int(len(lat) * 0.99)]:.4f} {len(slow) / seconds:.1f} {typical:.2f}")
+
+
 def table(path, check):
     """RESULTS lines: `measure | caretaker | peer | target ratio or -` (values may be NA)."""
     rows, missing = [], []
@@ -74,5 +104,7 @@ if __name__ == "__main__":
         wrk(a[1])
     elif a[0] == "port":
         port()
+    elif a[0] == "fsync":
+        fsync(float(a[1]), a[2], int(a[3]) if len(a) > 3 else 0)
     elif a[0] == "table":
         table(a[1], "--check" in a)
