@@ -37,4 +37,4 @@ CREATE TABLE IF NOT EXISTS audit (
   reason TEXT,
   detail TEXT
 );
-CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+DROP INDEX IF EXISTS audit_at;
