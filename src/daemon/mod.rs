@@ -21,7 +21,7 @@ use crate::actions::archive;
 use crate::actions::backup::remove_stale_temporaries;
 use crate::collector::runner::{jobs_for, Collection};
 use crate::config::Config;
-use crate::metrics::{unix_seconds, MetricSet, Snapshot, SnapshotCollector, SourceKey};
+use crate::metrics::{unix_seconds, MetricSet, Snapshot, SourceKey};
 use crate::responder::executor::Executor;
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::queue::{start_workers, JobQueue};
@@ -358,7 +358,6 @@ pub async fn run(
     let mut registry = Registry::default();
     let metrics = Arc::new(ResponderMetrics::register(&mut registry));
     let runtime = Runtime::start(config, shutdown.clone(), metrics).await?;
-    registry.register_collector(Box::new(SnapshotCollector(runtime.snapshot().clone())));
     let state = Arc::new(AppState {
         registry,
         runtime: runtime.clone(),

@@ -9,7 +9,7 @@ mod family;
 mod snapshot;
 
 pub use family::{Family, Kind, Labels, MetricSet};
-pub use snapshot::{unix_seconds, Snapshot, SnapshotCollector, SourceKey, SourceStatus};
+pub use snapshot::{unix_seconds, Snapshot, SourceKey, SourceStatus};
 
 /// The content type of the OpenMetrics text exposition format.
 pub const OPENMETRICS_CONTENT_TYPE: &str =

@@ -2,14 +2,19 @@
 //!
 //! Background collectors `record` into the snapshot; `/metrics` holds the read
 //! lock only long enough to encode. No query, walk or hash ever runs here, so a
-//! scrape costs the same whatever the size of the databases.
+//! scrape costs the same whatever the size of the databases. The encoded text
+//! is kept until the next change ([`Snapshot::encoded`]): collections come
+//! every few seconds, scrapes may come far more often (several Prometheus
+//! servers, dashboards), and encoding was most of a scrape's CPU.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use super::{Kind, Labels, MetricSet};
 
@@ -56,6 +61,10 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     inner: RwLock<Inner>,
+    /// Changes with every write, under the write lock.
+    generation: AtomicU64,
+    /// The text of the last encoding and the generation it shows.
+    encoded: Mutex<Option<(u64, Arc<str>)>>,
 }
 
 impl Snapshot {
@@ -68,7 +77,37 @@ impl Snapshot {
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
+        let guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        // Bumped while the lock is held: a reader that sees a generation under
+        // the read lock sees the data of that generation.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        guard
+    }
+
+    /// The snapshot's families in the text format (without `# EOF`), encoded
+    /// again only when something was recorded since the last call.
+    pub fn encoded(self: &Arc<Self>) -> Result<Arc<str>, std::fmt::Error> {
+        let current = {
+            let _inner = self.read();
+            self.generation.load(Ordering::Acquire)
+        };
+        let mut cache = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((generation, text)) = cache.as_ref() {
+            if *generation == current {
+                return Ok(text.clone());
+            }
+        }
+        let seen = Arc::new(AtomicU64::new(0));
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotCollector {
+            snapshot: self.clone(),
+            seen: seen.clone(),
+        }));
+        let mut text = String::with_capacity(cache.as_ref().map_or(16 * 1024, |(_, t)| t.len()));
+        prometheus_client::encoding::text::encode_registry(&mut text, &registry)?;
+        let text: Arc<str> = text.into();
+        *cache = Some((seen.load(Ordering::Acquire), text.clone()));
+        Ok(text)
     }
 
     /// Stores the outcome of one collection. A failure drops the source's old
@@ -192,13 +231,19 @@ fn encode_value(
 /// One family gathered from every source: help, type and samples.
 type Merged<'a> = (&'a str, Kind, Vec<&'a (Labels, f64)>);
 
-/// Adapter that lets the registry encode the snapshot on every scrape.
-#[derive(Debug, Clone)]
-pub struct SnapshotCollector(pub Arc<Snapshot>);
+/// Adapter that lets a registry encode the snapshot; `seen` receives the
+/// generation it encoded.
+#[derive(Debug)]
+struct SnapshotCollector {
+    snapshot: Arc<Snapshot>,
+    seen: Arc<AtomicU64>,
+}
 
 impl prometheus_client::collector::Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let inner = self.0.read();
+        let inner = self.snapshot.read();
+        let generation = self.snapshot.generation.load(Ordering::Acquire);
+        self.seen.store(generation, Ordering::Release);
         let health = Snapshot::health(&inner);
         // Merge every source's families by name so each family is written once.
         let mut merged: BTreeMap<&str, Merged<'_>> = BTreeMap::new();
@@ -232,5 +277,62 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value_in(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    fn record(snapshot: &Snapshot, value: f64) {
+        let mut set = MetricSet::new();
+        set.gauge("caretaker_test_value", "a test figure", vec![], value);
+        let key = SourceKey::new("test", None);
+        snapshot.record(key, Some(set), Duration::ZERO, SystemTime::now());
+    }
+
+    #[test]
+    fn encoded_text_is_reused_until_something_is_recorded() {
+        let snapshot = Snapshot::new();
+        record(&snapshot, 1.0);
+        let first = snapshot.encoded().expect("encode");
+        assert_eq!(value_in(&first, "caretaker_test_value"), Some(1.0));
+        assert!(!first.contains("# EOF"), "the handler adds the end marker");
+        let again = snapshot.encoded().expect("encode");
+        assert!(Arc::ptr_eq(&first, &again), "nothing changed: same text");
+        record(&snapshot, 2.0);
+        let after = snapshot.encoded().expect("encode");
+        assert_eq!(value_in(&after, "caretaker_test_value"), Some(2.0));
+        snapshot.set_fixed("build", MetricSet::new());
+        assert!(!Arc::ptr_eq(&after, &snapshot.encoded().expect("encode")));
+    }
+
+    #[test]
+    fn scrapes_racing_with_collections_end_on_the_last_value() {
+        let snapshot = Snapshot::new();
+        record(&snapshot, 0.0);
+        let writer = {
+            let snapshot = snapshot.clone();
+            std::thread::spawn(move || {
+                for v in 1..=2000 {
+                    record(&snapshot, f64::from(v));
+                }
+            })
+        };
+        let mut last = 0.0;
+        while !writer.is_finished() {
+            let text = snapshot.encoded().expect("encode");
+            let v = value_in(&text, "caretaker_test_value").expect("value");
+            assert!(v >= last, "values never go back: {v} after {last}");
+            last = v;
+        }
+        writer.join().expect("writer");
+        let text = snapshot.encoded().expect("encode");
+        assert_eq!(value_in(&text, "caretaker_test_value"), Some(2000.0));
     }
 }

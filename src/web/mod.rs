@@ -16,6 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use prometheus_client::encoding::text;
 use prometheus_client::registry::Registry;
 use tower_http::timeout::TimeoutLayer;
 
@@ -52,9 +53,17 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let mut body = String::with_capacity(16 * 1024);
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
-        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
+    // The responder's live counters, then the collectors' snapshot (encoded
+    // once per collection, see `Snapshot::encoded`), then the end marker.
+    let encoded = state.runtime.snapshot().encoded().and_then(|snapshot| {
+        let mut body = String::with_capacity(snapshot.len() + 8 * 1024);
+        text::encode_registry(&mut body, &state.registry)?;
+        body.push_str(&snapshot);
+        text::encode_eof(&mut body)?;
+        Ok(body)
+    });
+    match encoded {
+        Ok(body) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "encoding metrics failed");
             (
