@@ -1,10 +1,10 @@
 //! Group commit for the state database.
 //!
 //! Every accepted alert is fsynced before its 202 (synchronous=FULL), and an
-//! fsync costs about a millisecond here. Requests that arrive while one
-//! commit is being written wait for the next, which carries all of them in a
-//! single transaction: one fsync for a burst instead of one per request, with
-//! the same durability for each. Under steady concurrent load a commit also
+//! fsync costs a few hundred microseconds here, more when the disk is busy.
+//! Requests that arrive while one commit is being written wait for the next,
+//! which carries all of them in a single transaction: one fsync for a burst
+//! instead of one per request, with the same durability for each. Under steady concurrent load a commit also
 //! waits briefly for the senders it just answered ([`gather`]), so they do
 //! not settle into two half-full commits taking turns.
 
@@ -226,7 +226,7 @@ mod tests {
         };
         // A lone request: nothing else queued, so no wait despite `busy`.
         assert_eq!(gather(pending(), &rx, &busy).len(), 1);
-        // Already queued beyond the target: all taken, nothing awaited.
+        // Nine queued: all taken at once (then the bounded wait finds no more).
         for _ in 0..9 {
             tx.send(pending()).expect("send");
         }
