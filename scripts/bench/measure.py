@@ -2,7 +2,8 @@
 """Benchmark helpers for scripts/bench.sh (standard library only).
 
   measure.py runs N CMD...         run CMD N times; print median wall and CPU seconds
-  measure.py wrk FILE              print "p50_ms p99_ms req_per_s non2xx" from wrk --latency output
+  measure.py wrk FILE...           print "p50_ms p99_ms req_per_s non2xx" from wrk --latency output
+                                   (several files: the median of each figure, non2xx summed)
   measure.py port                  print a free loopback port
   measure.py fsync SECONDS FILE [BUSY]  time 4 KiB overwrites + fdatasync of FILE for SECONDS
                                    while BUSY threads spin (default 0); print "p50_ms p99_ms
@@ -29,14 +30,20 @@ def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(path):
+def wrk_figures(path):
     text = open(path).read()
     lat = dict((p, ms(v, u)) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M))
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     if not rps or "50" not in lat or "99" not in lat:
         sys.exit(f"measure: cannot read wrk output {path}")
-    print(f"{lat['50']:.4f} {lat['99']:.4f} {float(rps.group(1)):.1f} {bad.group(1) if bad else 0}")
+    return lat["50"], lat["99"], float(rps.group(1)), int(bad.group(1)) if bad else 0
+
+
+def wrk(paths):
+    runs = [wrk_figures(p) for p in paths]
+    p50, p99, rps = (statistics.median(r[i] for r in runs) for i in range(3))
+    print(f"{p50:.4f} {p99:.4f} {rps:.1f} {sum(r[3] for r in runs)}")
 
 
 def port():
@@ -101,7 +108,7 @@ if __name__ == "__main__":
     if a[0] == "runs":
         runs(int(a[1]), a[2:])
     elif a[0] == "wrk":
-        wrk(a[1])
+        wrk(a[1:])
     elif a[0] == "port":
         port()
     elif a[0] == "fsync":
