@@ -66,23 +66,7 @@ dir_of() { if [ "$1" = small ]; then echo "$WORK/small"; else echo "$LARGE"; fi;
 # under 10 ms): deleting gigabytes on a disk mounted with `discard` keeps it
 # busy for seconds after `sync`, and a step that fsyncs must not pay for the
 # step before it.
-settle_disk() {
-  sync
-  python3 - "$WORK/settle.tmp" <<'PY'
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
-start = quiet_since = time.monotonic()
-while time.monotonic() - quiet_since < 5:
-    if time.monotonic() - start > 300:
-        sys.exit("bench: the disk never became quiet")
-    os.pwrite(fd, b"x" * 4096, 0)
-    t = time.monotonic(); os.fdatasync(fd)
-    if time.monotonic() - t >= 0.010:
-        quiet_since = time.monotonic()
-    time.sleep(0.005)
-os.close(fd); os.unlink(sys.argv[1])
-PY
-}
+settle_disk() { sync; $M settle "$WORK/settle.tmp"; }
 
 # 1. One collection of every seed figure against the seeds' queries.
 for size in "${SIZES[@]}"; do

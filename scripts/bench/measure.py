@@ -6,8 +6,10 @@
                                    (several files: the median of each figure, non2xx summed)
   measure.py port                  print a free loopback port
   measure.py fsync SECONDS FILE [BUSY]  time 4 KiB overwrites + fdatasync of FILE for SECONDS
-                                   while BUSY threads spin (default 0); print "p50_ms p99_ms
+                                   while BUSY processes spin (default 0); print "p50_ms p99_ms
                                    slow_per_s slow_median_ms" (slow: over 5 ms)
+  measure.py settle FILE           return once such fsyncs of FILE have all taken under 10 ms
+                                   for 5 s in a row (fail after 300 s)
   measure.py table RESULTS [--check]  print the results table; --check fails on a missing number
 """
 import os, re, socket, statistics, subprocess, sys, time
@@ -53,6 +55,14 @@ def port():
     s.close()
 
 
+def fsync_ms(fd, offset):
+    """Overwrites 4 KiB at `offset` and times the fdatasync, in ms."""
+    os.pwrite(fd, b"x" * 4096, offset)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    return (time.perf_counter() - t) * 1000
+
+
 def fsync(seconds, path, busy):
     """The disk as every fsync-per-commit writer sees it; BUSY spinning
     processes stand in for the load (wrk, the server) during a benchmark."""
@@ -63,11 +73,8 @@ def fsync(seconds, path, busy):
         os.fsync(fd)
         lat, off, end = [], 0, time.monotonic() + seconds
         while time.monotonic() < end:
-            os.pwrite(fd, b"x" * 4096, off)
+            lat.append(fsync_ms(fd, off))
             off = (off + 4096) % (1 << 20)
-            t = time.perf_counter()
-            os.fdatasync(fd)
-            lat.append((time.perf_counter() - t) * 1000)
         os.close(fd)
         os.unlink(path)
     finally:
@@ -78,6 +85,21 @@ def fsync(seconds, path, busy):
     slow = [x for x in lat if x > 5]
     typical = statistics.median(slow) if slow else 0
     print(f"{lat[len(lat) // 2]:.4f} {lat[int(len(lat) * 0.99)]:.4f} {len(slow) / seconds:.1f} {typical:.2f}")
+
+
+def settle(path):
+    """Deleting gigabytes on a disk mounted with `discard` keeps it busy for
+    seconds after `sync`: a step that fsyncs must not pay for the step before."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    start = quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 5:
+        if time.monotonic() - start > 300:
+            sys.exit("bench: the disk never became quiet")
+        if fsync_ms(fd, 0) >= 10:
+            quiet_since = time.monotonic()
+        time.sleep(0.005)
+    os.close(fd)
+    os.unlink(path)
 
 
 def table(path, check):
@@ -113,5 +135,7 @@ if __name__ == "__main__":
         port()
     elif a[0] == "fsync":
         fsync(float(a[1]), a[2], int(a[3]) if len(a) > 3 else 0)
+    elif a[0] == "settle":
+        settle(a[1])
     elif a[0] == "table":
         table(a[1], "--check" in a)
