@@ -2,16 +2,17 @@
 //! copy of a live database, which the exporter then counts as a backup.
 //!
 //! Why it is built this way:
-//! - The copy uses SQLite's backup API inside one read transaction on a
-//!   read-only connection (see `copy`): pages are copied as they are (no
-//!   B-tree rebuild as with `VACUUM INTO`), the pinned snapshot keeps the
-//!   steps from restarting under writes, and in WAL mode the application
-//!   keeps writing. The deadline (the action's, or `backup.timeout` if sooner)
-//!   is checked between steps. The copy is marked rollback-mode so it never
-//!   needs a `-wal` file.
-//! - The check of the copy runs on its own thread while the compressor
-//!   streams the same file: `seconds_check` and `seconds_compress` overlap.
-//!   If the check fails, every file is removed as for any other error.
+//! - The copy is taken inside one read transaction on a read-only
+//!   connection (see `copy`): pages are copied as they are (no B-tree
+//!   rebuild as with `VACUUM INTO`), the pinned snapshot never changes under
+//!   writes, and in WAL mode the application keeps writing. The deadline (the
+//!   action's, or `backup.timeout` if sooner) is checked as it goes. The copy
+//!   is marked rollback-mode so it never needs a `-wal` file.
+//! - The compressor follows the copy through the file while it is written,
+//!   and the check of the copy runs while the compressor finishes (see
+//!   `pipeline`): `seconds_copy`, `seconds_check` and `seconds_compress`
+//!   overlap. If the check fails, every file is removed as for any other
+//!   error.
 //! - Every intermediate file has a hidden name ending in `.tmp` inside the
 //!   backup folder: the exporter ignores them, they are removed on any error,
 //!   and [`remove_stale_temporaries`] removes what a crash left behind.
@@ -24,19 +25,19 @@
 //! - A full disk is refused up front when the folder cannot hold the copy,
 //!   and reported as such (not as an SQLite error) when it fills mid-way.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+mod compress;
 mod copy;
+mod pipeline;
 mod sink;
 
-use super::verify_backups::{check_database_file, file_name, TempFile};
+use super::verify_backups::{file_name, TempFile};
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::collector::backups::{backup_file_name, CHECKSUM_SUFFIX};
-use crate::config::{BackupConfig, Compression, DatabaseConfig};
-use copy::copy_database;
-use sink::Sink;
+use crate::config::{BackupConfig, DatabaseConfig};
 
 pub struct Backup;
 
@@ -110,15 +111,16 @@ pub struct Written {
     pub phases: Phases,
 }
 
-/// Seconds spent in each step, for the outcome's figures.
+/// Seconds spent in each step, for the outcome's figures. The steps
+/// overlap, so they do not add up.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Phases {
-    /// The backup API's page copy.
+    /// The page copy.
     pub copy: f64,
-    /// `quick_check` or `integrity_check` of the copy; runs at the same time
-    /// as `compress`, so the two overlap and do not add up.
+    /// `quick_check` or `integrity_check` of the copy, once it is whole.
     pub check: f64,
-    /// Compressing, hashing and fsyncing (overlapping `check`).
+    /// Compressing, hashing and fsyncing: with `sqlite_dbpage` from the
+    /// start of the copy, otherwise after it.
     pub compress: f64,
 }
 
@@ -147,35 +149,25 @@ pub fn write_backup(
         let _ = std::fs::remove_file(stale);
     }
 
+    let pinned = copy::pin(&db.path, dir, deadline)?;
+    let bytes_copied = u64::try_from(pinned.bytes()).unwrap_or(0);
     let mut phases = Phases::default();
-    let t = Instant::now();
-    copy_database(&db.path, &raw.0, dir, deadline)?;
-    phases.copy = t.elapsed().as_secs_f64();
-    // The check reads the copy while the compressor streams it: they overlap,
-    // so the wall time is the longer of the two, not their sum.
-    let bytes_copied = std::fs::metadata(&raw.0)?.len();
-    let (checked, compressed) = std::thread::scope(|s| {
-        let check = s.spawn(|| {
-            let t = Instant::now();
-            let result = check_database_file(&raw.0, cfg.verify, deadline);
-            (result, t.elapsed().as_secs_f64())
-        });
-        let t = Instant::now();
-        let compressed = compress(&raw.0, &packed.0, cfg, deadline);
-        let compress_seconds = t.elapsed().as_secs_f64();
-        let checked = check
-            .join()
-            .unwrap_or_else(|_| (Err("the check panicked".into()), 0.0));
-        (checked, (compressed, compress_seconds))
-    });
-    let (check_result, check_seconds) = checked;
-    phases.check = check_seconds;
-    check_result.map_err(|why| {
-        ActionError::Failed(format!("the copy of {} is unusable: {why}", db.name))
+    let files = pipeline::Files {
+        raw: &raw.0,
+        packed: &packed.0,
+        dir,
+    };
+    let (bytes_written, sha256) = if pinned.pages_readable {
+        pipeline::copy_while_compressing(pinned, &files, cfg, deadline, &mut phases)
+    } else {
+        pipeline::copy_then_compress(pinned, &files, cfg, deadline, &mut phases)
+    }
+    .map_err(|e| match e {
+        pipeline::Failure::Check(why) => {
+            ActionError::Failed(format!("the copy of {} is unusable: {why}", db.name))
+        }
+        pipeline::Failure::Action(e) => e,
     })?;
-    let (compressed, compress_seconds) = compressed;
-    let (bytes_written, sha256) = compressed.map_err(|e| io_failure(e, dir, "compressing"))?;
-    phases.compress = compress_seconds;
 
     // The data file first: until the sidecar exists it is "unverified".
     std::fs::rename(&packed.0, &final_path)?;
@@ -204,74 +196,6 @@ pub fn write_backup(
 pub(super) fn available_bytes(dir: &Path) -> std::io::Result<u64> {
     let st = rustix::fs::statvfs(dir)?;
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
-}
-
-/// Streams `raw` through the configured compressor into `packed`, hashing the
-/// compressed bytes in the same pass; fsyncs. Returns (size, hex SHA-256).
-fn compress(
-    raw: &Path,
-    packed: &Path,
-    cfg: &BackupConfig,
-    deadline: Instant,
-) -> std::io::Result<(u64, String)> {
-    let file = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(packed)?;
-    let sink = Sink::new(file);
-    let mut encoder = match cfg.compression {
-        Compression::Zstd => {
-            let mut e = zstd::stream::write::Encoder::new(sink, cfg.level.clamp(1, 22))?;
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-            e.multithread(u32::try_from(workers).unwrap_or(1))?;
-            e.include_checksum(true)?;
-            Encoder::Zstd(e)
-        }
-        Compression::Gzip => {
-            let level = u32::try_from(cfg.level.clamp(1, 9)).unwrap_or(6);
-            Encoder::Gzip(flate2::write::GzEncoder::new(
-                sink,
-                flate2::Compression::new(level),
-            ))
-        }
-    };
-    let mut input = std::fs::File::open(raw)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        if Instant::now() >= deadline {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "deadline passed while compressing",
-            ));
-        }
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        encoder.write_all(&buf[..n])?;
-    }
-    encoder.finish()?.finish()
-}
-
-enum Encoder<W: Write> {
-    Zstd(zstd::stream::write::Encoder<'static, W>),
-    Gzip(flate2::write::GzEncoder<W>),
-}
-
-impl<W: Write> Encoder<W> {
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Encoder::Zstd(e) => e.write_all(buf),
-            Encoder::Gzip(e) => e.write_all(buf),
-        }
-    }
-
-    fn finish(self) -> std::io::Result<W> {
-        match self {
-            Encoder::Zstd(e) => e.finish(),
-            Encoder::Gzip(e) => e.finish(),
-        }
-    }
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
