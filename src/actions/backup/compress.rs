@@ -1,11 +1,10 @@
 //! The compressor: zstd on every core, or gzip, streaming into a [`Sink`]
 //! that hashes and writes back what it is given.
 //!
-//! It takes the copy in pieces, in order, so it can run while the copy is
-//! being made (the pieces come over a channel) or afterwards, reading the
-//! finished copy (the fallback when SQLite has no `sqlite_dbpage`).
+//! It takes the copy in pieces, in order, so it can follow the copy through
+//! the file while the copy is being written (see `pipeline`).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
@@ -71,26 +70,6 @@ impl Compressor {
         };
         sink.finish()
     }
-}
-
-/// Compresses the finished copy `raw` into `packed`.
-pub(super) fn compress_file(
-    raw: &Path,
-    packed: &Path,
-    cfg: &BackupConfig,
-    deadline: Instant,
-) -> std::io::Result<(u64, String)> {
-    let mut compressor = Compressor::create(packed, cfg, deadline)?;
-    let mut input = std::fs::File::open(raw)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = input.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        compressor.write(&buf[..n])?;
-    }
-    compressor.finish()
 }
 
 enum Encoder<W: Write> {

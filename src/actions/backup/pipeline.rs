@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::compress::{compress_file, Compressor};
+use super::compress::Compressor;
 use super::copy::{Pinned, PIECE_BYTES};
 use super::{io_failure, Phases};
 use crate::actions::verify_backups::check_database_file;
@@ -60,7 +60,7 @@ pub(super) fn copy_while_compressing(
         .open(files.raw)
         .and_then(|out| Ok((out, std::fs::File::open(files.raw)?)));
     let (out, input) = opened.map_err(|e| io_failure(e, files.dir, "copying"))?;
-    let progress = Progress::default();
+    let progress = Progress::new(Copy::Growing(0));
     let started = Instant::now();
     let (copied, checked, compressed) = std::thread::scope(|s| {
         let progress = &progress;
@@ -100,7 +100,8 @@ pub(super) fn copy_while_compressing(
     compressed.ok_or_else(|| ActionError::Failed("the compressor stopped early".into()).into())
 }
 
-/// Compresses the copy in `input` as it grows; `None` if the copy stopped.
+/// Compresses the copy in `input` as it grows (all of it at once if it is
+/// already whole); `None` if the copy stopped.
 fn follow(
     mut input: std::fs::File,
     packed: &Path,
@@ -152,16 +153,14 @@ struct Progress {
     changed: Condvar,
 }
 
-impl Default for Progress {
-    fn default() -> Progress {
+impl Progress {
+    fn new(state: Copy) -> Progress {
         Progress {
-            state: Mutex::new(Copy::Growing(0)),
+            state: Mutex::new(state),
             changed: Condvar::new(),
         }
     }
-}
 
-impl Progress {
     fn lock(&self) -> MutexGuard<'_, Copy> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -216,7 +215,10 @@ pub(super) fn copy_then_compress(
             (result, t.elapsed().as_secs_f64())
         });
         let t = Instant::now();
-        let compressed = compress_file(files.raw, files.packed, cfg, deadline);
+        let whole = Progress::new(Copy::Whole);
+        let compressed = std::fs::File::open(files.raw)
+            .and_then(|input| follow(input, files.packed, cfg, deadline, &whole))
+            .and_then(|done| done.ok_or_else(|| std::io::Error::other("the copy stopped")));
         let seconds = t.elapsed().as_secs_f64();
         let checked = check
             .join()
