@@ -78,11 +78,7 @@ pub(super) fn copy_while_compressing(
         } else {
             Copy::Stopped
         });
-        let checked = copied.is_ok().then(|| {
-            let t = Instant::now();
-            let result = check_database_file(files.raw, cfg.verify, deadline);
-            (result, t.elapsed().as_secs_f64())
-        });
+        let checked = copied.is_ok().then(|| check(files.raw, cfg, deadline));
         let compressed = compressor
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the compressor panicked")));
@@ -98,6 +94,13 @@ pub(super) fn copy_while_compressing(
         result.map_err(Failure::Check)?;
     }
     compressed.ok_or_else(|| ActionError::Failed("the compressor stopped early".into()).into())
+}
+
+/// Checks the finished copy; returns the result and the seconds it took.
+fn check(raw: &Path, cfg: &BackupConfig, deadline: Instant) -> (Result<(), String>, f64) {
+    let t = Instant::now();
+    let result = check_database_file(raw, cfg.verify, deadline);
+    (result, t.elapsed().as_secs_f64())
 }
 
 /// Compresses the copy in `input` as it grows (all of it at once if it is
@@ -209,18 +212,14 @@ pub(super) fn copy_then_compress(
     // The check reads the copy while the compressor streams it: they overlap,
     // so the wall time is the longer of the two, not their sum.
     let (checked, compressed) = std::thread::scope(|s| {
-        let check = s.spawn(|| {
-            let t = Instant::now();
-            let result = check_database_file(files.raw, cfg.verify, deadline);
-            (result, t.elapsed().as_secs_f64())
-        });
+        let checking = s.spawn(|| check(files.raw, cfg, deadline));
         let t = Instant::now();
         let whole = Progress::new(Copy::Whole);
         let compressed = std::fs::File::open(files.raw)
             .and_then(|input| follow(input, files.packed, cfg, deadline, &whole))
             .and_then(|done| done.ok_or_else(|| std::io::Error::other("the copy stopped")));
         let seconds = t.elapsed().as_secs_f64();
-        let checked = check
+        let checked = checking
             .join()
             .unwrap_or_else(|_| (Err("the check panicked".into()), 0.0));
         (checked, (compressed, seconds))
