@@ -4,9 +4,10 @@
 //! fsync costs a few hundred microseconds here, more when the disk is busy.
 //! Requests that arrive while one commit is being written wait for the next,
 //! which carries all of them in a single transaction: one fsync for a burst
-//! instead of one per request, with the same durability for each. Under steady concurrent load a commit also
-//! waits briefly for the senders it just answered ([`gather`]), so they do
-//! not settle into two half-full commits taking turns.
+//! instead of one per request, with the same durability for each. Under
+//! steady concurrent load a commit also waits briefly for the senders it just
+//! answered ([`wait_for`]), so they do not settle into two half-full commits
+//! taking turns.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -144,13 +145,27 @@ struct Previous {
     took: Duration,
 }
 
-/// Gathers one commit's requests. Under load the requests of a commit are
-/// those that came while the previous one was written; the senders that
-/// commit just answered usually send again within a round trip. So when
-/// requests were already waiting (a sign of concurrent senders), the commit
-/// waits for as many more as were answered, at most half the previous
-/// commit's time (capped by [`MAX_WAIT`]): one fsync for both groups instead
-/// of two alternating. A lone sender finds nothing waiting and never waits.
+/// How many requests a commit should hold, and how long it may wait for
+/// them, given the `queued` requests it found and its previous commit; `None`
+/// to commit at once.
+///
+/// Under steady load the senders a commit answers send again within a round
+/// trip, and those already queued are usually some of them. So the commit
+/// waits until as many requests as the previous one answered are there (one
+/// more than are queued, at least), for at most half the previous commit's
+/// time (capped by [`MAX_WAIT`]): one fsync for the whole group instead of
+/// two half-full commits taking turns. A lone sender (a previous commit of
+/// one, nothing else queued) and the first commit after a pause never wait.
+fn wait_for(queued: usize, previous: &Previous) -> Option<(usize, Duration)> {
+    if queued + previous.answered < 3 || queued >= MAX_BATCH {
+        return None;
+    }
+    let target = previous.answered.max(queued + 1).min(MAX_BATCH);
+    Some((target, (previous.took / 2).min(MAX_WAIT)))
+}
+
+/// Gathers one commit's requests: all that are queued, then (see
+/// [`wait_for`]) those expected back within a bounded wait.
 fn gather(first: Pending, requests: &Receiver<Pending>, previous: &Previous) -> Vec<Pending> {
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH {
@@ -159,11 +174,10 @@ fn gather(first: Pending, requests: &Receiver<Pending>, previous: &Previous) -> 
             Err(_) => break,
         }
     }
-    if batch.len() < 2 || previous.answered == 0 {
+    let Some((target, wait)) = wait_for(batch.len(), previous) else {
         return batch;
-    }
-    let target = (batch.len() + previous.answered).min(MAX_BATCH);
-    let deadline = Instant::now() + (previous.took / 2).min(MAX_WAIT);
+    };
+    let deadline = Instant::now() + wait;
     while batch.len() < target {
         let left = deadline.saturating_duration_since(Instant::now());
         match requests.recv_timeout(left) {
@@ -176,7 +190,13 @@ fn gather(first: Pending, requests: &Receiver<Pending>, previous: &Previous) -> 
 
 fn writer(conn: &Mutex<Connection>, requests: &Receiver<Pending>) {
     let mut previous = Previous::default();
-    while let Ok(first) = requests.recv() {
+    loop {
+        let idle = Instant::now();
+        let Ok(first) = requests.recv() else { break };
+        // After a pause the previous commit's senders are not coming back.
+        if idle.elapsed() > MAX_WAIT {
+            previous = Previous::default();
+        }
         let batch = gather(first, requests, &previous);
         let started = Instant::now();
         let answered = batch.len();
@@ -217,25 +237,52 @@ mod tests {
         }
     }
 
+    fn previous(answered: usize, took_us: u64) -> Previous {
+        Previous {
+            answered,
+            took: Duration::from_micros(took_us),
+        }
+    }
+
     #[test]
-    fn gather_takes_what_is_queued_and_waits_only_when_senders_are_concurrent() {
+    fn a_commit_waits_only_for_senders_it_can_expect_back() {
+        // A lone sender (its previous commit held one request) never waits,
+        // nor does the first commit after start or after a pause.
+        assert_eq!(wait_for(1, &previous(1, 300)), None);
+        assert_eq!(wait_for(1, &Previous::default()), None);
+        assert_eq!(wait_for(2, &Previous::default()), None);
+        // Four senders answered, two already back: wait for the other two
+        // (not for four more: the queued ones are among those answered).
+        let half = Duration::from_micros(150);
+        assert_eq!(wait_for(2, &previous(4, 300)), Some((4, half)));
+        // Only one back yet: still wait for all four.
+        assert_eq!(wait_for(1, &previous(4, 300)), Some((4, half)));
+        // More queued than were answered (new senders): wait for one more at most.
+        assert_eq!(wait_for(6, &previous(4, 300)), Some((7, half)));
+        // The wait is half the previous commit, never more than MAX_WAIT.
+        assert_eq!(wait_for(2, &previous(4, 60_000_000)), Some((4, MAX_WAIT)));
+        // A full batch never waits; the target never passes MAX_BATCH.
+        assert_eq!(wait_for(MAX_BATCH, &previous(MAX_BATCH, 300)), None);
+        assert_eq!(
+            wait_for(MAX_BATCH - 1, &previous(2 * MAX_BATCH, 300)),
+            Some((MAX_BATCH, half))
+        );
+    }
+
+    #[test]
+    fn gather_takes_what_is_queued_and_ends_its_wait_with_what_came() {
         let (tx, rx) = mpsc::channel();
-        let busy = Previous {
-            answered: 3,
-            took: Duration::from_secs(3600),
-        };
-        // A lone request: nothing else queued, so no wait despite `busy`.
-        assert_eq!(gather(pending(), &rx, &busy).len(), 1);
+        let busy = previous(3, 3_600_000_000);
         // Nine queued: all taken at once (then the bounded wait finds no more).
         for _ in 0..9 {
             tx.send(pending()).expect("send");
         }
         assert_eq!(gather(pending(), &rx, &busy).len(), 10);
         // Two queued, three expected back: the wait is bounded (MAX_WAIT,
-        // not the previous commit's hour) and ends with what came.
+        // not half the previous commit's hour) and ends with what came.
         tx.send(pending()).expect("send");
         assert_eq!(gather(pending(), &rx, &busy).len(), 2);
-        // The first commit after start has nobody to wait for.
+        // The first commit after start takes what is queued.
         tx.send(pending()).expect("send");
         assert_eq!(gather(pending(), &rx, &Previous::default()).len(), 2);
     }
