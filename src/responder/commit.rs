@@ -150,17 +150,17 @@ struct Previous {
 /// to commit at once.
 ///
 /// Under steady load the senders a commit answers send again within a round
-/// trip, and those already queued are usually some of them. So the commit
-/// waits until as many requests as the previous one answered are there (one
-/// more than are queued, at least), for at most half the previous commit's
-/// time (capped by [`MAX_WAIT`]): one fsync for the whole group instead of
-/// two half-full commits taking turns. A lone sender (a previous commit of
-/// one, nothing else queued) and the first commit after a pause never wait.
+/// trip, and those already queued are some of them. So while fewer are
+/// queued than the previous commit answered, the commit waits for the rest,
+/// for at most half the previous commit's time (capped by [`MAX_WAIT`]): one
+/// fsync for the whole group instead of two half-full commits taking turns.
+/// A lone sender (a previous commit of one) and the first commit after a
+/// pause never wait.
 fn wait_for(queued: usize, previous: &Previous) -> Option<(usize, Duration)> {
-    if queued + previous.answered < 3 || queued >= MAX_BATCH {
+    if queued >= previous.answered {
         return None;
     }
-    let target = previous.answered.max(queued + 1).min(MAX_BATCH);
+    let target = previous.answered.min(MAX_BATCH);
     Some((target, (previous.took / 2).min(MAX_WAIT)))
 }
 
@@ -257,12 +257,12 @@ mod tests {
         assert_eq!(wait_for(2, &previous(4, 300)), Some((4, half)));
         // Only one back yet: still wait for all four.
         assert_eq!(wait_for(1, &previous(4, 300)), Some((4, half)));
-        // More queued than were answered (new senders): wait for one more at most.
-        assert_eq!(wait_for(6, &previous(4, 300)), Some((7, half)));
+        // As many queued as were answered, or more (new senders): no wait.
+        assert_eq!(wait_for(4, &previous(4, 300)), None);
+        assert_eq!(wait_for(6, &previous(4, 300)), None);
         // The wait is half the previous commit, never more than MAX_WAIT.
         assert_eq!(wait_for(2, &previous(4, 60_000_000)), Some((4, MAX_WAIT)));
-        // A full batch never waits; the target never passes MAX_BATCH.
-        assert_eq!(wait_for(MAX_BATCH, &previous(MAX_BATCH, 300)), None);
+        // The target never passes MAX_BATCH.
         assert_eq!(
             wait_for(MAX_BATCH - 1, &previous(2 * MAX_BATCH, 300)),
             Some((MAX_BATCH, half))
@@ -273,7 +273,7 @@ mod tests {
     fn gather_takes_what_is_queued_and_ends_its_wait_with_what_came() {
         let (tx, rx) = mpsc::channel();
         let busy = previous(3, 3_600_000_000);
-        // Nine queued: all taken at once (then the bounded wait finds no more).
+        // Nine queued: all taken at once, no wait (more than were answered).
         for _ in 0..9 {
             tx.send(pending()).expect("send");
         }
