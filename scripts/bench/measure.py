@@ -6,6 +6,7 @@
                                    (several files: the median of each figure, non2xx summed)
   measure.py port                  print a free loopback port
   measure.py fsync SECONDS FILE [BUSY]  time 4 KiB overwrites + fdatasync of FILE for SECONDS
+                                   (prints median ms, p99 ms, fsyncs over 5 ms per s, their median, fsyncs per s)
                                    while BUSY processes spin (default 0); print "p50_ms p99_ms
                                    slow_per_s slow_median_ms" (slow: over 5 ms)
   measure.py settle FILE           return once such fsyncs of FILE have all taken under 10 ms
@@ -84,7 +85,8 @@ def fsync(seconds, path, busy):
     lat.sort()
     slow = [x for x in lat if x > 5]
     typical = statistics.median(slow) if slow else 0
-    print(f"{lat[len(lat) // 2]:.4f} {lat[int(len(lat) * 0.99)]:.4f} {len(slow) / seconds:.1f} {typical:.2f}")
+    rate = len(lat) / seconds
+    print(f"{lat[len(lat) // 2]:.4f} {lat[int(len(lat) * 0.99)]:.4f} {len(slow) / seconds:.1f} {typical:.2f} {rate:.1f}")
 
 
 def settle(path):
