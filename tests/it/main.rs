@@ -11,6 +11,7 @@ mod dashboards;
 mod failures;
 mod figures;
 mod fuzz;
+mod golden;
 mod http;
 mod load;
 mod prometheus;
