@@ -135,6 +135,15 @@ fn check_config(path: &Path) -> ExitCode {
                 path.display(),
                 config.databases.len()
             );
+            let shared = crate::collector::backup_owner::shared_folders(&config);
+            for (dir, names) in shared {
+                eprintln!(
+                    "{}: warning: databases {} share the backup folder {}: each counts, verifies and prunes only the files named after it",
+                    path.display(),
+                    names.join(", "),
+                    dir.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

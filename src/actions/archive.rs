@@ -20,7 +20,7 @@ mod tests;
 mod utc;
 mod value;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -211,7 +211,8 @@ fn create_temporary(dir: &Path, base: &str) -> Result<(PathBuf, PathBuf, File), 
         if path.exists() {
             continue;
         }
-        match OpenOptions::new().write(true).create_new(true).open(&temp) {
+        // 0600: the archive holds the deleted rows (see `private`).
+        match super::private::create_new(&temp) {
             Ok(file) => return Ok((path, temp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
@@ -232,7 +233,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), ArchiveError> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(io_at(dir))?;
+    super::private::create_dir_all(dir).map_err(io_at(dir))?;
     match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
         _ => Ok(()),

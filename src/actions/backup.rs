@@ -13,9 +13,14 @@
 //!   `pipeline`): `seconds_copy`, `seconds_check` and `seconds_compress`
 //!   overlap. If the check fails, every file is removed as for any other
 //!   error.
-//! - Every intermediate file has a hidden name ending in `.tmp` inside the
-//!   backup folder: the exporter ignores them, they are removed on any error,
-//!   and [`remove_stale_temporaries`] removes what a crash left behind.
+//! - Every intermediate file has a hidden name ending in `.<pid>-<n>.tmp`
+//!   inside the backup folder, unique to its run: the exporter ignores them,
+//!   they are removed on any error, and [`remove_stale_temporaries`] removes
+//!   what a crash left behind, never a live run's. The run holds the
+//!   database's lock (two backups of one database take turns) and its name
+//!   has millisecond resolution, moved on by a millisecond if taken.
+//! - Every file is created 0600 and a new folder 0700 (see `private`): a
+//!   backup is as sensitive as the database.
 //! - Compression and hashing happen in one streaming pass (zstd on every
 //!   core, or gzip), written back to disk a MiB at a time as it is written
 //!   (see `sink`) so an application's fsync never queues behind a large
@@ -27,16 +32,17 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 mod compress;
 mod copy;
 mod pipeline;
 mod sink;
 
-use super::verify_backups::{file_name, TempFile};
-use super::{Action, ActionContext, ActionError, Outcome};
+use super::verify_backups::{file_name, run_tag, tag_pid, TempFile};
+use super::{private, Action, ActionContext, ActionError, Outcome};
 use crate::collector::backups::{backup_file_name, CHECKSUM_SUFFIX};
+use crate::config::Compression;
 use crate::config::{BackupConfig, DatabaseConfig};
 
 pub struct Backup;
@@ -51,12 +57,18 @@ impl Action for Backup {
         false
     }
 
+    fn writes_files(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError> {
         let db = ctx.database;
         let cfg = ctx.backup()?;
         let started = Instant::now();
         let deadline = ctx.deadline.min(started + cfg.timeout);
-        let name = backup_file_name(&db.name, ctx.now, cfg.compression);
+        // Under the database's lock (see `writes_files`): no other backup
+        // of this database can take the name between here and the rename.
+        let name = free_name(&cfg.dir, &db.name, ctx.now, cfg.compression);
         let bytes_database = std::fs::metadata(&db.path)
             .map_err(|e| ActionError::Failed(format!("cannot read {}: {e}", db.path.display())))?
             .len();
@@ -68,7 +80,7 @@ impl Action for Backup {
             );
             return Ok(Outcome::new(summary).figure("bytes_database", bytes_database as f64));
         }
-        std::fs::create_dir_all(&cfg.dir)?;
+        private::create_dir_all(&cfg.dir)?;
         let written = write_backup(db, cfg, &name, deadline)?;
         let seconds = started.elapsed().as_secs_f64();
         let (files_removed, retention_note) =
@@ -141,13 +153,12 @@ pub fn write_backup(
             final_path.display()
         )));
     }
+    // This run's own names: another run's temporaries are never touched.
     let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    let raw = TempFile(dir.join(format!(".{stem}.tmp")));
-    let packed = TempFile(dir.join(format!(".{name}.tmp")));
-    let sidecar_temp = TempFile(dir.join(format!(".{name}{CHECKSUM_SUFFIX}.tmp")));
-    for stale in [&raw.0, &packed.0, &sidecar_temp.0] {
-        let _ = std::fs::remove_file(stale);
-    }
+    let tag = run_tag();
+    let raw = TempFile(dir.join(format!(".{stem}.{tag}.tmp")));
+    let packed = TempFile(dir.join(format!(".{name}.{tag}.tmp")));
+    let sidecar_temp = TempFile(dir.join(format!(".{name}{CHECKSUM_SUFFIX}.{tag}.tmp")));
 
     let pinned = copy::pin(&db.path, dir, deadline)?;
     let bytes_copied = u64::try_from(pinned.bytes()).unwrap_or(0);
@@ -199,10 +210,7 @@ pub(super) fn available_bytes(dir: &Path) -> std::io::Result<u64> {
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut f = private::create_new(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -226,9 +234,27 @@ pub(super) fn no_room(dir: &Path, doing: &str) -> ActionError {
     ))
 }
 
+/// The name of a backup of `database` taken at `now` that is not taken in
+/// `dir` yet: the time in it is moved on a millisecond at a time while a
+/// backup (or its sidecar) of that name exists.
+fn free_name(dir: &Path, database: &str, now: SystemTime, compression: Compression) -> String {
+    let mut taken = now;
+    for _ in 0..1000 {
+        let name = backup_file_name(database, taken, compression);
+        let sidecar = dir.join(format!("{name}{CHECKSUM_SUFFIX}"));
+        if !dir.join(&name).exists() && !sidecar.exists() {
+            return name;
+        }
+        taken += Duration::from_millis(1);
+    }
+    backup_file_name(database, taken, compression)
+}
+
 /// Deletes the hidden `.*.tmp` files a crash left in a backup folder; a
-/// missing folder has none. Called by the daemon at startup, before any
-/// backup can be running.
+/// missing folder has none. Called by the daemon at startup: temporaries
+/// of a live process (a `caretaker run backup` beside it, named by its pid)
+/// are kept; this process's own pid counts as dead, as it has not started
+/// a backup yet and a container may give every start the same pid.
 pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -239,7 +265,11 @@ pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
     for entry in entries {
         let entry = entry?;
         let name = file_name(&entry.path());
-        if name.starts_with('.') && name.ends_with(".tmp") && entry.file_type()?.is_file() {
+        let live = tag_pid(&name).is_some_and(|pid| {
+            pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
+        });
+        if name.starts_with('.') && name.ends_with(".tmp") && !live && entry.file_type()?.is_file()
+        {
             std::fs::remove_file(entry.path())?;
             tracing::info!(file = %entry.path().display(), "removed a stale temporary file");
             removed += 1;

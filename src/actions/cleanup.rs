@@ -48,6 +48,10 @@ impl Action for CleanupFiles {
         false
     }
 
+    fn writes_files(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError> {
         if ctx.database.cleanup.is_empty() {
             return Err(ActionError::NotConfigured(

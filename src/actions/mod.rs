@@ -91,6 +91,13 @@ pub trait Action: Send + Sync {
     /// database's exclusive maintenance lock.
     fn mutates(&self) -> bool;
 
+    /// True when it creates or deletes files (backups, their temporaries,
+    /// old files): it takes the same lock as a mutating action, so two runs
+    /// on one database never share a file name or delete each other's files.
+    fn writes_files(&self) -> bool {
+        false
+    }
+
     /// Runs once. Blocking; called from a blocking thread.
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError>;
 }
@@ -102,6 +109,7 @@ pub mod command;
 pub mod connection;
 pub mod integrity;
 pub mod pragma;
+pub mod private;
 pub mod prune;
 pub mod purge;
 pub mod registry;

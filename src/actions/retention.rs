@@ -99,6 +99,10 @@ impl Action for BackupRetention {
         false
     }
 
+    fn writes_files(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError> {
         let cfg = ctx.backup()?;
         let pruned = apply(&ctx.database.name, cfg, ctx.now, ctx.deadline, ctx.dry_run)?;

@@ -34,12 +34,18 @@ fn names_round_trip_and_reject_what_is_not_ours() {
     let t = at("20261105T020304Z");
     assert_eq!(
         backup_file_name("memory", t, Compression::Zstd),
-        "memory-20261105T020304Z.db.zst"
+        "memory-20261105T020304.000Z.db.zst"
+    );
+    let later = t + Duration::from_millis(7);
+    assert_eq!(
+        backup_file_name("memory", later, Compression::Gzip),
+        "memory-20261105T020304.007Z.db.gz"
     );
     assert_eq!(
-        backup_file_name("memory", t, Compression::Gzip),
-        "memory-20261105T020304Z.db.gz"
+        parse_backup_file_name("memory", "memory-20261105T020304.007Z.db.gz"),
+        Some(later)
     );
+    // Names of older versions, in whole seconds, are still backups.
     assert_eq!(
         parse_backup_file_name("memory", "memory-20261105T020304Z.db.gz"),
         Some(t)
@@ -59,6 +65,9 @@ fn names_round_trip_and_reject_what_is_not_ours() {
         "memory.db.20251015-020000.backup.gz", // the seed's naming
         ".memory-20261105T020304Z.db.zst.tmp",
         "memory-+0261105T020304Z.db.zst",
+        "memory-20261105T020304.0a7Z.db.zst",
+        "memory-20261105T020304-007Z.db.zst",
+        "memory-2-20261105T020304.007Z.db.zst", // database "memory-2"
     ] {
         assert_eq!(parse_backup_file_name("memory", other), None, "{other}");
     }
@@ -110,11 +119,11 @@ fn a_year_of_daily_backups_keeps_thirty_days_and_one_per_month() {
     // 30 young ones plus the monthly keepers older than that.
     let kept = all.len() - deleted.len();
     assert!((30 + 11..=30 + 13).contains(&kept), "kept {kept}");
-    assert!(!deleted.contains("db-20261101T020000Z.db.zst"));
-    assert!(!deleted.contains("db-20251201T020000Z.db.zst"));
-    assert!(deleted.contains("db-20251102T020000Z.db.zst"));
+    assert!(!deleted.contains("db-20261101T020000.000Z.db.zst"));
+    assert!(!deleted.contains("db-20251201T020000.000Z.db.zst"));
+    assert!(deleted.contains("db-20251102T020000.000Z.db.zst"));
     // 2025-11-01 is older than 365 days at 2026-11-05: not kept.
-    assert!(deleted.contains("db-20251101T020000Z.db.zst"));
+    assert!(deleted.contains("db-20251101T020000.000Z.db.zst"));
 }
 
 #[test]

@@ -30,6 +30,10 @@ impl Action for VerifyBackups {
         false
     }
 
+    fn writes_files(&self) -> bool {
+        true
+    }
+
     fn run(&self, ctx: &ActionContext<'_>) -> Result<Outcome, ActionError> {
         let db = ctx.database;
         let cfg = ctx.backup()?;
@@ -87,7 +91,7 @@ pub fn verify_backup(path: &Path, mode: IntegrityMode, deadline: Instant) -> Res
         Ok(false) => return Err("checksum does not match its .sha256".into()),
         Err(e) => return Err(format!("cannot check its checksum: {e}")),
     }
-    let temp = TempFile(hidden_sibling(path, "verify.tmp"));
+    let temp = TempFile(hidden_sibling(path, &format!("verify.{}.tmp", run_tag())));
     decompress(path, &temp.0, deadline).map_err(|e| format!("cannot decompress: {e}"))?;
     check_database_file(&temp.0, mode, deadline)
 }
@@ -108,6 +112,23 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.0);
         }
     }
+}
+
+/// `<pid>-<n>`: unique to one run in this process, and naming the process
+/// so that a later start can tell a live run's temporaries from a crash's.
+pub(crate) fn run_tag() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// The pid in a temporary's name `.<...>.<pid>-<n>.tmp`; `None` for names
+/// without one (older versions), which belong to no live run.
+pub(crate) fn tag_pid(name: &str) -> Option<u32> {
+    let (_, tag) = name.strip_suffix(".tmp")?.rsplit_once('.')?;
+    let (pid, n) = tag.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
 }
 
 /// `<dir>/.<name>.<suffix>`: a name the exporter ignores and
@@ -142,10 +163,7 @@ pub fn decompress(src: &Path, dst: &Path, deadline: Instant) -> std::io::Result<
             ))
         }
     };
-    let mut out = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(dst)?;
+    let mut out = super::private::create_new(dst)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {

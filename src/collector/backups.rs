@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
+use super::backup_owner::belongs_to;
 use super::host::filesystem_of;
 use super::{CollectError, Collector};
 use crate::config::Compression;
@@ -56,6 +57,17 @@ pub fn list_folder(
     deadline: Instant,
     cache: &mut ChecksumCache,
 ) -> std::io::Result<(Vec<BackupFile>, u64)> {
+    list_own(dir, deadline, cache, |_| true)
+}
+
+/// [`list_folder`] of the backups whose names `own` accepts (the total
+/// is still the whole folder's).
+fn list_own(
+    dir: &Path,
+    deadline: Instant,
+    cache: &mut ChecksumCache,
+    own: impl Fn(&str) -> bool,
+) -> std::io::Result<(Vec<BackupFile>, u64)> {
     let mut files = Vec::new();
     let mut total = 0u64;
     for entry in std::fs::read_dir(dir)? {
@@ -66,7 +78,7 @@ pub fn list_folder(
         }
         total += meta.len();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_backup_name(&name) {
+        if !is_backup_name(&name) || !own(&name) {
             continue;
         }
         let path = entry.path();
@@ -108,6 +120,9 @@ pub struct BackupsCollector {
     dir: PathBuf,
     max_age: Duration,
     cache: Mutex<ChecksumCache>,
+    /// In a folder shared with other databases: this database's name and
+    /// theirs (see `backup_owner`).
+    owner: Option<(String, Vec<String>)>,
 }
 
 impl BackupsCollector {
@@ -116,19 +131,32 @@ impl BackupsCollector {
             dir: dir.to_path_buf(),
             max_age,
             cache: Mutex::new(ChecksumCache::default()),
+            owner: None,
         }
+    }
+
+    /// Counts only `database`'s files when `others` keep backups in the same
+    /// folder; with no others, every file in the folder counts.
+    pub fn shared(mut self, database: &str, others: Vec<String>) -> Self {
+        self.owner = (!others.is_empty()).then(|| (database.to_string(), others));
+        self
     }
 
     /// Lists the folder's backups, newest first, hashing only what changed.
     pub fn scan(&self, deadline: Instant) -> Result<(Vec<BackupFile>, u64), CollectError> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(list_folder(&self.dir, deadline, &mut cache)?)
+        let own = |name: &str| match &self.owner {
+            Some((database, others)) => belongs_to(name, database, others),
+            None => true,
+        };
+        Ok(list_own(&self.dir, deadline, &mut cache, own)?)
     }
 }
 
 /// A backup caretaker wrote for one database, named
-/// `<database>-<YYYYMMDDTHHMMSSZ>.db.zst` (or `.db.gz`) after the UTC time it
-/// was taken. Retention, verification and restore only ever consider these,
+/// `<database>-<YYYYMMDDTHHMMSS.mmmZ>.db.zst` (or `.db.gz`) after the UTC
+/// time it was taken (older versions wrote whole seconds,
+/// `<YYYYMMDDTHHMMSSZ>`, which are still recognised). Retention, verification and restore only ever consider these,
 /// so a folder shared by several databases or holding hand-made copies is safe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatabaseBackup {
@@ -146,11 +174,15 @@ pub fn backup_file_name(database: &str, taken: SystemTime, compression: Compress
         Compression::Zstd => "zst",
         Compression::Gzip => "gz",
     };
-    let stamp = DateTime::<Utc>::from(taken).format(STAMP);
+    let stamp = DateTime::<Utc>::from(taken).format(STAMP_MILLIS);
     format!("{database}-{stamp}.db.{ext}")
 }
 
-/// The UTC stamp in backup names.
+/// The UTC stamp in backup names: milliseconds, so that two backups taken
+/// in one second have names of their own.
+const STAMP_MILLIS: &str = "%Y%m%dT%H%M%S%.3fZ";
+
+/// The stamp of names written by older versions: whole seconds.
 const STAMP: &str = "%Y%m%dT%H%M%SZ";
 
 /// The time in a name [`backup_file_name`] wrote for `database`; `None` for
@@ -160,15 +192,20 @@ pub fn parse_backup_file_name(database: &str, name: &str) -> Option<SystemTime> 
     let stamp = rest
         .strip_suffix(".db.zst")
         .or_else(|| rest.strip_suffix(".db.gz"))?;
-    if stamp.len() != 16
-        || !stamp
-            .bytes()
-            .enumerate()
-            .all(|(i, c)| matches!(i, 8 | 15) || c.is_ascii_digit())
-    {
+    // Digits everywhere but at the `T`, the `.` and the `Z`.
+    let (format, separators): (&str, &[usize]) = match stamp.len() {
+        16 => (STAMP, &[8, 15]),
+        20 if stamp.as_bytes()[15] == b'.' => (STAMP_MILLIS, &[8, 15, 19]),
+        _ => return None,
+    };
+    let digits = stamp
+        .bytes()
+        .enumerate()
+        .all(|(i, c)| separators.contains(&i) || c.is_ascii_digit());
+    if !digits {
         return None;
     }
-    let t = NaiveDateTime::parse_from_str(stamp, STAMP).ok()?.and_utc();
+    let t = NaiveDateTime::parse_from_str(stamp, format).ok()?.and_utc();
     Some(t.into())
 }
 

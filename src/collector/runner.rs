@@ -90,7 +90,10 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
         }
         if let Some(backup) = &db.backup {
             let mut j = job(
-                Arc::new(BackupsCollector::new(&backup.dir, backup.max_age)),
+                Arc::new(BackupsCollector::new(&backup.dir, backup.max_age).shared(
+                    &db.name,
+                    super::backup_owner::sharing(config, &db.name, &backup.dir),
+                )),
                 c.backups_interval,
                 c.timeout,
                 true,

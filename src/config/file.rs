@@ -225,6 +225,14 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
         {
             let msg = format!("database name {name:?} must be non-empty and use only letters, digits, '_', '-' and '.'");
             errors.push(error_at(at, msg));
+        } else if name.starts_with('.') {
+            // Backups are named after the database: `.swarm-...` would be a
+            // hidden file, which the backup folder's readers skip as a
+            // temporary (never counted, verified, retained or restorable).
+            let msg = format!(
+                "database name {name:?} must not start with '.': its backups would be hidden files"
+            );
+            errors.push(error_at(at, msg));
         } else if !names.insert(name.clone()) {
             errors.push(error_at(
                 at,

@@ -1,11 +1,14 @@
 //! Runs one recorded job through every safety check, then the action.
 //!
 //! Order: the job is still queued; its database and action exist; for
-//! automatic jobs (webhook, schedule) the cooldown and breaker allow it; for
-//! mutating actions the database's lock is taken, in this process (jobs wait
+//! actions that write (to the database, or files such as backups and their
+//! temporaries) the database's lock is taken, in this process (jobs wait
 //! their turn) and across processes (a lock file beside the database, so
-//! `caretaker run` and the daemon never overlap). Every outcome is written to
-//! the state database and counted.
+//! `caretaker run` and the daemon never overlap); then, under that lock, the
+//! cooldown and breaker decide for automatic jobs (webhook, schedule) and the
+//! job is marked running in the same state-database transaction, so of ten
+//! simultaneous alerts only one passes a cooldown, whichever process holds
+//! them. Every outcome is written to the state database and counted.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -13,12 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::actions::{registry, ActionContext, ActionError};
+use crate::actions::{private, registry, ActionContext, ActionError};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
 use crate::responder::metrics::{labels, ResponderMetrics};
 use crate::responder::safety::{self, Limits};
-use crate::responder::state::{AuditEvent, JobRecord, StateStore};
+use crate::responder::state::{AuditEvent, Claim, JobRecord, StateStore};
 
 /// How long a job waits for another process's lock on its database.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -36,13 +39,21 @@ pub fn lock_path(database: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Takes the cross-process lock, waiting up to `wait`.
+/// Takes the cross-process lock, waiting up to `wait`. The lock file is
+/// created 0600 and never through a link: a link planted at its path would
+/// make caretaker create (or, run as root, clobber) a file anywhere.
 fn lock_file(database: &Path, wait: Duration) -> Result<File, ActionError> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(lock_path(database))?;
+    let path = lock_path(database);
+    let file = private::open_or_create(&path).map_err(|e| {
+        if private::is_link_refusal(&e) {
+            ActionError::Refused(format!(
+                "the lock file {} is a symbolic link; caretaker does not follow it (remove it)",
+                path.display()
+            ))
+        } else {
+            ActionError::Io(e)
+        }
+    })?;
     let until = Instant::now() + wait;
     loop {
         match file.try_lock() {
@@ -145,51 +156,73 @@ impl Executor {
             window: r.breaker_window,
             failures: r.breaker_failures,
         };
+        let dry_run = r.dry_run || job.dry_run;
+        let locked = (action.mutates() || action.writes_files()) && !dry_run;
+        let in_process = self.database_lock(&db.name);
+        let _turn = if locked {
+            Some(in_process.lock().await)
+        } else {
+            None
+        };
+        let file_lock = if locked {
+            let path = db.path.clone();
+            Some(
+                tokio::task::spawn_blocking(move || lock_file(&path, LOCK_WAIT))
+                    .await
+                    .unwrap_or_else(|e| Err(ActionError::Failed(format!("lock task failed: {e}")))),
+            )
+        } else {
+            None
+        };
+
+        // The decision and the start are one transaction, taken under the
+        // lock: a job that starts later sees this one running.
         let (a, d) = (job.action.clone(), job.database.clone());
-        let attempts = self
-            .blocking(move |s| s.attempts(&a, &d, 100))
-            .await
-            .unwrap_or_default();
+        let hold = move |attempts: &[(f64, bool)]| {
+            automatic
+                .then(|| safety::check(attempts, now(), &limits))
+                .flatten()
+        };
+        let claim = self
+            .blocking(move |s| s.claim(id, &a, &d, now(), hold))
+            .await?;
         let breaker = labels(&[("action", &job.action), ("database", &job.database)]);
+        let attempts = match claim {
+            Claim::NotQueued => return self.blocking(move |s| s.job(id)).await.flatten(),
+            Claim::Held(hold, attempts) => {
+                let open = safety::breaker_open_failures(&attempts, &limits);
+                self.metrics
+                    .breaker_open
+                    .get_or_create(&breaker)
+                    .set(i64::from(open));
+                self.skip(&job, hold.reason(), format!("{hold:?}")).await;
+                return self.blocking(move |s| s.job(id)).await.flatten();
+            }
+            Claim::Started(attempts) => attempts,
+        };
         let open = safety::breaker_open_failures(&attempts, &limits);
         self.metrics
             .breaker_open
             .get_or_create(&breaker)
             .set(i64::from(open));
-        if automatic {
-            if let Some(hold) = safety::check(&attempts, now(), &limits) {
-                self.skip(&job, hold.reason(), format!("{hold:?}")).await;
-                return self.blocking(move |s| s.job(id)).await.flatten();
-            }
-        }
-        let dry_run = r.dry_run || job.dry_run;
-        let mutating = action.mutates() && !dry_run;
-        let in_process = self.database_lock(&db.name);
-        let _turn = if mutating {
-            Some(in_process.lock().await)
-        } else {
-            None
-        };
 
         let started = Instant::now();
-        self.blocking(move |s| s.mark_running(id, now())).await?;
         let deadline = started + r.action_timeout;
-        let result = tokio::task::spawn_blocking(move || {
-            let _file_lock = if mutating {
-                Some(lock_file(&db.path, LOCK_WAIT)?)
-            } else {
-                None
-            };
-            let ctx = ActionContext {
-                database: &db,
-                dry_run,
-                deadline,
-                now: SystemTime::now(),
-            };
-            action.run(&ctx)
-        })
-        .await
-        .unwrap_or_else(|e| Err(ActionError::Failed(format!("action panicked: {e}"))));
+        let result = match file_lock {
+            Some(Err(e)) => Err(e),
+            file_lock => tokio::task::spawn_blocking(move || {
+                let _file_lock = file_lock;
+                let ctx = ActionContext {
+                    database: &db,
+                    dry_run,
+                    deadline,
+                    now: SystemTime::now(),
+                };
+                action.run(&ctx)
+            })
+            .await
+            .unwrap_or_else(|e| Err(ActionError::Failed(format!("action panicked: {e}")))),
+        };
         let seconds = started.elapsed().as_secs_f64();
         self.metrics
             .action_duration

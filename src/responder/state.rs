@@ -127,34 +127,8 @@ impl StateStore {
     /// Opens (creating) the state database and marks jobs that were running
     /// when the previous process stopped as interrupted.
     pub fn open(path: &Path, now: f64) -> rusqlite::Result<(StateStore, usize)> {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(5))?;
-        // WAL with FULL sync: a job acknowledged with 202 is on disk.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        // A job left `running` by a process that no longer exists was interrupted;
-        // one whose process still runs (a `caretaker run` beside the daemon) is not.
-        let running: Vec<(i64, Option<u32>)> = conn
-            .prepare("SELECT id, pid FROM jobs WHERE status = 'running'")?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut interrupted = 0;
-        for (id, pid) in running {
-            let alive = pid.is_some_and(|p| {
-                p != std::process::id() && Path::new(&format!("/proc/{p}")).exists()
-            });
-            if !alive {
-                interrupted += conn.execute(
-                    "UPDATE jobs SET status = 'interrupted', finished_at = ?2,
-                       error = 'caretaker stopped while the job was running' WHERE id = ?1 AND status = 'running'",
-                    params![id, now],
-                )?;
-            }
-        }
+        files::prepare(path)?;
+        let (conn, interrupted) = files::retry_while_busy(|| open_connection(path, now))?;
         let conn = Arc::new(Mutex::new(conn));
         let commits = GroupCommit::start(conn.clone()).map_err(|e| {
             rusqlite::Error::SqliteFailure(
@@ -220,14 +194,6 @@ impl StateStore {
         ids.collect()
     }
 
-    pub fn mark_running(&self, id: i64, now: f64) -> rusqlite::Result<()> {
-        self.conn().execute(
-            "UPDATE jobs SET status = 'running', started_at = ?2, pid = ?3 WHERE id = ?1",
-            params![id, now, std::process::id()],
-        )?;
-        Ok(())
-    }
-
     /// Ends a job: `succeeded`, `failed` or `skipped` (with a reason).
     pub fn finish(
         &self,
@@ -252,17 +218,7 @@ impl StateStore {
         database: &str,
         limit: usize,
     ) -> rusqlite::Result<Vec<(f64, bool)>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT started_at, status = 'succeeded' FROM jobs
-             WHERE action = ?1 AND database = ?2 AND started_at IS NOT NULL
-               AND status IN ('running', 'succeeded', 'failed', 'interrupted') AND dry_run = 0
-             ORDER BY started_at DESC LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![action, database, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        rows.collect()
+        attempts_in(&self.conn(), action, database, limit)
     }
 
     /// Marks the succeeded jobs of one alert episode as resolved; returns their actions.
@@ -325,6 +281,55 @@ impl StateStore {
     }
 }
 
+/// Opens the connection, sets it up and marks interrupted jobs; see
+/// [`files::retry_while_busy`] for why it may be called again.
+fn open_connection(path: &Path, now: f64) -> rusqlite::Result<(Connection, usize)> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(files::BUSY_TIMEOUT)?;
+    // WAL with FULL sync: a job acknowledged with 202 is on disk.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(SCHEMA)?;
+    // A job left `running` by a process that no longer exists was interrupted;
+    // one whose process still runs (a `caretaker run` beside the daemon) is not.
+    let running: Vec<(i64, Option<u32>)> = conn
+        .prepare("SELECT id, pid FROM jobs WHERE status = 'running'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut interrupted = 0;
+    for (id, pid) in running {
+        let alive = pid
+            .is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            interrupted += conn.execute(
+                "UPDATE jobs SET status = 'interrupted', finished_at = ?2,
+                   error = 'caretaker stopped while the job was running' WHERE id = ?1 AND status = 'running'",
+                params![id, now],
+            )?;
+        }
+    }
+    Ok((conn, interrupted))
+}
+
+/// See [`StateStore::attempts`]; also read inside [`StateStore::claim`]'s transaction.
+fn attempts_in(
+    conn: &Connection,
+    action: &str,
+    database: &str,
+    limit: usize,
+) -> rusqlite::Result<Vec<(f64, bool)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT started_at, status = 'succeeded' FROM jobs
+         WHERE action = ?1 AND database = ?2 AND started_at IS NOT NULL
+           AND status IN ('running', 'succeeded', 'failed', 'interrupted') AND dry_run = 0
+         ORDER BY started_at DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![action, database, limit as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    rows.collect()
+}
+
 /// Inserts jobs, keeping the existing job of a key that is already there.
 pub(super) fn insert_jobs(
     tx: &Connection,
@@ -366,6 +371,13 @@ pub(super) fn insert_audit(conn: &Connection, e: &AuditEvent) -> rusqlite::Resul
     ])?;
     Ok(())
 }
+
+#[path = "state_claim.rs"]
+mod claim;
+#[path = "state_files.rs"]
+mod files;
+
+pub use claim::{Attempts, Claim};
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -78,3 +78,85 @@ fn only_jobs_of_dead_processes_become_interrupted() {
     let _ = live.kill();
     let _ = live.wait();
 }
+
+/// Several processes (here: connections) opening a new state database at
+/// the same moment all get it: none is refused with "database is locked".
+#[test]
+fn simultaneous_opens_of_a_new_state_database_all_succeed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for round in 0..40 {
+        let path = dir.path().join(format!("{round}/state.db"));
+        let barrier = std::sync::Barrier::new(6);
+        std::thread::scope(|s| {
+            let opens: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        StateStore::open(&path, 1.0).map(|_| ())
+                    })
+                })
+                .collect();
+            for open in opens {
+                let opened = open.join().expect("thread");
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+        });
+    }
+}
+
+/// Jobs claimed at once through two connections (two processes): the
+/// decision and the start are one transaction, so only one passes a
+/// cooldown that every later one sees.
+#[test]
+fn of_simultaneous_claims_only_one_passes_a_cooldown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("state.db");
+    let (one, _) = StateStore::open(&path, 1.0).expect("open");
+    let (two, _) = StateStore::open(&path, 1.0).expect("open again");
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|i| NewJob {
+            key: format!("hook/{i}"),
+            source: "webhook",
+            action: "integrity_check".into(),
+            database: "memory".into(),
+            ..Default::default()
+        })
+        .collect();
+    let ids: Vec<i64> = one
+        .record(&jobs, &[], 2.0)
+        .expect("record")
+        .into_iter()
+        .map(|r| match r {
+            Recorded::New(id) => id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(ids.len());
+    let started = std::thread::scope(|s| {
+        let claims: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                let (store, barrier) = (if i % 2 == 0 { &one } else { &two }, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    // A cooldown longer than the test: any earlier attempt holds.
+                    let hold = |attempts: &[(f64, bool)]| (!attempts.is_empty()).then_some(());
+                    store.claim(id, "integrity_check", "memory", 3.0, hold)
+                })
+            })
+            .collect();
+        claims
+            .into_iter()
+            .map(|c| c.join().expect("thread").expect("claim"))
+            .filter(|c| matches!(c, Claim::Started(_)))
+            .count()
+    });
+    assert_eq!(started, 1);
+    let running = one.jobs(&JobFilter {
+        status: Some("running".into()),
+        limit: 100,
+        ..Default::default()
+    });
+    assert_eq!(running.expect("jobs").len(), 1);
+}

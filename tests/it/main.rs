@@ -3,6 +3,7 @@
 
 mod alertmanager;
 mod backup_actions;
+mod backup_promises;
 mod backups;
 mod cli;
 mod common;

@@ -24,10 +24,7 @@ impl Compressor {
         cfg: &BackupConfig,
         deadline: Instant,
     ) -> std::io::Result<Compressor> {
-        let file = std::fs::File::options()
-            .write(true)
-            .create_new(true)
-            .open(packed)?;
+        let file = crate::actions::private::create_new(packed)?;
         let sink = Sink::new(file);
         let encoder = match cfg.compression {
             Compression::Zstd => {

@@ -151,9 +151,9 @@ impl Pinned {
         dir: &Path,
         deadline: Instant,
     ) -> Result<(), ActionError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // Created here, so it is private (SQLite would follow the umask).
+        drop(crate::actions::private::create_new(raw)?);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut dst = Connection::open_with_flags(raw, flags)?;
         // A private file that is deleted on any failure needs no journal and
         // no fsync: the compressed file is what gets synced.

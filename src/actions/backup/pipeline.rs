@@ -16,6 +16,7 @@ use std::time::Instant;
 use super::compress::Compressor;
 use super::copy::{Pinned, PIECE_BYTES};
 use super::{io_failure, Phases};
+use crate::actions::private;
 use crate::actions::verify_backups::check_database_file;
 use crate::actions::ActionError;
 use crate::config::BackupConfig;
@@ -54,11 +55,8 @@ pub(super) fn copy_while_compressing(
     deadline: Instant,
     phases: &mut Phases,
 ) -> Result<(u64, String), Failure> {
-    let opened = std::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(files.raw)
-        .and_then(|out| Ok((out, std::fs::File::open(files.raw)?)));
+    let opened =
+        private::create_new(files.raw).and_then(|out| Ok((out, std::fs::File::open(files.raw)?)));
     let (out, input) = opened.map_err(|e| io_failure(e, files.dir, "copying"))?;
     let progress = Progress::new(Copy::Growing(0));
     let started = Instant::now();

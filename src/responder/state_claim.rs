@@ -1,0 +1,59 @@
+//! Starting a job: the cooldown and breaker decision and the mark `running`
+//! in one write transaction of the state database.
+//!
+//! Read apart, two jobs could both read the history before either had
+//! started, and both pass a cooldown (ten simultaneous alerts ran
+//! `integrity_check` twice). `BEGIN IMMEDIATE` takes the state database's
+//! write lock first: within this process the connection's mutex orders the
+//! jobs, across processes SQLite's lock does (waited for with the busy
+//! timeout), and a job that comes second sees the first one running.
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use super::{attempts_in, StateStore};
+
+/// Start times and success of the latest attempts, newest first.
+pub type Attempts = Vec<(f64, bool)>;
+
+/// What [`StateStore::claim`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim<H> {
+    /// The job is now `running`; the attempts before it.
+    Started(Attempts),
+    /// The decision held the job back; it is still `queued`.
+    Held(H, Attempts),
+    /// The job is no longer queued (another worker or process has it).
+    NotQueued,
+}
+
+impl StateStore {
+    /// Marks job `id` running unless `hold`, given the latest attempts of
+    /// `action` on `database`, says why it must not run.
+    pub fn claim<H>(
+        &self,
+        id: i64,
+        action: &str,
+        database: &str,
+        now: f64,
+        hold: impl FnOnce(&[(f64, bool)]) -> Option<H>,
+    ) -> rusqlite::Result<Claim<H>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        if status.as_deref() != Some("queued") {
+            return Ok(Claim::NotQueued);
+        }
+        let attempts = attempts_in(&tx, action, database, 100)?;
+        if let Some(h) = hold(&attempts) {
+            return Ok(Claim::Held(h, attempts));
+        }
+        tx.execute(
+            "UPDATE jobs SET status = 'running', started_at = ?2, pid = ?3 WHERE id = ?1",
+            params![id, now, std::process::id()],
+        )?;
+        tx.commit()?;
+        Ok(Claim::Started(attempts))
+    }
+}
