@@ -13,6 +13,7 @@ mod figures;
 mod fuzz;
 mod http;
 mod load;
+mod network_promises;
 mod prometheus;
 mod prune_actions;
 mod reload;
