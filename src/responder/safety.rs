@@ -2,8 +2,9 @@
 //! cooldown and circuit breaker, computed from the job history.
 //!
 //! Runs by hand (API, CLI) are a person's decision: they never use up an
-//! automatic job's cooldown or breaker budget, and a failure by hand does not
-//! open the breaker; a success by hand closes it.
+//! automatic job's cooldown or the breaker's run budget. They still say
+//! whether the action works: a failure by hand counts toward the consecutive
+//! failures that open the breaker, and a success by hand closes it.
 
 use std::time::Duration;
 
@@ -63,17 +64,11 @@ pub fn check(attempts: &[Attempt], now: f64, limits: &Limits) -> Option<Hold> {
     }
 }
 
-/// Open after `failures` consecutive failed automatic attempts; a success
-/// closes it, and so does a person running the action by hand successfully.
+/// Open after `failures` consecutive failed attempts, by hand or not; a
+/// success closes it, so a person closes it by running the action by hand.
 pub fn breaker_open_failures(attempts: &[Attempt], limits: &Limits) -> bool {
     let failures = limits.failures as usize;
-    let counted: Vec<bool> = attempts
-        .iter()
-        .filter(|a| !a.by_hand || a.ok)
-        .take(failures)
-        .map(|a| a.ok)
-        .collect();
-    counted.len() >= failures && counted.iter().all(|ok| !ok)
+    attempts.len() >= failures && attempts.iter().take(failures).all(|a| !a.ok)
 }
 
 /// How long until another run fits when `recent` (creation times within the
@@ -156,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    fn runs_by_hand_use_no_budget_and_only_close_the_breaker() {
+    fn runs_by_hand_use_no_budget_but_tell_the_breaker_whether_the_action_works() {
         let now = 100_000.0;
         let by_hand = |at: f64, ok: bool| Attempt {
             at,
@@ -166,11 +161,11 @@ mod tests {
         // Eight runs by hand within the window: no cooldown, no rate limit.
         let many: Vec<Attempt> = (1..=8).map(|i| by_hand(now - f64::from(i), true)).collect();
         assert_eq!(check(&many, now, &LIMITS), None);
-        // Failures by hand do not open the breaker.
-        let failing: Vec<Attempt> = (1..=4)
+        // Failures by hand count as failures of the action.
+        let failing: Vec<Attempt> = (1..=2)
             .map(|i| by_hand(now - f64::from(i), false))
             .collect();
-        assert_eq!(check(&failing, now, &LIMITS), None);
+        assert_eq!(check(&failing, now, &LIMITS), Some(Hold::BreakerFailures));
         // A success by hand closes a breaker opened by automatic failures.
         let mut closed = vec![by_hand(now - 10.0, true)];
         closed.extend(auto(&[(now - 5000.0, false), (now - 9000.0, false)]));
