@@ -130,6 +130,21 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
 fn check_config(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            // The daemon refuses tokens it cannot use, so check-config does too.
+            let (credentials, problems) = crate::web::auth::Credentials::load(&config.web);
+            if !problems.is_empty() {
+                for problem in &problems {
+                    eprintln!("{}: {problem}", path.display());
+                }
+                return ExitCode::FAILURE;
+            }
+            if credentials.shared() {
+                eprintln!(
+                    "{}: warning: {}",
+                    path.display(),
+                    crate::web::auth::SHARED_CREDENTIAL_WARNING
+                );
+            }
             println!(
                 "{}: valid, {} database(s)",
                 path.display(),

@@ -47,15 +47,15 @@ pub enum Command {
     Serve {
         #[arg(long = "config.file")]
         config_file: PathBuf,
-        /// Overrides web.listen_address.
-        #[arg(long = "web.listen-address")]
+        /// Overrides web.listen_address (host:port; the host may be a name such as localhost).
+        #[arg(long = "web.listen-address", value_parser = listen_address)]
         listen_address: Option<SocketAddr>,
     },
     /// Create a demo database, backup folder and configuration, then serve them.
     Demo {
         #[arg(long, default_value = "caretaker-demo")]
         dir: PathBuf,
-        #[arg(long = "web.listen-address")]
+        #[arg(long = "web.listen-address", value_parser = listen_address)]
         listen_address: Option<SocketAddr>,
         /// Patterns in the generated database.
         #[arg(long, default_value_t = 5000)]
@@ -145,4 +145,9 @@ pub enum Command {
         #[arg(long = "config.file")]
         config_file: PathBuf,
     },
+}
+
+/// `--web.listen-address`: an address, or a host name that resolves.
+fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    crate::config::resolve_listen_address(text)
 }

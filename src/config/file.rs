@@ -1,7 +1,6 @@
 //! The configuration file as written, and its validation into [`Config`].
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,8 +14,8 @@ use super::responder::{
     FileResponder, FileRule, FileSchedule,
 };
 use super::{
-    line_column, BackupConfig, CollectConfig, Config, ConfigError, ConfigErrors, DatabaseConfig,
-    PruneConfig, WebConfig, DEFAULT_LISTEN_ADDRESS,
+    line_column, resolve_listen_address, BackupConfig, CollectConfig, Config, ConfigError,
+    ConfigErrors, DatabaseConfig, PruneConfig, WebConfig, DEFAULT_LISTEN_ADDRESS,
 };
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +44,11 @@ struct FileConfig {
 struct FileWeb {
     listen_address: Option<Spanned<String>>,
     token_file: Option<String>,
+    api_token_file: Option<String>,
+    max_connections: Option<Spanned<i64>>,
+    header_read_timeout: Option<HumanDuration>,
+    api_max_runs: Option<Spanned<i64>>,
+    api_window: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,19 +177,28 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     };
 
     let listen_address = match &raw.web.listen_address {
-        Some(addr) => match addr.get_ref().parse::<SocketAddr>() {
+        Some(addr) => match resolve_listen_address(addr.get_ref()) {
             Ok(a) => Some(a),
             Err(e) => {
-                let msg = format!(
-                    "web.listen_address {:?} is not host:port: {e}",
-                    addr.get_ref()
-                );
+                let msg = format!("web.listen_address {e}");
                 errors.push(error_at(Some(addr.span().start), msg));
                 None
             }
         },
         None => DEFAULT_LISTEN_ADDRESS.parse().ok(),
     };
+
+    let mut web_count = |n: &Option<Spanned<i64>>, key: &str, max: i64, default: i64| match n {
+        Some(n) if *n.get_ref() < 1 || *n.get_ref() > max => {
+            let msg = format!("web.{key} must be between 1 and {max}, not {}", n.get_ref());
+            errors.push(error_at(Some(n.span().start), msg));
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
+    };
+    let max_connections = web_count(&raw.web.max_connections, "max_connections", 65_536, 512);
+    let api_max_runs = web_count(&raw.web.api_max_runs, "api_max_runs", 1_000_000, 6);
 
     let label_limit = match &raw.collect.label_limit {
         Some(n) if *n.get_ref() < 1 || *n.get_ref() > 1000 => {
@@ -298,6 +311,11 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             web: WebConfig {
                 listen_address,
                 token_file: raw.web.token_file.as_deref().map(resolve_path),
+                api_token_file: raw.web.api_token_file.as_deref().map(resolve_path),
+                max_connections: usize::try_from(max_connections).unwrap_or(512),
+                header_read_timeout: d(raw.web.header_read_timeout, Duration::from_secs(10)),
+                api_max_runs: u32::try_from(api_max_runs).unwrap_or(6),
+                api_window: d(raw.web.api_window, Duration::from_secs(3600)),
             },
             collect,
             host_filesystems: raw

@@ -43,7 +43,33 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebConfig {
     pub listen_address: SocketAddr,
+    /// The bearer token of the webhook (and of the API when `api_token_file` is unset).
     pub token_file: Option<PathBuf>,
+    /// The bearer token of the action API; when set, the webhook's token no longer opens it.
+    pub api_token_file: Option<PathBuf>,
+    /// Open connections served at once; further ones wait to be accepted.
+    pub max_connections: usize,
+    /// A connection that has not sent a request's headers within this is closed
+    /// (also an idle keep-alive connection between requests).
+    pub header_read_timeout: Duration,
+    /// Runs of one action on one database the API accepts per `api_window`.
+    pub api_max_runs: u32,
+    pub api_window: Duration,
+}
+
+/// Resolves `host:port` (an IP address or a host name such as `localhost`) to
+/// the first address it names, for `web.listen_address` and `--web.listen-address`.
+pub fn resolve_listen_address(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("{text:?} is not host:port: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
 }
 
 /// How often each collector runs, and how label values are bounded.

@@ -35,6 +35,8 @@ pub struct ResponderConfig {
     pub state_path: PathBuf,
     /// Optional Slack-compatible webhook for outcomes.
     pub notify_url: Option<String>,
+    /// Jobs and audit events older than this are deleted (at startup and hourly).
+    pub history_retention: Duration,
 }
 
 /// Maps alerts to actions.
@@ -76,6 +78,7 @@ pub(super) struct FileResponder {
     request_timeout: Option<HumanDuration>,
     state_file: Option<String>,
     notify_url: Option<String>,
+    history_retention: Option<HumanDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,6 +139,8 @@ pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderCo
         request_timeout: d(raw.request_timeout, 10),
         state_path: base.join(raw.state_file.as_deref().unwrap_or(DEFAULT_STATE_FILE)),
         notify_url: raw.notify_url.clone(),
+        // Never shorter than the breaker's window, which reads the history.
+        history_retention: d(raw.history_retention, 90 * 86400).max(d(raw.breaker_window, 3600)),
     }
 }
 

@@ -27,7 +27,8 @@ use crate::responder::metrics::ResponderMetrics;
 use crate::responder::queue::{start_workers, JobQueue};
 use crate::responder::state::{NewJob, Recorded, StateStore};
 use crate::responder::Responder;
-use crate::responder::{notifier, published, scheduler};
+use crate::responder::{history, notifier, published, scheduler};
+use crate::web::auth::Credentials;
 use crate::web::{router, AppState};
 use reload::reload_loop;
 
@@ -101,7 +102,12 @@ impl Runtime {
         let executor = Arc::new(Executor::new(Arc::new(store), metrics.clone()));
         let queue = Arc::new(JobQueue::new(config.responder.queue_size, metrics));
         let responder = Responder::new(executor, queue);
-        responder.load_token(&config);
+        let (credentials, problems) = Credentials::load(&config.web);
+        for problem in &problems {
+            tracing::error!(error = %problem, "no usable token: the endpoints it opens answer 403");
+        }
+        announce_credentials(&config, &credentials);
+        responder.set_credentials(credentials);
         let snapshot = Snapshot::new();
         let mut build = MetricSet::new();
         build.gauge(
@@ -144,6 +150,12 @@ impl Runtime {
                 async move { rt.submit(jobs).await }
             },
             rt.cancel.clone(),
+        ));
+        let (cfg, store) = (runtime.clone(), runtime.responder.executor.state.clone());
+        tracker.spawn(history::run(
+            store,
+            move || cfg.config(),
+            runtime.cancel.clone(),
         ));
         tracker.close();
         *runtime.workers.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
@@ -296,12 +308,25 @@ impl Runtime {
         let current = self.config();
         match Config::load(&current.source) {
             Ok(new) => {
+                // A token file that cannot be used refuses the whole reload:
+                // the running configuration and its tokens stay in force.
+                let (credentials, problems) = Credentials::load(&new.web);
+                if !problems.is_empty() {
+                    for problem in &problems {
+                        tracing::error!(error = %problem, "configuration refused; the previous one and its tokens keep running");
+                    }
+                    self.record_reload(false);
+                    return false;
+                }
+                if credentials != *self.responder.credentials() {
+                    announce_credentials(&new, &credentials);
+                }
+                self.responder.set_credentials(credentials);
                 if new.web.listen_address != current.web.listen_address {
                     tracing::warn!(
                         "web.listen_address changed; it takes effect at the next restart"
                     );
                 }
-                self.responder.load_token(&new);
                 self.responder.executor.metrics.initialize(&new);
                 if new.responder.state_path != current.responder.state_path
                     || new.responder.max_concurrent != current.responder.max_concurrent
@@ -349,6 +374,15 @@ impl Runtime {
     }
 }
 
+/// Says in the log which endpoints are open, and warns when one token opens both.
+fn announce_credentials(config: &Config, credentials: &Credentials) {
+    if config.web.token_file.is_none() && config.web.api_token_file.is_none() {
+        tracing::info!("no web.token_file configured: the webhook and the API answer 403");
+    } else if credentials.shared() {
+        tracing::warn!("{}", crate::web::auth::SHARED_CREDENTIAL_WARNING);
+    }
+}
+
 /// Runs caretaker until `shutdown` is cancelled.
 pub async fn run(
     config: Config,
@@ -367,10 +401,8 @@ pub async fn run(
         .local_addr()
         .context("reading the listen address")?;
     tracing::info!(%address, "listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .context("serving HTTP")?;
+    let limits = crate::web::serve::Limits::from(&runtime.config().web);
+    crate::web::serve::serve(listener, router(state), limits, shutdown.clone()).await;
     shutdown.cancel();
     let _ = reload.await;
     runtime.stop().await;

@@ -20,7 +20,7 @@ use crate::actions::{private, registry, ActionContext, ActionError};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
 use crate::responder::metrics::{labels, ResponderMetrics};
-use crate::responder::safety::{self, Limits};
+use crate::responder::safety::{self, Attempt, Limits};
 use crate::responder::state::{AuditEvent, Claim, JobRecord, StateStore};
 
 /// How long a job waits for another process's lock on its database.
@@ -178,7 +178,7 @@ impl Executor {
         // The decision and the start are one transaction, taken under the
         // lock: a job that starts later sees this one running.
         let (a, d) = (job.action.clone(), job.database.clone());
-        let hold = move |attempts: &[(f64, bool)]| {
+        let hold = move |attempts: &[Attempt]| {
             automatic
                 .then(|| safety::check(attempts, now(), &limits))
                 .flatten()
@@ -262,7 +262,11 @@ impl Executor {
                 // now, so a success closes it at once and the last allowed
                 // failure opens it (dry runs are not attempts).
                 if !dry_run {
-                    let mut after = vec![(now(), status == "succeeded")];
+                    let mut after = vec![Attempt {
+                        at: now(),
+                        ok: status == "succeeded",
+                        by_hand: !automatic,
+                    }];
                     after.extend_from_slice(&attempts);
                     self.metrics
                         .breaker_open
@@ -325,5 +329,6 @@ fn audit(job: &JobRecord, event: &str, reason: Option<&str>, detail: Option<Stri
         job_id: Some(job.id),
         reason: reason.map(str::to_string),
         detail,
+        credential: job.credential.clone(),
     }
 }

@@ -1,9 +1,15 @@
 //! Recording a notification: decisions become jobs and audit events in one
 //! transaction of the state database, before the webhook answers.
+//!
+//! What the payload puts into the state database is bounded: alerts no rule
+//! matches are counted (`caretaker_alerts_ignored_total`) and summed up in at
+//! most one audit row per notification, and stored fingerprints, startsAt
+//! values and labels are cut to the sizes in [`bounded`].
 
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::responder::bounded;
 use crate::responder::metrics::{labels, ResponderMetrics};
 use crate::responder::plan::{decide, Alert, Decision, Notification};
 use crate::responder::state::{AuditEvent, NewJob, Recorded, StateStore};
@@ -36,12 +42,16 @@ pub fn jobs_needed(planned: &[(Alert, Vec<Decision>)]) -> usize {
         .count()
 }
 
+/// The credential of every webhook request (the webhook accepts no other).
+const WEBHOOK_CREDENTIAL: &str = "webhook_token";
+
 fn event(alert: &Alert, kind: &str, now: f64) -> AuditEvent {
     AuditEvent {
         at: now,
         event: kind.to_string(),
-        alertname: alert.alertname().map(str::to_string),
-        fingerprint: Some(alert.fingerprint()),
+        alertname: alert.alertname().map(bounded::label_value),
+        fingerprint: Some(bounded::fingerprint(&alert.fingerprint())),
+        credential: Some(WEBHOOK_CREDENTIAL.into()),
         ..Default::default()
     }
 }
@@ -50,11 +60,12 @@ fn event(alert: &Alert, kind: &str, now: f64) -> AuditEvent {
 fn command_labels(alert: &Alert, action: &str, config: &Config) -> Option<String> {
     let name = action.strip_prefix("command:")?;
     let spec = config.commands.iter().find(|c| c.name == name)?;
-    let kept: std::collections::BTreeMap<&String, &String> = alert
-        .labels
-        .iter()
-        .filter(|(k, _)| spec.env_labels.contains(k))
-        .collect();
+    let kept = bounded::labels(
+        alert
+            .labels
+            .iter()
+            .filter(|(k, _)| spec.env_labels.contains(k)),
+    );
     serde_json::to_string(&kept).ok()
 }
 
@@ -130,7 +141,10 @@ pub fn prepare(
             .alerts_received
             .get_or_create(&labels(&[("status", status)]))
             .inc();
-        events.push(event(alert, "received", now));
+        let unmatched = decisions.iter().all(|d| matches!(d, Decision::Unmatched));
+        if !unmatched {
+            events.push(event(alert, "received", now));
+        }
         for d in decisions {
             match d {
                 Decision::Run {
@@ -155,9 +169,10 @@ pub fn prepare(
                         rule: Some(rule.clone()),
                         action: action.clone(),
                         database: database.clone(),
-                        alertname: alert.alertname().map(str::to_string),
-                        fingerprint: Some(alert.fingerprint()),
-                        starts_at: Some(alert.starts_at.clone()),
+                        credential: Some(WEBHOOK_CREDENTIAL),
+                        alertname: alert.alertname().map(bounded::label_value),
+                        fingerprint: Some(bounded::fingerprint(&alert.fingerprint())),
+                        starts_at: Some(bounded::fingerprint(&alert.starts_at)),
                         dry_run: *dry_run,
                         cooldown: *cooldown,
                         labels: command_labels(alert, action, config),
@@ -165,8 +180,11 @@ pub fn prepare(
                 }
                 Decision::Resolved => {
                     summary.resolved += 1;
-                    let actions =
-                        state.resolve_episode(&alert.fingerprint(), &alert.starts_at, now)?;
+                    let actions = state.resolve_episode(
+                        &bounded::fingerprint(&alert.fingerprint()),
+                        &bounded::fingerprint(&alert.starts_at),
+                        now,
+                    )?;
                     let took = match (
                         humantime::parse_rfc3339_weak(&alert.starts_at),
                         humantime::parse_rfc3339_weak(&alert.ends_at),
@@ -193,9 +211,6 @@ pub fn prepare(
                         .alerts_ignored
                         .get_or_create(&labels(&[("reason", "unmatched")]))
                         .inc();
-                    let mut e = event(alert, "skipped", now);
-                    e.reason = Some("unmatched".into());
-                    events.push(e);
                 }
                 Decision::UnknownDatabase { rule, database } => {
                     summary.unknown_database += 1;
@@ -213,6 +228,17 @@ pub fn prepare(
                 }
             }
         }
+    }
+    if summary.unmatched > 0 {
+        // One row for the whole notification, without the alerts' labels.
+        events.push(AuditEvent {
+            at: now,
+            event: "skipped".into(),
+            reason: Some("unmatched".into()),
+            detail: Some(format!("{} alert(s) matched no rule", summary.unmatched)),
+            credential: Some(WEBHOOK_CREDENTIAL.into()),
+            ..Default::default()
+        });
     }
     Ok(Prepared {
         jobs,
@@ -266,6 +292,7 @@ pub fn settle(
                     job_id: Some(id),
                     reason: Some("duplicate".into()),
                     detail: None,
+                    credential: Some(WEBHOOK_CREDENTIAL.into()),
                 };
                 e.detail = Some(format!("job {id} already {status}"));
                 duplicate_events.push(e);

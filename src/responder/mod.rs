@@ -6,8 +6,10 @@
 //! - [`queue`] bounds what is waiting; [`executor`] runs one job through
 //!   cooldown, breaker and locks; [`safety`] holds the pure rules.
 
+pub mod bounded;
 pub mod commit;
 pub mod executor;
+pub mod history;
 pub mod intake;
 pub mod manual;
 pub mod matcher;
@@ -22,8 +24,7 @@ pub mod state;
 
 use std::sync::{Arc, RwLock};
 
-use crate::config::Config;
-use crate::web::auth::{load_token, Token};
+use crate::web::auth::Credentials;
 use executor::Executor;
 use queue::JobQueue;
 
@@ -31,7 +32,8 @@ use queue::JobQueue;
 pub struct Responder {
     pub executor: Arc<Executor>,
     pub queue: Arc<JobQueue>,
-    token: RwLock<Option<Token>>,
+    /// The bearer tokens in force; replaced whole by a reload that can read them.
+    credentials: RwLock<Arc<Credentials>>,
 }
 
 impl Responder {
@@ -39,29 +41,18 @@ impl Responder {
         Self {
             executor,
             queue,
-            token: RwLock::new(None),
+            credentials: RwLock::new(Arc::new(Credentials::default())),
         }
     }
 
-    pub fn token(&self) -> Option<Token> {
-        self.token.read().unwrap_or_else(|e| e.into_inner()).clone()
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// (Re)reads the token file of `config`; without one, POST endpoints stay closed.
-    pub fn load_token(&self, config: &Config) {
-        let token = match &config.web.token_file {
-            Some(path) => match load_token(path) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::error!(error = %e, "no usable token: POST endpoints answer 403");
-                    None
-                }
-            },
-            None => {
-                tracing::info!("no web.token_file configured: POST endpoints answer 403");
-                None
-            }
-        };
-        *self.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+    pub fn set_credentials(&self, credentials: Credentials) {
+        *self.credentials.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(credentials);
     }
 }

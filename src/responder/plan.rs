@@ -91,7 +91,12 @@ pub fn job_key(
     fingerprint: &str,
     starts_at: &str,
 ) -> String {
-    format!("alert/{rule}/{action}/{database}/{fingerprint}/{starts_at}")
+    // Bounded: the key is stored with every job (see `bounded`).
+    let fingerprint = crate::responder::bounded::fingerprint(fingerprint);
+    let starts_at = crate::responder::bounded::fingerprint(starts_at);
+    crate::responder::bounded::key(format!(
+        "alert/{rule}/{action}/{database}/{fingerprint}/{starts_at}"
+    ))
 }
 
 /// Which database a rule acts on for this alert.

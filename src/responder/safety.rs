@@ -1,5 +1,10 @@
 //! Pure decisions that keep automatic maintenance from running away:
 //! cooldown and circuit breaker, computed from the job history.
+//!
+//! Runs by hand (API, CLI) are a person's decision: they never use up an
+//! automatic job's cooldown or the breaker's run budget. They still say
+//! whether the action works: a failure by hand counts toward the consecutive
+//! failures that open the breaker, and a success by hand closes it.
 
 use std::time::Duration;
 
@@ -32,32 +37,67 @@ pub struct Limits {
     pub failures: u32,
 }
 
-/// Decides from the latest attempts (start time, succeeded), newest first.
-pub fn check(attempts: &[(f64, bool)], now: f64, limits: &Limits) -> Option<Hold> {
+/// One earlier run of an action on a database.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Attempt {
+    /// When it started (Unix seconds).
+    pub at: f64,
+    pub ok: bool,
+    /// Started by a person (API or CLI) rather than a webhook or schedule.
+    pub by_hand: bool,
+}
+
+/// Decides from the latest attempts, newest first.
+pub fn check(attempts: &[Attempt], now: f64, limits: &Limits) -> Option<Hold> {
     if breaker_open_failures(attempts, limits) {
         return Some(Hold::BreakerFailures);
     }
     let since = now - limits.window.as_secs_f64();
-    let in_window = attempts.iter().filter(|(t, _)| *t >= since).count();
+    let mut automatic = attempts.iter().filter(|a| !a.by_hand);
+    let in_window = automatic.clone().filter(|a| a.at >= since).count();
     if in_window >= limits.max_runs as usize {
         return Some(Hold::BreakerRate);
     }
-    match attempts.first() {
-        Some((last, _)) if now - last < limits.cooldown.as_secs_f64() => Some(Hold::Cooldown),
+    match automatic.next() {
+        Some(last) if now - last.at < limits.cooldown.as_secs_f64() => Some(Hold::Cooldown),
         _ => None,
     }
 }
 
-/// Open after `failures` consecutive failed attempts; a success closes it.
-/// A person closes it by running the action by hand successfully.
-pub fn breaker_open_failures(attempts: &[(f64, bool)], limits: &Limits) -> bool {
+/// Open after `failures` consecutive failed attempts, by hand or not; a
+/// success closes it, so a person closes it by running the action by hand.
+pub fn breaker_open_failures(attempts: &[Attempt], limits: &Limits) -> bool {
     let failures = limits.failures as usize;
-    attempts.len() >= failures && attempts.iter().take(failures).all(|(_, ok)| !ok)
+    attempts.len() >= failures && attempts.iter().take(failures).all(|a| !a.ok)
+}
+
+/// How long until another run fits when `recent` (creation times within the
+/// window, any order) already holds `max_runs`; `None` when one fits now.
+pub fn rate_hold(recent: &[f64], now: f64, max_runs: u32, window: Duration) -> Option<Duration> {
+    let since = now - window.as_secs_f64();
+    let mut inside: Vec<f64> = recent.iter().copied().filter(|t| *t >= since).collect();
+    if inside.len() < max_runs as usize {
+        return None;
+    }
+    inside.sort_by(f64::total_cmp);
+    // The run that has to leave the window before one more fits.
+    let leaving = inside[inside.len() - max_runs as usize];
+    Some(Duration::from_secs_f64((leaving - since).max(0.0)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn auto(list: &[(f64, bool)]) -> Vec<Attempt> {
+        list.iter()
+            .map(|&(at, ok)| Attempt {
+                at,
+                ok,
+                by_hand: false,
+            })
+            .collect()
+    }
 
     const LIMITS: Limits = Limits {
         cooldown: Duration::from_secs(600),
@@ -69,12 +109,12 @@ mod tests {
     #[test]
     fn cooldown_holds_until_it_has_passed() {
         let now = 10_000.0;
-        assert_eq!(check(&[], now, &LIMITS), None);
+        assert_eq!(check(&auto(&[]), now, &LIMITS), None);
         assert_eq!(
-            check(&[(now - 599.0, true)], now, &LIMITS),
+            check(&auto(&[(now - 599.0, true)]), now, &LIMITS),
             Some(Hold::Cooldown)
         );
-        assert_eq!(check(&[(now - 600.0, true)], now, &LIMITS), None);
+        assert_eq!(check(&auto(&[(now - 600.0, true)]), now, &LIMITS), None);
     }
 
     #[test]
@@ -82,7 +122,7 @@ mod tests {
         let now = 100_000.0;
         let failed_twice = [(now - 5000.0, false), (now - 9000.0, false)];
         assert_eq!(
-            check(&failed_twice, now, &LIMITS),
+            check(&auto(&failed_twice), now, &LIMITS),
             Some(Hold::BreakerFailures)
         );
         let recovered = [
@@ -90,7 +130,7 @@ mod tests {
             (now - 5000.0, false),
             (now - 9000.0, false),
         ];
-        assert_eq!(check(&recovered, now, &LIMITS), None);
+        assert_eq!(check(&auto(&recovered), now, &LIMITS), None);
     }
 
     #[test]
@@ -101,12 +141,50 @@ mod tests {
             (now - 1400.0, true),
             (now - 2100.0, true),
         ];
-        assert_eq!(check(&runs, now, &LIMITS), Some(Hold::BreakerRate));
+        assert_eq!(check(&auto(&runs), now, &LIMITS), Some(Hold::BreakerRate));
         let older = [
             (now - 700.0, true),
             (now - 1400.0, true),
             (now - 3700.0, true),
         ];
-        assert_eq!(check(&older, now, &LIMITS), None);
+        assert_eq!(check(&auto(&older), now, &LIMITS), None);
+    }
+
+    #[test]
+    fn runs_by_hand_use_no_budget_but_tell_the_breaker_whether_the_action_works() {
+        let now = 100_000.0;
+        let by_hand = |at: f64, ok: bool| Attempt {
+            at,
+            ok,
+            by_hand: true,
+        };
+        // Eight runs by hand within the window: no cooldown, no rate limit.
+        let many: Vec<Attempt> = (1..=8).map(|i| by_hand(now - f64::from(i), true)).collect();
+        assert_eq!(check(&many, now, &LIMITS), None);
+        // Failures by hand count as failures of the action.
+        let failing: Vec<Attempt> = (1..=2)
+            .map(|i| by_hand(now - f64::from(i), false))
+            .collect();
+        assert_eq!(check(&failing, now, &LIMITS), Some(Hold::BreakerFailures));
+        // A success by hand closes a breaker opened by automatic failures.
+        let mut closed = vec![by_hand(now - 10.0, true)];
+        closed.extend(auto(&[(now - 5000.0, false), (now - 9000.0, false)]));
+        assert_eq!(check(&closed, now, &LIMITS), None);
+        assert_eq!(
+            check(&closed[1..], now, &LIMITS),
+            Some(Hold::BreakerFailures)
+        );
+    }
+
+    #[test]
+    fn the_api_rate_says_when_the_next_run_fits() {
+        let window = Duration::from_secs(3600);
+        let now = 10_000.0;
+        assert_eq!(rate_hold(&[now - 10.0], now, 2, window), None);
+        let full = [now - 10.0, now - 3000.0, now - 4000.0];
+        assert_eq!(
+            rate_hold(&full, now, 2, window),
+            Some(Duration::from_secs(600))
+        );
     }
 }

@@ -14,6 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::commit::GroupCommit;
+use super::safety::Attempt;
 
 const SCHEMA: &str = include_str!("state_schema.sql");
 
@@ -29,6 +30,8 @@ pub struct JobRecord {
     pub alertname: Option<String>,
     pub fingerprint: Option<String>,
     pub starts_at: Option<String>,
+    /// Which bearer token requested it (`webhook_token`, `api_token`); none for schedules and the CLI.
+    pub credential: Option<String>,
     pub dry_run: bool,
     pub cooldown_seconds: f64,
     /// Allow-listed alert labels, JSON, for `command` actions.
@@ -48,6 +51,7 @@ pub struct JobRecord {
 pub struct NewJob {
     pub key: String,
     pub source: &'static str,
+    pub credential: Option<&'static str>,
     pub rule: Option<String>,
     pub action: String,
     pub database: String,
@@ -72,6 +76,8 @@ pub struct AuditEvent {
     pub job_id: Option<i64>,
     pub reason: Option<String>,
     pub detail: Option<String>,
+    /// Which bearer token the request behind this decision presented.
+    pub credential: Option<String>,
 }
 
 /// What happened when a job was recorded.
@@ -109,6 +115,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         alertname: r.get("alertname")?,
         fingerprint: r.get("fingerprint")?,
         starts_at: r.get("starts_at")?,
+        credential: r.get("credential")?,
         dry_run: r.get("dry_run")?,
         cooldown_seconds: r.get("cooldown_seconds")?,
         labels: r.get("labels")?,
@@ -211,14 +218,30 @@ impl StateStore {
         Ok(())
     }
 
-    /// Start times and success of the latest attempts of `action` on `database`.
+    /// The latest attempts of `action` on `database`, newest first.
     pub fn attempts(
         &self,
         action: &str,
         database: &str,
         limit: usize,
-    ) -> rusqlite::Result<Vec<(f64, bool)>> {
+    ) -> rusqlite::Result<Vec<Attempt>> {
         attempts_in(&self.conn(), action, database, limit)
+    }
+
+    /// Creation times of the API's jobs for `action` on `database` since `since`.
+    pub fn api_runs_since(
+        &self,
+        action: &str,
+        database: &str,
+        since: f64,
+    ) -> rusqlite::Result<Vec<f64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT created_at FROM jobs WHERE action = ?1 AND database = ?2
+               AND source = 'api' AND created_at >= ?3",
+        )?;
+        let rows = stmt.query_map(params![action, database, since], |r| r.get(0))?;
+        rows.collect()
     }
 
     /// Marks the succeeded jobs of one alert episode as resolved; returns their actions.
@@ -244,6 +267,36 @@ impl StateStore {
             [prefix],
             |r| r.get(0),
         )
+    }
+
+    /// Deletes finished jobs created before `before` and audit events older
+    /// than it, in batches so the webhook's writes are never held up for
+    /// long. Returns how many jobs and events were deleted.
+    pub fn prune_history(&self, before: f64) -> rusqlite::Result<(usize, usize)> {
+        const BATCH: i64 = 5000;
+        let mut deleted = (0, 0);
+        loop {
+            let n = self.conn().execute(
+                "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE created_at < ?1
+                   AND status NOT IN ('queued', 'running') LIMIT ?2)",
+                params![before, BATCH],
+            )?;
+            deleted.0 += n;
+            if n < BATCH as usize {
+                break;
+            }
+        }
+        loop {
+            let n = self.conn().execute(
+                "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ?1 LIMIT ?2)",
+                params![before, BATCH],
+            )?;
+            deleted.1 += n;
+            if n < BATCH as usize {
+                break;
+            }
+        }
+        Ok(deleted)
     }
 
     pub fn jobs(&self, filter: &JobFilter) -> rusqlite::Result<Vec<JobRecord>> {
@@ -275,6 +328,7 @@ impl StateStore {
                 job_id: r.get("job_id")?,
                 reason: r.get("reason")?,
                 detail: r.get("detail")?,
+                credential: r.get("credential")?,
             })
         })?;
         rows.collect()
@@ -290,6 +344,10 @@ fn open_connection(path: &Path, now: f64) -> rusqlite::Result<(Connection, usize
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch(SCHEMA)?;
+    // Columns added after the first release: state databases created
+    // before them gain them here.
+    add_column(&conn, "jobs", "credential")?;
+    add_column(&conn, "audit", "credential")?;
     // A job left `running` by a process that no longer exists was interrupted;
     // one whose process still runs (a `caretaker run` beside the daemon) is not.
     let running: Vec<(i64, Option<u32>)> = conn
@@ -317,15 +375,19 @@ fn attempts_in(
     action: &str,
     database: &str,
     limit: usize,
-) -> rusqlite::Result<Vec<(f64, bool)>> {
+) -> rusqlite::Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT started_at, status = 'succeeded' FROM jobs
+        "SELECT started_at, status = 'succeeded', source IN ('api', 'cli') FROM jobs
          WHERE action = ?1 AND database = ?2 AND started_at IS NOT NULL
            AND status IN ('running', 'succeeded', 'failed', 'interrupted') AND dry_run = 0
          ORDER BY started_at DESC LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![action, database, limit as i64], |r| {
-        Ok((r.get(0)?, r.get(1)?))
+        Ok(Attempt {
+            at: r.get(0)?,
+            ok: r.get(1)?,
+            by_hand: r.get(2)?,
+        })
     })?;
     rows.collect()
 }
@@ -340,12 +402,12 @@ pub(super) fn insert_jobs(
     for j in jobs {
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO jobs (key, source, rule, action, database, alertname, fingerprint, starts_at,
-               dry_run, cooldown_seconds, labels, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12)",
+               dry_run, cooldown_seconds, labels, status, created_at, credential)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13)",
         )?
         .execute(params![
             j.key, j.source, j.rule, j.action, j.database, j.alertname, j.fingerprint, j.starts_at,
-            j.dry_run, j.cooldown.as_secs_f64(), j.labels, now
+            j.dry_run, j.cooldown.as_secs_f64(), j.labels, now, j.credential
         ])?;
         if inserted == 1 {
             out.push(Recorded::New(tx.last_insert_rowid()));
@@ -363,11 +425,12 @@ pub(super) fn insert_jobs(
 
 pub(super) fn insert_audit(conn: &Connection, e: &AuditEvent) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO audit (at, event, alertname, fingerprint, rule, action, database, job_id, reason, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO audit (at, event, alertname, fingerprint, rule, action, database, job_id, reason, detail, credential)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
-        e.at, e.event, e.alertname, e.fingerprint, e.rule, e.action, e.database, e.job_id, e.reason, e.detail
+        e.at, e.event, e.alertname, e.fingerprint, e.rule, e.action, e.database, e.job_id, e.reason, e.detail,
+        e.credential
     ])?;
     Ok(())
 }
@@ -378,6 +441,28 @@ mod claim;
 mod files;
 
 pub use claim::{Attempts, Claim};
+
+/// Adds a nullable TEXT column unless the table has it.
+fn add_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
+        |r| r.get(0),
+    )?;
+    if present {
+        return Ok(());
+    }
+    // Another process opening the same state database may add it between
+    // the check and the ALTER: its column is as good as ours.
+    match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT")) {
+        Err(rusqlite::Error::SqliteFailure(_, Some(m)))
+            if m.starts_with("duplicate column name") =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -11,9 +11,10 @@
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{attempts_in, StateStore};
+use crate::responder::safety::Attempt;
 
 /// Start times and success of the latest attempts, newest first.
-pub type Attempts = Vec<(f64, bool)>;
+pub type Attempts = Vec<Attempt>;
 
 /// What [`StateStore::claim`] decided.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +36,7 @@ impl StateStore {
         action: &str,
         database: &str,
         now: f64,
-        hold: impl FnOnce(&[(f64, bool)]) -> Option<H>,
+        hold: impl FnOnce(&[Attempt]) -> Option<H>,
     ) -> rusqlite::Result<Claim<H>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -141,7 +141,9 @@ fn of_simultaneous_claims_only_one_passes_a_cooldown() {
                 s.spawn(move || {
                     barrier.wait();
                     // A cooldown longer than the test: any earlier attempt holds.
-                    let hold = |attempts: &[(f64, bool)]| (!attempts.is_empty()).then_some(());
+                    let hold = |attempts: &[crate::responder::safety::Attempt]| {
+                        (!attempts.is_empty()).then_some(())
+                    };
                     store.claim(id, "integrity_check", "memory", 3.0, hold)
                 })
             })

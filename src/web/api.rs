@@ -1,21 +1,24 @@
 //! The action API: list recent jobs and audit events, run an action by hand.
-//! Every route needs the bearer token.
+//! Every route needs the API's bearer token (checked by [`super::guard`]);
+//! runs are limited per action and database (`web.api_max_runs` per
+//! `web.api_window`), because they skip the cooldown and breaker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::hooks::refusal;
+use super::auth::Credential;
 use super::AppState;
 use crate::config::{known_action, ACTIONS};
 use crate::metrics::unix_seconds;
 use crate::responder::intake::MANUAL_COOLDOWN;
+use crate::responder::safety;
 use crate::responder::state::{JobFilter, NewJob, Recorded};
 
 #[derive(Debug, Deserialize)]
@@ -31,15 +34,7 @@ fn internal(e: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
 }
 
-pub async fn list(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if let Some(r) = refusal(&state, &headers, &uri) {
-        return r;
-    }
+pub async fn list(State(state): State<Arc<AppState>>, Query(q): Query<ListQuery>) -> Response {
     let store = state.runtime.responder().executor.state.clone();
     let filter = JobFilter {
         action: q.action,
@@ -59,15 +54,7 @@ pub struct AuditQuery {
     limit: Option<usize>,
 }
 
-pub async fn audit(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    Query(q): Query<AuditQuery>,
-) -> Response {
-    if let Some(r) = refusal(&state, &headers, &uri) {
-        return r;
-    }
+pub async fn audit(State(state): State<Arc<AppState>>, Query(q): Query<AuditQuery>) -> Response {
     let store = state.runtime.responder().executor.state.clone();
     let limit = q.limit.unwrap_or(100);
     match tokio::task::spawn_blocking(move || store.audit_events(limit)).await {
@@ -87,16 +74,18 @@ pub struct RunQuery {
     wait: bool,
 }
 
+/// Serialises the rate check and the recording of API runs, so two
+/// concurrent requests cannot both take the last run of a window.
+#[derive(Debug, Default)]
+pub struct ApiGate(tokio::sync::Mutex<()>);
+
 pub async fn run(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
+    Extension(credential): Extension<Credential>,
+    Extension(gate): Extension<Arc<ApiGate>>,
     Path(action): Path<String>,
     Query(q): Query<RunQuery>,
 ) -> Response {
-    if let Some(r) = refusal(&state, &headers, &uri) {
-        return r;
-    }
     let config = state.runtime.config();
     if !known_action(&action, &config.commands) {
         return (
@@ -127,10 +116,14 @@ pub async fn run(
         )
             .into_response();
     };
+    let web = &config.web;
+    let (max_runs, window) = (web.api_max_runs, web.api_window);
+    let turn = gate.0.lock().await;
     let now = unix_seconds(std::time::SystemTime::now());
     let job = NewJob {
         key: format!("api/{action}/{database}/{now:.6}/{}", rand::random::<u32>()),
         source: "api",
+        credential: Some(credential.as_str()),
         action,
         database,
         dry_run: q.dry_run,
@@ -138,11 +131,33 @@ pub async fn run(
         ..Default::default()
     };
     let store = responder.executor.state.clone();
-    let id = match tokio::task::spawn_blocking(move || store.record(&[job], &[], now)).await {
-        Ok(Ok(r)) => match r.first() {
+    let recorded = tokio::task::spawn_blocking(move || {
+        let since = now - window.as_secs_f64();
+        let recent = store.api_runs_since(&job.action, &job.database, since)?;
+        if let Some(wait) = safety::rate_hold(&recent, now, max_runs, window) {
+            return Ok(Err(wait));
+        }
+        store.record(&[job], &[], now).map(Ok)
+    })
+    .await;
+    drop(turn);
+    let id = match recorded {
+        Ok(Ok(Ok(r))) => match r.first() {
             Some(Recorded::New(id)) => *id,
             _ => return internal("job was not recorded"),
         },
+        Ok(Ok(Err(wait))) => {
+            let seconds = wait.as_secs_f64().ceil().max(1.0);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, format!("{seconds:.0}"))],
+                format!(
+                    "at most {max_runs} API runs of this action on this database per {}; retry in {seconds:.0} s\n",
+                    humantime::format_duration(window)
+                ),
+            )
+                .into_response();
+        }
         Ok(Err(e)) => return internal(e),
         Err(e) => return internal(e),
     };

@@ -1,19 +1,19 @@
 //! `POST /hooks/alertmanager`: Alertmanager's webhook receiver.
 //!
-//! Authenticate, parse leniently, reserve queue room, record every decision
-//! durably, queue the new jobs, answer 202. Only a failure to record answers
+//! Authenticated before the body is read (see [`super::guard`]); then parse
+//! leniently, reserve queue room, record every decision durably, queue the
+//! new jobs, answer 202. Only a failure to record answers
 //! 5xx, so Alertmanager retries exactly when it should; bad input is a 4xx.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::auth;
 use super::AppState;
 use crate::config::Config;
 use crate::metrics::unix_seconds;
@@ -31,36 +31,7 @@ fn counted(state: &AppState, code: StatusCode, body: impl IntoResponse) -> Respo
     (code, body).into_response()
 }
 
-/// Checks the token and counts refusals; shared by every protected route.
-/// Returns the refusal response, or None when the request may proceed.
-pub fn refusal(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Option<Response> {
-    let responder = state.runtime.responder();
-    let token = responder.token();
-    let refusal = auth::check(token.as_ref(), headers, uri).err()?;
-    responder
-        .executor
-        .metrics
-        .auth_failures
-        .get_or_create(&labels(&[("reason", refusal.reason())]))
-        .inc();
-    tracing::warn!(
-        path = uri.path(),
-        reason = refusal.reason(),
-        "request refused"
-    );
-    Some((refusal.status(), refusal.message()).into_response())
-}
-
-pub async fn alertmanager(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = refusal(&state, &headers, &uri) {
-        let code = refused.status();
-        return counted(&state, code, refused);
-    }
+pub async fn alertmanager(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     // Straight into the struct (no intermediate `Value`: half the handler's
     // allocations). Serde would also read a struct from a JSON array, so the
     // payload must open with `{`.

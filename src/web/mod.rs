@@ -1,20 +1,28 @@
-//! The HTTP face of caretaker: `/metrics`, health, readiness and a landing page.
+//! The HTTP face of caretaker: `/metrics`, health, readiness and a landing page,
+//! the webhook and the action API.
 //!
 //! Handlers only read shared state: `/metrics` encodes the snapshot that the
 //! collectors keep current, so a scrape never waits on SQLite or the disk.
+//! Protected routes are authenticated by one route layer ([`guard`]) before
+//! their body is read; [`serve`] bounds connections and header read time.
 
 mod api;
 pub mod auth;
+mod guard;
 mod hooks;
 mod landing;
+mod negotiate;
+pub mod serve;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use prometheus_client::encoding::text;
 use prometheus_client::registry::Registry;
@@ -36,23 +44,41 @@ pub fn router(state: Arc<AppState>) -> Router {
     // with `wait=true` legitimately lasts as long as its action.
     let timeout =
         TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout);
+    let log = Arc::new(guard::RefusalLog::default());
+    let guard = |scope| {
+        from_fn_with_state(
+            guard::Guard {
+                app: state.clone(),
+                scope,
+                log: log.clone(),
+            },
+            guard::authenticate,
+        )
+    };
+    let webhook = Router::new()
+        .route(
+            "/hooks/alertmanager",
+            post(hooks::alertmanager).layer(timeout),
+        )
+        .route_layer(guard(auth::Scope::Webhook));
+    let api = Router::new()
+        .route("/api/v1/actions", get(api::list))
+        .route("/api/v1/audit", get(api::audit))
+        .route("/api/v1/actions/{action}", post(api::run))
+        .route_layer(guard(auth::Scope::Api))
+        .layer(Extension(Arc::new(api::ApiGate::default())));
     Router::new()
         .route("/", get(landing::page))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
-        .route(
-            "/hooks/alertmanager",
-            post(hooks::alertmanager).layer(timeout),
-        )
-        .route("/api/v1/actions", get(api::list))
-        .route("/api/v1/audit", get(api::audit))
-        .route("/api/v1/actions/{action}", post(api::run))
+        .merge(webhook)
+        .merge(api)
         .layer(DefaultBodyLimit::max(limits.body_limit))
         .with_state(state)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     // The responder's live counters, then the collectors' snapshot (encoded
     // once per collection, see `Snapshot::encoded`), then the end marker.
     let encoded = state.runtime.snapshot().encoded().and_then(|snapshot| {
@@ -63,6 +89,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         Ok(body)
     });
     match encoded {
+        Ok(body) if negotiate::wants_text_format(&headers) => (
+            [(header::CONTENT_TYPE, negotiate::TEXT_CONTENT_TYPE)],
+            negotiate::to_text_format(&body),
+        )
+            .into_response(),
         Ok(body) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "encoding metrics failed");

@@ -15,6 +15,7 @@ mod fuzz;
 mod golden;
 mod http;
 mod load;
+mod network_promises;
 mod prometheus;
 mod prune_actions;
 mod reload;
