@@ -11,6 +11,16 @@
 # prometheus-alertmanager (promtool, amtool, prometheus) and check-jsonschema
 # from PyPI. Exits non-zero if any check fails.
 set -euo pipefail
+usage() {
+  echo "usage: scripts/check-deploy.sh [-h|--help]"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    *) echo "check-deploy.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -359,6 +369,31 @@ check_files() {
 }
 
 
+# Every script answers --help and -h with its usage and exit 0 without doing
+# any work (within a few seconds), and refuses an unknown flag with exit 2.
+check_scripts_help() {
+    local f rc=0 out code start took before
+    for f in scripts/*.sh scripts/bench/*.sh; do
+        before=$rc
+        for flag in --help -h; do
+            start=$(date +%s%N)
+            out=$(timeout 10 bash "$f" "$flag" 2>&1) && code=0 || code=$?
+            took=$((($(date +%s%N) - start) / 1000000))
+            if [[ $code -ne 0 || $out != usage:* || $took -gt 5000 ]]; then
+                echo "$f $flag: exit $code after $took ms, output: ${out:0:200}"
+                rc=1
+            fi
+        done
+        out=$(timeout 10 bash "$f" --no-such-flag 2>&1) && code=0 || code=$?
+        if [[ $code -ne 2 || $out != *usage:* ]]; then
+            echo "$f --no-such-flag: exit $code (want 2 with the usage), output: ${out:0:200}"
+            rc=1
+        fi
+        [[ $rc -ne $before ]] || echo "$f: --help, -h, unknown flag ok"
+    done
+    return $rc
+}
+
 # The image's layout without Docker: the Dockerfile's user and data folder,
 # a read-only configuration folder holding config/caretaker.toml (paths moved
 # under a temporary root), and the image's command. caretaker must start and
@@ -427,6 +462,7 @@ step "check-jsonschema vendor.compose-spec docker-compose.yml" check_compose
 step "alert names, annotations, runbook anchors, test coverage" check_alerts_and_runbooks
 step "dashboards: uid, variables, \${datasource}, descriptions" check_dashboards
 step "Dockerfile, .dockerignore, provisioning files present" check_files
+step "scripts answer --help and -h, refuse unknown flags" check_scripts_help
 step "image layout: uid of the Dockerfile, read-only /etc/caretaker, /-/healthy" check_image_layout
 
 echo
