@@ -6,13 +6,26 @@
 #   scripts/bench.sh --smoke    small database, short runs (< 60 s): checks that every
 #                               measurement produces a number; no timing thresholds
 #
-# BENCH_DIR (default target/bench) holds the databases; BENCH_LARGE_DIR reuses a
+# BENCH_DIR (default $CARGO_TARGET_DIR/bench, else target/bench) holds the databases; BENCH_LARGE_DIR reuses a
 # 1,000,000-pattern demo folder made earlier; CARETAKER_BIN skips the build.
 set -euo pipefail
+usage() {
+  echo "usage: scripts/bench.sh [--smoke] [-h|--help]"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+MODE=full
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) MODE=smoke ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-MODE=full
-[ "${1:-}" = "--smoke" ] && MODE=smoke
+# Cargo's target folder: CARGO_TARGET_DIR when set (relative to the repository).
+TARGET=${CARGO_TARGET_DIR:-target}
+case "$TARGET" in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 M="python3 $ROOT/scripts/bench/measure.py"
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -29,14 +42,14 @@ fi
 
 if [ "$MODE" = smoke ]; then
   [ -n "${CARETAKER_BIN:-}" ] || cargo build --locked -q
-  BIN=${CARETAKER_BIN:-$ROOT/target/debug/caretaker}
+  BIN=${CARETAKER_BIN:-$TARGET/debug/caretaker}
   RUNS=3 BACKUP_RUNS=1 WRK_SECONDS=1 WH_RUNS=1 SMALL=2000
 else
   [ -n "${CARETAKER_BIN:-}" ] || cargo build --locked --release -q
-  BIN=${CARETAKER_BIN:-$ROOT/target/release/caretaker}
+  BIN=${CARETAKER_BIN:-$TARGET/release/caretaker}
   RUNS=5 BACKUP_RUNS=3 WRK_SECONDS=10 WH_RUNS=3 SMALL=5000
 fi
-WORK=${BENCH_DIR:-$ROOT/target/bench}/$MODE
+WORK=${BENCH_DIR:-$TARGET/bench}/$MODE
 rm -rf "$WORK" && mkdir -p "$WORK"
 RESULTS=$WORK/results.txt
 : > "$RESULTS"
@@ -57,7 +70,7 @@ echo "generating the databases" >&2
 demo "$WORK/small" "$SMALL" 200
 SIZES=(small)
 if [ "$MODE" = full ]; then
-  LARGE=${BENCH_LARGE_DIR:-${BENCH_DIR:-$ROOT/target/bench}/large}
+  LARGE=${BENCH_LARGE_DIR:-${BENCH_DIR:-$TARGET/bench}/large}
   demo "$LARGE" 1000000 450
   SIZES=(small large)
 fi

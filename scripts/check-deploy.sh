@@ -11,6 +11,16 @@
 # prometheus-alertmanager (promtool, amtool, prometheus) and check-jsonschema
 # from PyPI. Exits non-zero if any check fails.
 set -euo pipefail
+usage() {
+  echo "usage: scripts/check-deploy.sh [-h|--help]"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    *) echo "check-deploy.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -345,7 +355,7 @@ PY
 
 check_files() {
     local f
-    for f in Dockerfile .dockerignore docker-compose.yml config/caretaker_token.example \
+    for f in Dockerfile .dockerignore docker-compose.yml config/caretaker_token.example config/caretaker.toml \
         config/grafana/provisioning/datasources/prometheus.yml \
         config/grafana/provisioning/dashboards/caretaker.yml docs/runbooks.md; do
         [[ -s $f ]] || { echo "missing or empty: $f"; return 1; }
@@ -358,6 +368,90 @@ check_files() {
     grep -qx 'target' .dockerignore || { echo ".dockerignore does not exclude target"; return 1; }
 }
 
+
+# Every script answers --help and -h with its usage and exit 0 without doing
+# any work (within a few seconds), and refuses an unknown flag with exit 2.
+check_scripts_help() {
+    local f rc=0 out code start took before
+    for f in scripts/*.sh scripts/bench/*.sh; do
+        before=$rc
+        for flag in --help -h; do
+            start=$(date +%s%N)
+            out=$(timeout 10 bash "$f" "$flag" 2>&1) && code=0 || code=$?
+            took=$((($(date +%s%N) - start) / 1000000))
+            if [[ $code -ne 0 || $out != usage:* || $took -gt 5000 ]]; then
+                echo "$f $flag: exit $code after $took ms, output: ${out:0:200}"
+                rc=1
+            fi
+        done
+        out=$(timeout 10 bash "$f" --no-such-flag 2>&1) && code=0 || code=$?
+        if [[ $code -ne 2 || $out != *usage:* ]]; then
+            echo "$f --no-such-flag: exit $code (want 2 with the usage), output: ${out:0:200}"
+            rc=1
+        fi
+        [[ $rc -ne $before ]] || echo "$f: --help, -h, unknown flag ok"
+    done
+    return $rc
+}
+
+# The image's layout without Docker: the Dockerfile's user and data folder,
+# a read-only configuration folder holding config/caretaker.toml (paths moved
+# under a temporary root), and the image's command. caretaker must start and
+# answer /-/healthy, with its state database in the data folder.
+caretaker_bin() {
+    local bin="${CARGO_TARGET_DIR:-$ROOT/target}/debug/caretaker"
+    if [[ ! -x $bin ]]; then
+        cargo build --locked --quiet >&2 || return 1
+    fi
+    echo "$bin"
+}
+
+check_image_layout() {
+    local bin uid state_dir
+    bin=$(caretaker_bin) || return 1
+    uid=$(sed -n 's/.*useradd .*--uid \([0-9]*\).*/\1/p' Dockerfile)
+    state_dir=$(sed -n 's/^ENV CARETAKER_STATE_DIR=\(.*\)$/\1/p' Dockerfile)
+    [[ -n $uid && -n $state_dir ]] || { echo "Dockerfile: no useradd --uid or ENV CARETAKER_STATE_DIR"; return 1; }
+    local R="$TMP/image"
+    mkdir -p "$R/etc/caretaker" "$R$state_dir" "$R/srv/agent/.swarm" "$R/srv/agent/backups" "$R/usr/local/bin" || return 1
+    chmod 0755 "$TMP" || return 1
+    cp "$bin" "$R/usr/local/bin/caretaker" || return 1
+    "$bin" demo --dir="$R/demo" --no-serve --patterns=200 >/dev/null 2>&1 || { echo "demo database not created"; return 1; }
+    mv "$R/demo/memory.db" "$R/srv/agent/.swarm/memory.db" || return 1
+    sed "s#/srv/agent/#$R/srv/agent/#g" config/caretaker.toml >"$R/etc/caretaker/caretaker.toml" || return 1
+    echo "check-deploy-token-0123456789" >"$R/etc/caretaker/token" || return 1
+    chmod 0600 "$R/etc/caretaker/token"
+    local run=()
+    if [[ $(id -u) -eq 0 ]]; then
+        chown -R "$uid:$uid" "$R/srv/agent" "$R$state_dir" "$R/etc/caretaker/token" || return 1
+        run=(setpriv --reuid="$uid" --regid="$uid" --clear-groups)
+    fi
+    chmod 0555 "$R/etc/caretaker" || return 1
+    local log="$TMP/image.log"
+    CARETAKER_STATE_DIR="$R$state_dir" "${run[@]}" "$R/usr/local/bin/caretaker" serve \
+        --config.file="$R/etc/caretaker/caretaker.toml" --web.listen-address=127.0.0.1:0 >"$log" 2>&1 &
+    local pid=$! address="" healthy="" i
+    for ((i = 0; i < 300; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "caretaker stopped at startup:"; cat "$log"; return 1
+        fi
+        address=$(grep listening "$log" | grep -o 'address=[0-9.]*:[0-9]*' | head -1 | cut -d= -f2)
+        if [[ -n $address ]] && curl -fsS "http://$address/-/healthy" >/dev/null 2>&1; then
+            healthy=1
+            break
+        fi
+        sleep 0.1
+    done
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    chmod 0755 "$R/etc/caretaker"
+    cat "$log"
+    [[ -n $healthy ]] || { echo "no answer on /-/healthy"; return 1; }
+    [[ -s $R$state_dir/caretaker-state.db ]] || { echo "no state database in $state_dir"; return 1; }
+    [[ ! -e $R/etc/caretaker/state ]] || { echo "state written in the configuration folder"; return 1; }
+    echo "uid ${uid}: healthy on $address, state in $state_dir"
+}
+
 install_tools
 step "promtool check rules alerts/*.rules.yml" check_rules
 step "promtool test rules alerts/tests/*.yml" test_rules
@@ -368,6 +462,8 @@ step "check-jsonschema vendor.compose-spec docker-compose.yml" check_compose
 step "alert names, annotations, runbook anchors, test coverage" check_alerts_and_runbooks
 step "dashboards: uid, variables, \${datasource}, descriptions" check_dashboards
 step "Dockerfile, .dockerignore, provisioning files present" check_files
+step "scripts answer --help and -h, refuse unknown flags" check_scripts_help
+step "image layout: uid of the Dockerfile, read-only /etc/caretaker, /-/healthy" check_image_layout
 
 echo
 echo "check-deploy summary:"

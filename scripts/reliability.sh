@@ -7,10 +7,22 @@
 # CARETAKER_CRASH_TRIALS, PROPTEST_CASES, CARETAKER_LOAD_NOTIFICATIONS,
 # CARETAKER_LOAD_PATTERNS.
 set -euo pipefail
+usage() {
+  echo "usage: scripts/reliability.sh [--long] [-h|--help]"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+mode=short
+for arg in "$@"; do
+  case "$arg" in
+    --long) mode=long ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "reliability.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 
 profile=()
-if [ "${1:-}" = "--long" ]; then
+if [ "$mode" = long ]; then
   export CARETAKER_CRASH_TRIALS="${CARETAKER_CRASH_TRIALS:-50}"
   export PROPTEST_CASES="${PROPTEST_CASES:-1000000}"
   export CARETAKER_LOAD_PATTERNS="${CARETAKER_LOAD_PATTERNS:-200000}"
@@ -24,6 +36,6 @@ cargo test --locked "${profile[@]}" --test it -- --test-threads=1 --nocapture --
 grep -q 'test result: ok' "$log" || { echo "reliability trials FAILED"; exit 1; }
 
 echo
-echo "== summary ($(( $(date +%s) - start )) s, ${1:-short} mode) =="
+echo "== summary ($(( $(date +%s) - start )) s, $mode mode) =="
 grep -o 'RELIABILITY .*' "$log" | sed 's/^RELIABILITY //' | awk '
   { kind = $1; $1 = ""; printf "%-13s %s\n", kind, $0 }'

@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Runs every check and test of caretaker. Installs what the end-to-end tests
 # use when it is missing: Debian's prometheus, prometheus-alertmanager and
-# chromium, and the Python prometheus-client parser.
+# chromium, sqlite3, and the Python prometheus-client parser.
 set -euo pipefail
+usage() {
+  echo "usage: scripts/test.sh [-h|--help]"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) usage; exit 0 ;;
+    *) echo "test.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -11,6 +21,8 @@ missing=()
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Debian's sqlite3 (the image's): tests/it/runbook_sections.rs runs the runbooks' steps with it.
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get -o DPkg::Lock::Timeout=600 update -qq

@@ -5,6 +5,15 @@
 # Alertmanager (group_wait 1 s). Prints the seconds.
 #   remediation.sh CARETAKER_BIN DEMO_DIR WORK_DIR
 set -euo pipefail
+usage() {
+  echo "usage: scripts/bench/remediation.sh CARETAKER_BIN DEMO_DIR WORK_DIR"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  -*) echo "remediation.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+esac
+if [ $# -ne 3 ]; then usage >&2; exit 2; fi
 BIN=$1 DEMO=$2 W=$3
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 M="python3 $ROOT/scripts/bench/measure.py"

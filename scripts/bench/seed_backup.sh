@@ -2,6 +2,15 @@
 # The peer of `caretaker run backup`: seed 001's backup-neural-database.sh
 # (sqlite3 .backup, PRAGMA integrity_check on the copy, gzip, sha256sum).
 set -euo pipefail
+usage() {
+  echo "usage: scripts/bench/seed_backup.sh DB_PATH BACKUP_DIR"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  -*) echo "seed_backup.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+esac
+if [ $# -ne 2 ]; then usage >&2; exit 2; fi
 DB_PATH=$1
 BACKUP_DIR=$2
 mkdir -p "$BACKUP_DIR"

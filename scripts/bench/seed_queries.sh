@@ -3,6 +3,15 @@
 # 000 and 001 compute, with their own SQL, one sqlite3 process per query as
 # the runbooks run them.
 set -euo pipefail
+usage() {
+  echo "usage: scripts/bench/seed_queries.sh DB"
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
+}
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  -*) echo "seed_queries.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+esac
+if [ $# -ne 1 ]; then usage >&2; exit 2; fi
 DB=$1
 q() { sqlite3 "$DB" "$1" >/dev/null; }
 # 000: pattern library distribution by confidence tier

@@ -16,6 +16,25 @@ use crate::responder::matcher::Matcher;
 /// database there would wake the watcher.
 pub const DEFAULT_STATE_FILE: &str = "state/caretaker-state.db";
 
+/// The environment variable that names a writable data folder for the state
+/// database when `responder.state_file` is not set. A configuration folder is
+/// often read-only (a mounted `/etc/caretaker` in the image, which sets
+/// `/var/lib/caretaker` here), and every subcommand (`serve`, `run`,
+/// `history`) must find the same state database, so this is read where the
+/// configuration is resolved rather than passed as one command's flag.
+pub const STATE_DIR_ENV: &str = "CARETAKER_STATE_DIR";
+
+/// The state database's path: `state_file` against the configuration's folder,
+/// else `caretaker-state.db` in `state_dir` (from [`STATE_DIR_ENV`]), else
+/// [`DEFAULT_STATE_FILE`] against the configuration's folder.
+pub fn state_path(state_file: Option<&str>, state_dir: Option<&Path>, base: &Path) -> PathBuf {
+    match (state_file, state_dir) {
+        (Some(file), _) => base.join(file),
+        (None, Some(dir)) => dir.join("caretaker-state.db"),
+        (None, None) => base.join(DEFAULT_STATE_FILE),
+    }
+}
+
 /// Limits and switches of the responder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResponderConfig {
@@ -137,7 +156,14 @@ pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderCo
         action_timeout: d(raw.action_timeout, 3600),
         body_limit: raw.body_limit.unwrap_or(1 << 20),
         request_timeout: d(raw.request_timeout, 10),
-        state_path: base.join(raw.state_file.as_deref().unwrap_or(DEFAULT_STATE_FILE)),
+        state_path: state_path(
+            raw.state_file.as_deref(),
+            std::env::var_os(STATE_DIR_ENV)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .as_deref(),
+            base,
+        ),
         notify_url: raw.notify_url.clone(),
         // Never shorter than the breaker's window, which reads the history.
         history_retention: d(raw.history_retention, 90 * 86400).max(d(raw.breaker_window, 3600)),
@@ -336,4 +362,28 @@ pub(super) fn resolve_schedules(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod state_path_tests {
+    use super::*;
+
+    #[test]
+    fn state_file_wins_then_the_data_folder_then_the_config_folder() {
+        let base = Path::new("/etc/caretaker");
+        let data = Path::new("/var/lib/caretaker");
+        assert_eq!(
+            state_path(Some("/srv/s.db"), Some(data), base),
+            PathBuf::from("/srv/s.db")
+        );
+        assert_eq!(
+            state_path(Some("s.db"), Some(data), base),
+            base.join("s.db")
+        );
+        assert_eq!(
+            state_path(None, Some(data), base),
+            data.join("caretaker-state.db")
+        );
+        assert_eq!(state_path(None, None, base), base.join(DEFAULT_STATE_FILE));
+    }
 }

@@ -92,6 +92,12 @@ name = "integrity"
 matchers = ['alertname="CaretakerIntegrityCheckStale"']
 actions = ["integrity_check"]
 
+[[rule]]
+name = "vacuum"
+matchers = ['alertname="CaretakerDatabaseFragmented"']
+actions = ["vacuum"]
+cooldown = "1d"
+
 # The runbooks' cron jobs (UTC): daily backup and purge, weekly maintenance.
 [[schedule]]
 name = "daily"

@@ -1,15 +1,15 @@
 //! The landing page: what an engineer opening caretaker's port wants to see.
+//! Anyone who reaches the port may read it, so it shows health only: the job
+//! history needs the token (docs/security.md) and is only linked from here.
 
 use std::fmt::Write;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::response::Html;
 
 use super::{escape, AppState};
 use crate::metrics::SourceKey;
-use crate::responder::state::JobFilter;
 
 pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
     let runtime = &state.runtime;
@@ -45,39 +45,6 @@ pub async fn page(State(state): State<Arc<AppState>>) -> Html<String> {
             status.duration.as_secs_f64(),
         );
     }
-    let store = runtime.responder().executor.state.clone();
-    let filter = JobFilter {
-        limit: 10,
-        ..Default::default()
-    };
-    let jobs = tokio::task::spawn_blocking(move || store.jobs(&filter))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
-    let mut recent = String::new();
-    for j in &jobs {
-        let at = j.finished_at.or(j.started_at).unwrap_or(j.created_at);
-        let when =
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0)));
-        let class = match j.status.as_str() {
-            "succeeded" => "up",
-            "failed" | "interrupted" => "down",
-            _ => "pending",
-        };
-        let _ = write!(
-            recent,
-            "<tr class=\"job\"><td>{when}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
-            escape(&j.action),
-            escape(&j.database),
-            escape(&j.source),
-            escape(&j.status),
-            escape(j.reason.as_deref().unwrap_or("")),
-        );
-    }
-    if jobs.is_empty() {
-        recent.push_str("<tr><td colspan=\"6\">no actions yet</td></tr>");
-    }
     let ready = if runtime.ready() { "ready" } else { "starting" };
     Html(format!(
         r#"<!doctype html>
@@ -95,8 +62,8 @@ td, th {{ border: 1px solid #ccc; padding: .3em .8em; text-align: left; }}
 <table id="databases"><tr><th>name</th><th>path</th><th>state</th></tr>{rows}</table>
 <h2>Collectors</h2>
 <table id="collectors"><tr><th>collector</th><th>database</th><th>last run</th><th>duration</th></tr>{collectors}</table>
-<h2>Recent actions</h2>
-<table id="actions"><tr><th>time</th><th>action</th><th>database</th><th>source</th><th>status</th><th>reason</th></tr>{recent}</table>
+<h2>Actions</h2>
+<p id="actions">Run counts and outcomes are in <a href="/metrics">/metrics</a> (<code>caretaker_action_runs_total</code>). The job history is at <a href="/api/v1/actions">/api/v1/actions</a> and the audit at <a href="/api/v1/audit">/api/v1/audit</a>, with the bearer token of <code>web.token_file</code>.</p>
 <p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 </body></html>
 "#,

@@ -68,7 +68,7 @@ async fn health_readiness_and_landing_page() {
     assert!(page.contains(env!("CARGO_PKG_VERSION")));
     assert!(page.contains("href=\"/metrics\""));
     assert!(
-        page.contains("id=\"actions\"") && page.contains("no actions yet"),
+        page.contains("id=\"actions\"") && page.contains("href=\"/api/v1/actions\""),
         "{page}"
     );
     let dom = chromium_dump(&format!("{}/", ct.base));

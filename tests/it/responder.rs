@@ -473,13 +473,6 @@ async fn actions_run_by_hand_through_the_api() {
         "{events:?}"
     );
     assert!(events.iter().filter(|e| e["event"] == "ran").count() >= 2);
-    let page = ct.get("/").await.text().await.expect("landing page");
-    assert!(
-        page.contains(
-            "<td>integrity_check</td><td>memory</td><td>api</td><td class=\"up\">succeeded</td>"
-        ),
-        "the landing page shows the last actions: {page}"
-    );
     ct.stop().await;
 }
 
