@@ -17,3 +17,4 @@ mod prometheus;
 mod prune_actions;
 mod reload;
 mod responder;
+mod restore_promises;
