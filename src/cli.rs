@@ -93,7 +93,7 @@ pub enum Command {
         database: Option<String>,
     },
     /// Bring back a backup: checksum and integrity checked first, the current
-    /// file kept as `.before-restore`, the old one put back if the result fails.
+    /// files kept in `<db>.before-restore-<UTC time>/`, put back if the result fails.
     Restore {
         #[arg(long = "config.file")]
         config_file: PathBuf,
@@ -102,7 +102,8 @@ pub enum Command {
         /// A backup file to restore instead of the newest that verifies.
         #[arg(long, conflicts_with = "before")]
         backup: Option<PathBuf>,
-        /// The newest backup taken before this time (RFC 3339, e.g. 2026-11-01T12:00:00Z).
+        /// The newest backup taken before this time (RFC 3339 with any offset,
+        /// e.g. 2026-11-01T12:00:00Z or 2026-11-01T13:00:00+01:00).
         #[arg(long)]
         before: Option<String>,
         /// Restore even while other processes have the database open.

@@ -37,8 +37,10 @@ pub fn restore_command(
     let db = pick_database(config, database)?;
     let choice = match (backup, before) {
         (Some(file), _) => RestoreChoice::File(file),
+        // Any offset (`Z`, `+01:00`, `-05:30`): the time it names is what counts.
         (None, Some(t)) => RestoreChoice::Before(
-            humantime::parse_rfc3339_weak(t)
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(std::time::SystemTime::from)
                 .with_context(|| format!("--before {t:?} is not an RFC 3339 time"))?,
         ),
         (None, None) => RestoreChoice::Newest,

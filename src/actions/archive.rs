@@ -97,8 +97,10 @@ pub struct WrittenArchive {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    // The cause is part of the message and deliberately not a `source()`:
+    // `main` prints the chain, which would say it twice.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}: incomplete archive ({detail}); it was cut short or never finished", path.display())]
     Incomplete { path: PathBuf, detail: String },
     #[error("{}: damaged archive at line {line}: {detail}", path.display())]
@@ -111,19 +113,19 @@ pub enum ArchiveError {
     Temporary(PathBuf),
     #[error("cannot archive: {0}")]
     Invalid(String),
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("{}: row {row} was not inserted and no row with its key exists (a constraint refused it); nothing was restored", archive.display())]
     NotRestored { archive: PathBuf, row: usize },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
-    move |source| ArchiveError::Io {
+    move |error| ArchiveError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -185,7 +187,7 @@ pub fn write_archive(
         let _ = fs::remove_file(&temp);
         return Err(ArchiveError::Io {
             path: temp,
-            source: e,
+            error: e,
         });
     }
     fs::rename(&temp, &path).map_err(io_at(&temp))?;
@@ -218,7 +220,7 @@ fn create_temporary(dir: &Path, base: &str) -> Result<(PathBuf, PathBuf, File), 
             Err(e) => {
                 return Err(ArchiveError::Io {
                     path: temp,
-                    source: e,
+                    error: e,
                 })
             }
         }
@@ -340,7 +342,7 @@ fn dir_entries(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
         Err(e) => {
             return Err(ArchiveError::Io {
                 path: dir.to_path_buf(),
-                source: e,
+                error: e,
             })
         }
     };

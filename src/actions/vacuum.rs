@@ -50,8 +50,18 @@ impl Action for Vacuum {
         }
         let path = &ctx.database.path;
         let before = file_size(path);
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        let avail = filesystem_of(dir).map(|f| f.avail).unwrap_or(0);
+        // The copy is written where the file really is, through a symlinked path.
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let dir = match real.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => std::path::Path::new("."),
+        };
+        let Some(avail) = filesystem_of(dir).map(|f| f.avail) else {
+            return Err(ActionError::Refused(format!(
+                "cannot tell the free space of {}",
+                dir.display()
+            )));
+        };
         if avail < before {
             return Err(ActionError::Refused(format!(
                 "{avail} bytes free, VACUUM needs at least the database's {before} bytes"

@@ -196,16 +196,24 @@ impl Config {
 
     /// Validates `text` as if it had been read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let base = std::path::absolute(&base).unwrap_or(base);
-        file::resolve(path, &base, text)
+        file::resolve(path, &base_folder(path), text)
     }
 
     pub fn database(&self, name: &str) -> Option<&DatabaseConfig> {
         self.databases.iter().find(|d| d.name == name)
+    }
+}
+
+/// The folder that relative paths in the file at `path` resolve against, as
+/// an absolute path: the folder the file was named in (a symlinked file's own
+/// folder, not its target's). A bare `caretaker.toml` has the empty path as
+/// its parent, which names no folder at all (`open("")` fails, and free
+/// space of "" reads as 0), so the file's name is made absolute first.
+fn base_folder(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match absolute.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::absolute(".").unwrap_or_else(|_| PathBuf::from(".")),
     }
 }
 

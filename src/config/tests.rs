@@ -107,3 +107,20 @@ fn the_readme_configuration_reference_is_valid() {
     assert_eq!(cfg.commands[0].env_labels, vec!["alertname", "severity"]);
     assert!(cfg.databases[0].vacuum.window.is_some());
 }
+
+#[test]
+fn a_bare_file_name_resolves_against_the_current_folder_absolutely() {
+    let cfg = Config::parse(Path::new("caretaker.toml"), EXAMPLE).expect("valid");
+    let here = std::env::current_dir().expect("cwd");
+    let db = &cfg.databases[0];
+    assert_eq!(db.path, here.join("memory.db"));
+    assert_eq!(
+        db.path.parent(),
+        Some(here.as_path()),
+        "never the empty path"
+    );
+    assert_eq!(
+        db.backup.as_ref().map(|b| b.dir.clone()),
+        Some(here.join("backups"))
+    );
+}

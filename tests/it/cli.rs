@@ -110,7 +110,16 @@ fn demo_creates_a_database_a_token_and_a_valid_config() {
         .query_row("SELECT COUNT(*) FROM patterns", [], |r| r.get(0))
         .expect("count");
     assert_eq!(restored, 2000);
-    assert!(demo.join("memory.db.before-restore").exists());
+    let kept = std::fs::read_dir(&demo)
+        .expect("demo folder")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("memory.db.before-restore-"))
+        })
+        .expect("the previous database is kept in a folder of its own");
+    assert!(kept.join("memory.db").exists());
     let check = caretaker()
         .arg("check-config")
         .arg(format!(

@@ -22,5 +22,6 @@ mod prometheus;
 mod prune_actions;
 mod reload;
 mod responder;
+mod restore_promises;
 mod runbook_sections;
 mod runbook_steps;

@@ -33,9 +33,9 @@ pub fn restore_archive(
     archive_path: &Path,
 ) -> Result<RestoreArchiveReport, ArchiveError> {
     let archive = read_archive(archive_path)?;
-    let sql_err = |source| ArchiveError::Sqlite {
+    let sql_err = |error| ArchiveError::Sqlite {
         path: db_path.to_path_buf(),
-        source,
+        error,
     };
     let mut conn = open(db_path).map_err(sql_err)?;
     let table = &archive.header.table;

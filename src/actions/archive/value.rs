@@ -6,6 +6,11 @@
 //! `null`, and the rest as one-key objects: `{"hex":..}` for blobs,
 //! `{"text_hex":..}` for text that is not UTF-8 (SQLite does not check) and
 //! `{"real":"inf"}` for infinities, which JSON numbers cannot hold.
+//!
+//! A real is written in the shortest form that names its exact bits, and read
+//! back with serde_json's `float_roundtrip` parser: its default one is faster
+//! but can be a unit in the last place off, and a restore must give back the
+//! bytes the prune took.
 
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use serde_json::{json, Value as Json};
