@@ -1,6 +1,7 @@
 //! The responder's part of the configuration: safety limits, rules that map
 //! alerts to actions, commands, and caretaker's own state database.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -59,6 +60,11 @@ pub struct CommandConfig {
     pub timeout: Duration,
     /// Alert labels passed as `CARETAKER_LABEL_<NAME>` environment variables.
     pub env_labels: Vec<String>,
+    /// Fixed environment variables; besides these the program sees only
+    /// `PATH`, `LANG`, `CARETAKER_DATABASE*` and the allowed labels.
+    pub env: BTreeMap<String, String>,
+    /// The working folder: `dir`, or the configuration file's folder.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +107,8 @@ pub(super) struct FileCommand {
     timeout: Option<HumanDuration>,
     #[serde(default)]
     env_labels: Vec<String>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
+    dir: Option<String>,
 }
 
 /// A problem at a byte offset of the file.
@@ -139,8 +147,18 @@ pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderCo
     }
 }
 
+/// Whether `name` can be an environment variable set by `[[command]] env`:
+/// a plain identifier, and not one of the `CARETAKER_` names caretaker sets.
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.to_ascii_uppercase().starts_with("CARETAKER_")
+}
+
 pub(super) fn resolve_commands(
     raw: &[FileCommand],
+    base: &Path,
     problems: &mut Vec<Problem>,
 ) -> Vec<CommandConfig> {
     let mut out: Vec<CommandConfig> = Vec::new();
@@ -158,11 +176,30 @@ pub(super) fn resolve_commands(
                 "command argv must name a program".into(),
             ));
         }
+        let env = c
+            .env
+            .as_ref()
+            .map(|e| e.get_ref().clone())
+            .unwrap_or_default();
+        let env_at = c.env.as_ref().map(|e| e.span().start);
+        for (name, value) in &env {
+            if !valid_env_name(name) || value.contains('\0') {
+                problems.push((
+                    env_at,
+                    format!("command env {name:?} must be a plain name (letters, digits, '_'; not CARETAKER_*) with a value without NUL bytes"),
+                ));
+            }
+        }
         out.push(CommandConfig {
             name: c.name.get_ref().clone(),
             argv: c.argv.get_ref().clone(),
             timeout: c.timeout.map_or(Duration::from_secs(60), |h| h.0),
             env_labels: c.env_labels.clone(),
+            env,
+            dir: c
+                .dir
+                .as_deref()
+                .map_or_else(|| base.to_path_buf(), |d| base.join(d)),
         });
     }
     out

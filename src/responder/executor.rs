@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::actions::{registry, ActionContext, ActionError};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
@@ -27,6 +29,8 @@ pub struct Executor {
     pub state: Arc<StateStore>,
     pub metrics: Arc<ResponderMetrics>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Cancelled at shutdown; running actions see it in their context.
+    stop: CancellationToken,
 }
 
 /// The lock file that serialises maintenance of one database across processes.
@@ -70,7 +74,15 @@ impl Executor {
             state,
             metrics,
             locks: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Lets `stop` (shutdown, or Ctrl-C of `caretaker run`) end running actions
+    /// that wait on processes outside caretaker.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     fn database_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -173,7 +185,11 @@ impl Executor {
 
         let started = Instant::now();
         self.blocking(move |s| s.mark_running(id, now())).await?;
-        let deadline = started + r.action_timeout;
+        // Durations are bounded by the configuration; a far deadline is none.
+        let deadline = started
+            .checked_add(r.action_timeout)
+            .unwrap_or(started + Duration::from_secs(10 * 365 * 86_400));
+        let stop = self.stop.clone();
         let result = tokio::task::spawn_blocking(move || {
             let _file_lock = if mutating {
                 Some(lock_file(&db.path, LOCK_WAIT)?)
@@ -185,6 +201,7 @@ impl Executor {
                 dry_run,
                 deadline,
                 now: SystemTime::now(),
+                stop,
             };
             action.run(&ctx)
         })

@@ -5,6 +5,7 @@ mod alertmanager;
 mod backup_actions;
 mod backups;
 mod cli;
+mod command_promises;
 mod common;
 mod crash;
 mod dashboards;
