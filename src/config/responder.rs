@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::duration::HumanDuration;
+use super::range::ranged;
 use crate::responder::matcher::Matcher;
 
 /// Where the state database goes unless `responder.state_file` says otherwise,
@@ -72,11 +73,11 @@ pub struct CommandConfig {
 pub(super) struct FileResponder {
     #[serde(default)]
     dry_run: bool,
-    max_concurrent: Option<usize>,
-    queue_size: Option<usize>,
-    breaker_max_runs: Option<u32>,
+    max_concurrent: Option<Spanned<usize>>,
+    queue_size: Option<Spanned<usize>>,
+    breaker_max_runs: Option<Spanned<u32>>,
     breaker_window: Option<HumanDuration>,
-    breaker_failures: Option<u32>,
+    breaker_failures: Option<Spanned<u32>>,
     action_timeout: Option<HumanDuration>,
     body_limit: Option<usize>,
     request_timeout: Option<HumanDuration>,
@@ -130,15 +131,44 @@ pub const ACTIONS: [&str; 12] = [
     "command",
 ];
 
-pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderConfig {
+pub(super) fn resolve_responder(
+    raw: &FileResponder,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> ResponderConfig {
     let d = |v: Option<HumanDuration>, secs: u64| v.map_or(Duration::from_secs(secs), |h| h.0);
+    let key = |name: &str| format!("responder.{name}");
     ResponderConfig {
         dry_run: raw.dry_run,
-        max_concurrent: raw.max_concurrent.unwrap_or(2).max(1),
-        queue_size: raw.queue_size.unwrap_or(1000).max(1),
-        breaker_max_runs: raw.breaker_max_runs.unwrap_or(6).max(1),
+        max_concurrent: ranged(
+            &raw.max_concurrent,
+            &key("max_concurrent"),
+            1..=64,
+            2,
+            problems,
+        ),
+        queue_size: ranged(
+            &raw.queue_size,
+            &key("queue_size"),
+            1..=1_000_000,
+            1000,
+            problems,
+        ),
+        breaker_max_runs: ranged(
+            &raw.breaker_max_runs,
+            &key("breaker_max_runs"),
+            1..=10_000,
+            6,
+            problems,
+        ),
         breaker_window: d(raw.breaker_window, 3600),
-        breaker_failures: raw.breaker_failures.unwrap_or(3).max(1),
+        breaker_failures: ranged(
+            &raw.breaker_failures,
+            &key("breaker_failures"),
+            1..=1000,
+            3,
+            problems,
+        ),
         action_timeout: d(raw.action_timeout, 3600),
         body_limit: raw.body_limit.unwrap_or(1 << 20),
         request_timeout: d(raw.request_timeout, 10),

@@ -182,3 +182,21 @@ fn the_working_folder_is_the_configuration_folder_or_dir() {
         "{job}"
     );
 }
+
+#[test]
+fn check_config_refuses_a_timeout_that_would_overflow_a_deadline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), "[collect]\ntimeout = \"584000000000y\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_caretaker"))
+        .arg("check-config")
+        .arg(format!("--config.file={}", cfg.display()))
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Line 6 of the file: three lines of database, a blank one, then [collect].
+    assert!(
+        stderr.starts_with(&format!("{}:6:11: ", cfg.display())),
+        "{stderr}"
+    );
+}
