@@ -200,3 +200,61 @@ fn check_config_refuses_a_timeout_that_would_overflow_a_deadline() {
         "{stderr}"
     );
 }
+
+/// Reads `serve`'s stderr until a line contains `wanted`; returns everything read.
+fn stderr_until(child: &mut std::process::Child, wanted: &str, timeout: Duration) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let until = Instant::now() + timeout;
+    let mut log = String::new();
+    while !log.contains(wanted) {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    log
+}
+
+#[test]
+fn a_failing_notification_is_logged_without_its_url() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let secret = "T000-B000-hooksecretpath";
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[responder]\nnotify_url = \"http://127.0.0.1:{port}/services/{secret}\"\n\n[[schedule]]\nname = \"often\"\ncron = \"* * * * * *\"\nactions = [\"analyze\"]\n"
+        ),
+    );
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_caretaker"))
+        .arg("serve")
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg("--web.listen-address=127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let log = stderr_until(&mut serve, "notification failed", Duration::from_secs(30));
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(log.contains("notification failed"), "{log}");
+    assert!(!log.contains(secret), "{log}");
+}
