@@ -258,3 +258,42 @@ fn a_failing_notification_is_logged_without_its_url() {
     assert!(log.contains("notification failed"), "{log}");
     assert!(!log.contains(secret), "{log}");
 }
+
+#[test]
+fn cleanup_refuses_a_folder_replaced_by_a_link_and_removes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let old = std::time::SystemTime::now() - Duration::from_secs(40 * 86_400);
+    let victims: Vec<PathBuf> = ["a.log", "b.log"]
+        .iter()
+        .map(|n| elsewhere.join(n))
+        .collect();
+    for v in &victims {
+        std::fs::File::create(v)
+            .and_then(|f| f.set_modified(old))
+            .expect("old file");
+    }
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("logs")).expect("symlink");
+    let cfg = config(
+        dir.path(),
+        "[[database.cleanup]]\ndir = \"logs\"\npattern = \"*.log\"\nolder_than = \"30d\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_caretaker"))
+        .args(["run", "cleanup_files"])
+        .arg(format!("--config.file={}", cfg.display()))
+        .output()
+        .expect("run");
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the job as JSON");
+    assert_eq!(out.status.code(), Some(2), "{job}");
+    assert_eq!(job["reason"], "refused", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("symbolic link")),
+        "{job}"
+    );
+    for v in &victims {
+        assert!(v.exists(), "{} was removed through the link", v.display());
+    }
+}
