@@ -170,7 +170,7 @@ impl Executor {
             .set(i64::from(open));
         if automatic {
             if let Some(hold) = safety::check(&attempts, now(), &limits) {
-                self.skip(&job, hold.reason(), format!("{hold:?}")).await;
+                self.skip(&job, hold.reason(), hold.detail(&limits)).await;
                 return self.blocking(move |s| s.job(id)).await.flatten();
             }
         }

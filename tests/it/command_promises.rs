@@ -297,3 +297,82 @@ fn cleanup_refuses_a_folder_replaced_by_a_link_and_removes_nothing() {
         assert!(v.exists(), "{} was removed through the link", v.display());
     }
 }
+
+/// Records `n` automatic jobs of `analyze` with a 10 minute cooldown and runs them in order.
+async fn run_webhook_jobs(
+    dir: &Path,
+    n: usize,
+) -> (
+    std::sync::Arc<caretaker::responder::state::StateStore>,
+    Vec<caretaker::responder::state::JobRecord>,
+) {
+    use caretaker::responder::state::{NewJob, Recorded, StateStore};
+    use std::sync::Arc;
+    let cfg = caretaker::config::Config::load(&config(dir, "")).expect("config");
+    let (store, _) = StateStore::open(&cfg.responder.state_path, 1.0).expect("state");
+    let store = Arc::new(store);
+    let metrics = Arc::new(caretaker::responder::metrics::ResponderMetrics::register(
+        &mut prometheus_client::registry::Registry::default(),
+    ));
+    let executor = caretaker::responder::executor::Executor::new(store.clone(), metrics);
+    let mut done = Vec::new();
+    for i in 0..n {
+        let job = NewJob {
+            key: format!("hook/{i}"),
+            source: "webhook",
+            action: "analyze".into(),
+            database: "memory".into(),
+            cooldown: Duration::from_secs(600),
+            ..Default::default()
+        };
+        let recorded = store.record(&[job], &[], 2.0).expect("record");
+        let Some(Recorded::New(id)) = recorded.first() else {
+            panic!("not recorded: {recorded:?}");
+        };
+        done.push(executor.execute(&cfg, *id).await.expect("executed"));
+    }
+    (store, done)
+}
+
+#[tokio::test]
+async fn a_skipped_job_says_why_in_the_words_of_its_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, jobs) = run_webhook_jobs(dir.path(), 2).await;
+    assert_eq!(jobs[0].status, "succeeded", "{:?}", jobs[0]);
+    assert_eq!(jobs[1].status, "skipped", "{:?}", jobs[1]);
+    assert_eq!(jobs[1].reason.as_deref(), Some("cooldown"));
+    let detail = jobs[1].error.as_deref().unwrap_or_default();
+    assert!(detail.starts_with("cooldown"), "{detail}");
+    assert!(!detail.contains("Cooldown"), "{detail}");
+    let audit = store.audit_events(10).expect("audit");
+    let skipped = audit
+        .iter()
+        .find(|e| e.event == "skipped")
+        .expect("a skip in the audit");
+    assert_eq!(skipped.detail.as_deref(), Some(detail));
+}
+
+#[tokio::test]
+async fn a_limit_of_zero_lists_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, jobs) = run_webhook_jobs(dir.path(), 2).await;
+    assert_eq!(jobs.len(), 2);
+    let filter = |limit| caretaker::responder::state::JobFilter {
+        limit,
+        ..Default::default()
+    };
+    assert_eq!(store.jobs(&filter(0)).expect("jobs").len(), 0);
+    assert_eq!(store.jobs(&filter(1)).expect("jobs").len(), 1);
+    assert!(store.audit_events(0).expect("audit").is_empty());
+    let out = Command::new(env!("CARGO_BIN_EXE_caretaker"))
+        .args(["history", "--limit=0"])
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("caretaker.toml").display()
+        ))
+        .output()
+        .expect("history");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "only the header: {stdout}");
+}
