@@ -37,6 +37,12 @@ pub fn load_token(path: &Path) -> Result<Token, String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("cannot read token file {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "token file {} is not a regular file",
+            path.display()
+        ));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %path.display(), "the token file is readable by other users; chmod 600 it");
     }

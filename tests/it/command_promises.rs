@@ -376,3 +376,12 @@ async fn a_limit_of_zero_lists_nothing() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "only the header: {stdout}");
 }
+
+#[test]
+fn a_folder_given_as_token_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("token");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let e = caretaker::web::auth::load_token(&folder).expect_err("a folder is no token");
+    assert!(e.contains("is not a regular file"), "{e}");
+}
