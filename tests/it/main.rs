@@ -18,3 +18,4 @@ mod prometheus;
 mod prune_actions;
 mod reload;
 mod responder;
+mod responder_promises;
