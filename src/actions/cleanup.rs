@@ -3,40 +3,89 @@
 //!
 //! Only regular files directly in each folder are considered; symbolic links
 //! are never followed or removed, so nothing outside the folder is touched.
+//! That holds for the folder itself too: it is opened once with
+//! `O_DIRECTORY | O_NOFOLLOW` (a folder replaced by a link is refused) and
+//! every listing, `stat` and `unlink` is relative to that descriptor, so a
+//! folder swapped between listing and deleting cannot redirect the deletes.
 
+use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, SystemTime};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
 
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::config::CleanupConfig;
 
 pub struct CleanupFiles;
 
-/// The files of one folder that the rule selects, by name and age.
-pub fn select(
-    rule: &CleanupConfig,
-    now: SystemTime,
-) -> std::io::Result<Vec<(std::path::PathBuf, u64)>> {
-    let pattern =
-        glob::Pattern::new(&rule.pattern).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&rule.dir)? {
-        let entry = entry?;
-        // symlink_metadata: a link is a link, never what it points to.
-        let meta = std::fs::symlink_metadata(entry.path())?;
-        if !meta.file_type().is_file() {
-            continue;
-        }
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let age = now
-            .duration_since(meta.modified()?)
-            .unwrap_or(Duration::ZERO);
-        if pattern.matches(name) && age > rule.older_than {
-            out.push((entry.path(), meta.len()));
+/// A configured folder, opened without following a link.
+pub struct Folder(OwnedFd);
+
+impl Folder {
+    /// Opens `rule.dir`; a symbolic link (or anything not a folder) is refused.
+    pub fn open(rule: &CleanupConfig) -> Result<Folder, ActionError> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::open(&rule.dir, flags, Mode::empty()) {
+            Ok(fd) => Ok(Folder(fd)),
+            // Linux answers ENOTDIR for a link with O_DIRECTORY, ELOOP without;
+            // the lstat only words the refusal, it decides nothing.
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                let link =
+                    std::fs::symlink_metadata(&rule.dir).is_ok_and(|m| m.file_type().is_symlink());
+                let what = if link {
+                    "is a symbolic link; cleanup_files never follows links"
+                } else {
+                    "is not a folder"
+                };
+                Err(ActionError::Refused(format!(
+                    "{} {what}",
+                    rule.dir.display()
+                )))
+            }
+            Err(e) => Err(ActionError::Io(std::io::Error::from(e))),
         }
     }
-    out.sort();
-    Ok(out)
+
+    /// The regular files the rule selects, by name and age, with their sizes.
+    pub fn select(
+        &self,
+        rule: &CleanupConfig,
+        now: SystemTime,
+    ) -> std::io::Result<Vec<(OsString, u64)>> {
+        let pattern =
+            glob::Pattern::new(&rule.pattern).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut out = Vec::new();
+        for entry in Dir::read_from(&self.0)? {
+            let entry = entry?;
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            let Some(text) = name.to_str() else { continue };
+            if text == "." || text == ".." || !pattern.matches(text) {
+                continue;
+            }
+            // SYMLINK_NOFOLLOW: a link is a link, never what it points to.
+            let st = rustix::fs::statat(&self.0, name, AtFlags::SYMLINK_NOFOLLOW)?;
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                continue;
+            }
+            let modified = u64::try_from(st.st_mtime)
+                .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+            if age > rule.older_than {
+                out.push((name.to_os_string(), u64::try_from(st.st_size).unwrap_or(0)));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes `name` from this folder (a link by that name is removed, not followed).
+    pub fn remove(&self, name: &OsStr) -> std::io::Result<()> {
+        Ok(rustix::fs::unlinkat(&self.0, name, AtFlags::empty())?)
+    }
 }
 
 impl Action for CleanupFiles {
@@ -59,10 +108,18 @@ impl Action for CleanupFiles {
             ));
         }
         let (mut files, mut bytes) = (0u64, 0u64);
-        for rule in &ctx.database.cleanup {
-            for (path, size) in select(rule, ctx.now)? {
+        // Every folder is opened before anything is removed: one refused folder
+        // refuses the whole action.
+        let folders = ctx
+            .database
+            .cleanup
+            .iter()
+            .map(|rule| Folder::open(rule).map(|f| (rule, f)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (rule, folder) in &folders {
+            for (name, size) in folder.select(rule, ctx.now)? {
                 if !ctx.dry_run {
-                    std::fs::remove_file(&path)?;
+                    folder.remove(&name)?;
                 }
                 files += 1;
                 bytes += size;
@@ -110,10 +167,12 @@ mod tests {
             pattern: "*.log".into(),
             older_than: Duration::from_secs(30 * 86400),
         };
-        let names: Vec<String> = select(&rule, SystemTime::now())
+        let names: Vec<String> = Folder::open(&rule)
+            .expect("open")
+            .select(&rule, SystemTime::now())
             .expect("select")
             .iter()
-            .map(|(p, _)| p.file_name().expect("name").to_string_lossy().into_owned())
+            .map(|(name, _)| name.to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec!["a.log", "b.log"]);
         assert!(target.exists());

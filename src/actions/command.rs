@@ -2,18 +2,23 @@
 //!
 //! The argv comes only from the `[[command]]` entry. Alert labels reach the
 //! program only as environment variables, and only those the entry allows;
-//! they never become arguments, paths or shell text.
+//! they never become arguments, paths or shell text. The program starts with
+//! an empty environment plus an allow-list (caretaker's own environment may
+//! hold credentials, and the program's output goes to the audit, the API and
+//! notifications), in a known folder, in a process group of its own that is
+//! killed at its timeout, the action's deadline or shutdown (`child.rs`).
+
+mod child;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::config::CommandConfig;
 
-/// How much of the output is kept for the audit.
-const TAIL: usize = 2048;
+/// Used when caretaker itself runs without a `PATH`.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 pub struct RunCommand {
     pub spec: CommandConfig,
@@ -39,9 +44,25 @@ pub fn label_env(spec: &CommandConfig, labels: &BTreeMap<String, String>) -> Vec
         .collect()
 }
 
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(TAIL);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
+impl RunCommand {
+    /// The program with exactly the environment and folder it may have.
+    fn command(&self, program: &str, args: &[String], ctx: &ActionContext<'_>) -> Command {
+        let mut command = Command::new(program);
+        command.args(args).env_clear().current_dir(&self.spec.dir);
+        command.env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+        );
+        if let Some(lang) = std::env::var_os("LANG") {
+            command.env("LANG", lang);
+        }
+        command
+            .envs(&self.spec.env)
+            .envs(label_env(&self.spec, &self.labels))
+            .env("CARETAKER_DATABASE", &ctx.database.name)
+            .env("CARETAKER_DATABASE_PATH", &ctx.database.path);
+        command
+    }
 }
 
 impl Action for RunCommand {
@@ -66,62 +87,25 @@ impl Action for RunCommand {
             )));
         }
         let started = Instant::now();
-        let mut child = Command::new(program)
-            .args(args)
-            .envs(label_env(&self.spec, &self.labels))
-            .env("CARETAKER_DATABASE", &ctx.database.name)
-            .env("CARETAKER_DATABASE_PATH", &ctx.database.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let reader = |pipe: Option<Box<dyn Read + Send>>| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut buf);
-                }
-                buf
-            })
-        };
-        let out = reader(
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let err = reader(
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        );
-        let deadline = ctx.deadline.min(started + self.spec.timeout);
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
+        let deadline = started
+            .checked_add(self.spec.timeout)
+            .map_or(ctx.deadline, |own| own.min(ctx.deadline));
+        let done = child::run(self.command(program, args, ctx), deadline, &ctx.stop)?;
         let seconds = started.elapsed().as_secs_f64();
-        let output = format!("{}{}", tail(&stdout), tail(&stderr));
-        match status {
-            None => Err(ActionError::Deadline(format!(
+        let output = format!("{}{}", done.stdout.text(), done.stderr.text());
+        match done.ending {
+            child::Ending::TimedOut => Err(ActionError::Deadline(format!(
                 "{program} killed after {seconds:.1} s; output: {output}"
             ))),
-            Some(s) if s.success() => Ok(Outcome::new(format!(
+            child::Ending::Stopped => Err(ActionError::Failed(format!(
+                "{program} killed at shutdown after {seconds:.1} s; output: {output}"
+            ))),
+            child::Ending::Exited(s) if s.success() => Ok(Outcome::new(format!(
                 "{program} exited 0; output: {output}"
             ))
             .figure("exit_code", 0.0)
             .figure("seconds", seconds)),
-            Some(s) => Err(ActionError::Failed(format!(
+            child::Ending::Exited(s) => Err(ActionError::Failed(format!(
                 "{program} exited with {s}; output: {output}"
             ))),
         }
@@ -130,6 +114,8 @@ impl Action for RunCommand {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -139,6 +125,8 @@ mod tests {
             argv: vec!["true".into()],
             timeout: Duration::from_secs(1),
             env_labels: vec!["alertname".into(), "bad-name".into(), "nul".into()],
+            env: BTreeMap::new(),
+            dir: "/".into(),
         };
         let labels: BTreeMap<String, String> = [
             ("alertname", "$(rm -rf /); `x`"),

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseConfig;
 
@@ -21,6 +22,9 @@ pub struct ActionContext<'a> {
     pub deadline: Instant,
     /// The injected clock: names, ages and retention are computed from it.
     pub now: SystemTime,
+    /// Cancelled at shutdown: actions that wait on something outside
+    /// caretaker (a command's child processes) stop waiting and kill it.
+    pub stop: CancellationToken,
 }
 
 impl ActionContext<'_> {

@@ -196,7 +196,10 @@ async fn run(job: Job, snapshot: Arc<Snapshot>, notify: Arc<Notify>, cancel: Can
             }
         }
         let started = Instant::now();
-        let deadline = started + job.timeout;
+        // The configuration bounds timeouts; a sum that still overflows means no deadline.
+        let deadline = started
+            .checked_add(job.timeout)
+            .unwrap_or(started + Duration::from_secs(365 * 86_400));
         let collector = job.collector.clone();
         let outcome = tokio::task::spawn_blocking(move || collector.collect(deadline)).await;
         let result = match outcome {

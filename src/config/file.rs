@@ -9,6 +9,7 @@ use toml::Spanned;
 
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
+use super::range::ranged;
 use super::responder::{
     resolve_commands, resolve_responder, resolve_rules, resolve_schedules, FileCommand,
     FileResponder, FileRule, FileSchedule,
@@ -94,8 +95,8 @@ struct FilePrune {
     #[serde(default)]
     enabled: bool,
     unused_after: Option<HumanDuration>,
-    unused_max_usage: Option<i64>,
-    low_confidence: Option<f64>,
+    unused_max_usage: Option<Spanned<i64>>,
+    low_confidence: Option<Spanned<f64>>,
     never_used_after: Option<HumanDuration>,
     trajectory_retention: Option<HumanDuration>,
     verification_retention: Option<HumanDuration>,
@@ -110,10 +111,10 @@ struct FileBackup {
     max_age: Option<HumanDuration>,
     #[serde(default)]
     compression: Compression,
-    level: Option<i32>,
+    level: Option<Spanned<i64>>,
     #[serde(default = "quick")]
     verify: IntegrityMode,
-    verify_newest: Option<usize>,
+    verify_newest: Option<Spanned<i64>>,
     timeout: Option<HumanDuration>,
 }
 
@@ -258,27 +259,57 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 "database path is empty".into(),
             ));
         }
-        let backup = db.backup.as_ref().map(|b| BackupConfig {
-            dir: resolve_path(&b.dir),
-            retention: d(b.retention, Duration::from_secs(30 * DAY)),
-            monthly_retention: d(b.monthly_retention, Duration::from_secs(365 * DAY)),
-            max_age: d(b.max_age, Duration::from_secs(26 * 3600)),
-            compression: b.compression,
-            level: b.level.unwrap_or(match b.compression {
-                Compression::Zstd => 3,
-                Compression::Gzip => 6,
-            }),
-            verify: b.verify,
-            verify_newest: b.verify_newest.unwrap_or(3),
-            timeout: d(b.timeout, Duration::from_secs(3600)),
+        let backup = db.backup.as_ref().map(|b| {
+            // The levels each format knows (gzip's 0, "store", is no compression).
+            let (levels, level) = match b.compression {
+                Compression::Zstd => (1..=22, 3),
+                Compression::Gzip => (1..=9, 6),
+            };
+            BackupConfig {
+                dir: resolve_path(&b.dir),
+                retention: d(b.retention, Duration::from_secs(30 * DAY)),
+                monthly_retention: d(b.monthly_retention, Duration::from_secs(365 * DAY)),
+                max_age: d(b.max_age, Duration::from_secs(26 * 3600)),
+                compression: b.compression,
+                level: i32::try_from(ranged(
+                    &b.level,
+                    "backup.level",
+                    levels,
+                    level,
+                    &mut problems,
+                ))
+                .unwrap_or(level as i32),
+                verify: b.verify,
+                verify_newest: usize::try_from(ranged(
+                    &b.verify_newest,
+                    "backup.verify_newest",
+                    1..=1000,
+                    3,
+                    &mut problems,
+                ))
+                .unwrap_or(3),
+                timeout: d(b.timeout, Duration::from_secs(3600)),
+            }
         });
         let p = &db.prune;
         let defaults = PruneConfig::default();
         let prune = PruneConfig {
             enabled: p.enabled,
             unused_after: d(p.unused_after, defaults.unused_after),
-            unused_max_usage: p.unused_max_usage.unwrap_or(defaults.unused_max_usage),
-            low_confidence: p.low_confidence.unwrap_or(defaults.low_confidence),
+            unused_max_usage: ranged(
+                &p.unused_max_usage,
+                "prune.unused_max_usage",
+                0..=i64::from(i32::MAX),
+                defaults.unused_max_usage,
+                &mut problems,
+            ),
+            low_confidence: ranged(
+                &p.low_confidence,
+                "prune.low_confidence",
+                0.0..=1.0,
+                defaults.low_confidence,
+                &mut problems,
+            ),
             never_used_after: d(p.never_used_after, defaults.never_used_after),
             trajectory_retention: d(p.trajectory_retention, defaults.trajectory_retention),
             verification_retention: d(p.verification_retention, defaults.verification_retention),
@@ -299,11 +330,11 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     }
 
     let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
-    let commands = resolve_commands(&raw.command, &mut problems);
+    let commands = resolve_commands(&raw.command, base, &mut problems);
     let rules = resolve_rules(&raw.rule, &names, &commands, &mut problems);
     let schedules = resolve_schedules(&raw.schedule, &names, &commands, &mut problems);
+    let responder = resolve_responder(&raw.responder, base, &mut problems);
     errors.extend(problems.into_iter().map(|(at, msg)| error_at(at, msg)));
-    let responder = resolve_responder(&raw.responder, base);
 
     match listen_address {
         Some(listen_address) if errors.is_empty() => Ok(Config {

@@ -8,6 +8,7 @@
 mod duration;
 mod file;
 mod maintenance;
+mod range;
 mod responder;
 
 use std::fmt;
@@ -137,7 +138,7 @@ pub struct BackupConfig {
     /// The age after which the newest backup counts as overdue.
     pub max_age: Duration,
     pub compression: Compression,
-    /// zstd level (1-19) or gzip level (1-9).
+    /// zstd level (1-22) or gzip level (1-9).
     pub level: i32,
     /// The check run on every new backup before it is kept.
     pub verify: IntegrityMode,

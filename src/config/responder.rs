@@ -1,6 +1,7 @@
 //! The responder's part of the configuration: safety limits, rules that map
 //! alerts to actions, commands, and caretaker's own state database.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::duration::HumanDuration;
+use super::range::ranged;
 use crate::responder::matcher::Matcher;
 
 /// Where the state database goes unless `responder.state_file` says otherwise,
@@ -80,6 +82,11 @@ pub struct CommandConfig {
     pub timeout: Duration,
     /// Alert labels passed as `CARETAKER_LABEL_<NAME>` environment variables.
     pub env_labels: Vec<String>,
+    /// Fixed environment variables; besides these the program sees only
+    /// `PATH`, `LANG`, `CARETAKER_DATABASE*` and the allowed labels.
+    pub env: BTreeMap<String, String>,
+    /// The working folder: `dir`, or the configuration file's folder.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,11 +94,11 @@ pub struct CommandConfig {
 pub(super) struct FileResponder {
     #[serde(default)]
     dry_run: bool,
-    max_concurrent: Option<usize>,
-    queue_size: Option<usize>,
-    breaker_max_runs: Option<u32>,
+    max_concurrent: Option<Spanned<usize>>,
+    queue_size: Option<Spanned<usize>>,
+    breaker_max_runs: Option<Spanned<u32>>,
     breaker_window: Option<HumanDuration>,
-    breaker_failures: Option<u32>,
+    breaker_failures: Option<Spanned<u32>>,
     action_timeout: Option<HumanDuration>,
     body_limit: Option<usize>,
     request_timeout: Option<HumanDuration>,
@@ -123,6 +130,8 @@ pub(super) struct FileCommand {
     timeout: Option<HumanDuration>,
     #[serde(default)]
     env_labels: Vec<String>,
+    env: Option<Spanned<BTreeMap<String, String>>>,
+    dir: Option<String>,
 }
 
 /// A problem at a byte offset of the file.
@@ -144,15 +153,44 @@ pub const ACTIONS: [&str; 12] = [
     "command",
 ];
 
-pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderConfig {
+pub(super) fn resolve_responder(
+    raw: &FileResponder,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> ResponderConfig {
     let d = |v: Option<HumanDuration>, secs: u64| v.map_or(Duration::from_secs(secs), |h| h.0);
+    let key = |name: &str| format!("responder.{name}");
     ResponderConfig {
         dry_run: raw.dry_run,
-        max_concurrent: raw.max_concurrent.unwrap_or(2).max(1),
-        queue_size: raw.queue_size.unwrap_or(1000).max(1),
-        breaker_max_runs: raw.breaker_max_runs.unwrap_or(6).max(1),
+        max_concurrent: ranged(
+            &raw.max_concurrent,
+            &key("max_concurrent"),
+            1..=64,
+            2,
+            problems,
+        ),
+        queue_size: ranged(
+            &raw.queue_size,
+            &key("queue_size"),
+            1..=1_000_000,
+            1000,
+            problems,
+        ),
+        breaker_max_runs: ranged(
+            &raw.breaker_max_runs,
+            &key("breaker_max_runs"),
+            1..=1_000_000,
+            6,
+            problems,
+        ),
         breaker_window: d(raw.breaker_window, 3600),
-        breaker_failures: raw.breaker_failures.unwrap_or(3).max(1),
+        breaker_failures: ranged(
+            &raw.breaker_failures,
+            &key("breaker_failures"),
+            1..=1000,
+            3,
+            problems,
+        ),
         action_timeout: d(raw.action_timeout, 3600),
         body_limit: raw.body_limit.unwrap_or(1 << 20),
         request_timeout: d(raw.request_timeout, 10),
@@ -170,8 +208,18 @@ pub(super) fn resolve_responder(raw: &FileResponder, base: &Path) -> ResponderCo
     }
 }
 
+/// Whether `name` can be an environment variable set by `[[command]] env`:
+/// a plain identifier, and not one of the `CARETAKER_` names caretaker sets.
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.to_ascii_uppercase().starts_with("CARETAKER_")
+}
+
 pub(super) fn resolve_commands(
     raw: &[FileCommand],
+    base: &Path,
     problems: &mut Vec<Problem>,
 ) -> Vec<CommandConfig> {
     let mut out: Vec<CommandConfig> = Vec::new();
@@ -189,11 +237,30 @@ pub(super) fn resolve_commands(
                 "command argv must name a program".into(),
             ));
         }
+        let env = c
+            .env
+            .as_ref()
+            .map(|e| e.get_ref().clone())
+            .unwrap_or_default();
+        let env_at = c.env.as_ref().map(|e| e.span().start);
+        for (name, value) in &env {
+            if !valid_env_name(name) || value.contains('\0') {
+                problems.push((
+                    env_at,
+                    format!("command env {name:?} must be a plain name (letters, digits, '_'; not CARETAKER_*) with a value without NUL bytes"),
+                ));
+            }
+        }
         out.push(CommandConfig {
             name: c.name.get_ref().clone(),
             argv: c.argv.get_ref().clone(),
             timeout: c.timeout.map_or(Duration::from_secs(60), |h| h.0),
             env_labels: c.env_labels.clone(),
+            env,
+            dir: c
+                .dir
+                .as_deref()
+                .map_or_else(|| base.to_path_buf(), |d| base.join(d)),
         });
     }
     out

@@ -124,3 +124,106 @@ fn a_bare_file_name_resolves_against_the_current_folder_absolutely() {
         Some(here.join("backups"))
     );
 }
+
+/// The single error of `text`, which must be refused.
+fn only_error(text: &str) -> ConfigError {
+    let errors = Config::parse(Path::new("/c.toml"), text).expect_err("refused");
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    errors.0[0].clone()
+}
+
+#[test]
+fn durations_beyond_ten_years_are_refused_at_their_position() {
+    let e = only_error("[collect]\ntimeout = \"584000000000y\"\n");
+    assert_eq!((e.line, e.column), (Some(2), Some(11)), "{e}");
+    assert!(e.message.contains("at most 10 years"), "{e}");
+    let e = only_error("[responder]\naction_timeout = \"11y\"\n");
+    assert_eq!(e.line, Some(2), "{e}");
+    let cfg = Config::parse(Path::new("/c.toml"), "[collect]\ntimeout = \"3650d\"\n")
+        .expect("ten years is the limit");
+    assert_eq!(cfg.collect.timeout, duration::MAX_DURATION);
+}
+
+const BACKUP: &str =
+    "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.backup]\ndir = \"b\"\n";
+
+#[test]
+fn compression_levels_fit_the_format() {
+    for (compression, level, ok) in [
+        ("zstd", 1, true),
+        ("zstd", 22, true),
+        ("zstd", 23, false),
+        ("zstd", -3, false),
+        ("zstd", 0, false),
+        ("gzip", 9, true),
+        ("gzip", 1, true),
+        ("gzip", 10, false),
+        ("gzip", 100, false),
+    ] {
+        let text = format!("{BACKUP}compression = \"{compression}\"\nlevel = {level}\n");
+        match Config::parse(Path::new("/c.toml"), &text) {
+            Ok(cfg) if ok => {
+                let backup = cfg.databases[0].backup.clone().expect("backup");
+                assert_eq!(backup.level, level);
+            }
+            Err(e) if !ok => {
+                assert_eq!((e.0[0].line, e.0[0].column), (Some(7), Some(9)), "{e}");
+                assert!(e.0[0].message.contains("backup.level"), "{e}");
+            }
+            other => panic!("{compression} {level}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn numbers_out_of_range_are_refused_not_clamped() {
+    for (text, line) in [
+        (format!("{BACKUP}verify_newest = 0\n"), 6),
+        (format!("{BACKUP}verify_newest = -1\n"), 6),
+        (
+            "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.prune]\nlow_confidence = 1.5\n"
+                .to_string(),
+            5,
+        ),
+        (
+            "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.prune]\nlow_confidence = nan\n"
+                .to_string(),
+            5,
+        ),
+        (
+            "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.prune]\nunused_max_usage = -1\n"
+                .to_string(),
+            5,
+        ),
+        ("[responder]\nmax_concurrent = 0\n".to_string(), 2),
+        ("[responder]\nqueue_size = 0\n".to_string(), 2),
+        ("[responder]\nbreaker_max_runs = 0\n".to_string(), 2),
+        ("[responder]\nbreaker_failures = 0\n".to_string(), 2),
+    ] {
+        let e = only_error(&text);
+        assert_eq!(e.line, Some(line), "{text}: {e}");
+        assert!(e.message.contains("must be between"), "{text}: {e}");
+    }
+}
+
+#[test]
+fn command_env_and_dir_are_checked_and_resolved() {
+    let text = "[[command]]\nname = \"c\"\nargv = [\"/bin/true\"]\nenv = { GOOD = \"1\" }\n\n[[command]]\nname = \"d\"\nargv = [\"/bin/true\"]\ndir = \"work\"\n";
+    let cfg = Config::parse(Path::new("/etc/caretaker/c.toml"), text).expect("valid");
+    assert_eq!(cfg.commands[0].dir, Path::new("/etc/caretaker"));
+    assert_eq!(
+        cfg.commands[0].env.get("GOOD").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(cfg.commands[1].dir, Path::new("/etc/caretaker/work"));
+    for env in [
+        "CARETAKER_DATABASE = \"x\"",
+        "\"A-B\" = \"x\"",
+        "A = \"x\\u0000\"",
+    ] {
+        let text =
+            format!("[[command]]\nname = \"c\"\nargv = [\"/bin/true\"]\nenv = {{ {env} }}\n");
+        let e = only_error(&text);
+        assert_eq!(e.line, Some(4), "{env}: {e}");
+    }
+}

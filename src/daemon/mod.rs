@@ -99,7 +99,8 @@ impl Runtime {
             }
         }
         metrics.initialize(&config);
-        let executor = Arc::new(Executor::new(Arc::new(store), metrics.clone()));
+        let executor =
+            Arc::new(Executor::new(Arc::new(store), metrics.clone()).with_stop(cancel.clone()));
         let queue = Arc::new(JobQueue::new(config.responder.queue_size, metrics));
         let responder = Responder::new(executor, queue);
         let (credentials, problems) = Credentials::load(&config.web);

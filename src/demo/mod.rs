@@ -136,6 +136,7 @@ pub fn first_backup(config: &crate::config::Config) -> anyhow::Result<()> {
                 dry_run: false,
                 deadline: std::time::Instant::now() + backup.timeout,
                 now: std::time::SystemTime::now(),
+                stop: Default::default(),
             };
             let outcome = Backup
                 .run(&ctx)

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::actions::{private, registry, ActionContext, ActionError};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
@@ -30,6 +32,8 @@ pub struct Executor {
     pub state: Arc<StateStore>,
     pub metrics: Arc<ResponderMetrics>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Cancelled at shutdown; running actions see it in their context.
+    stop: CancellationToken,
 }
 
 /// The lock file that serialises maintenance of one database across processes.
@@ -81,7 +85,15 @@ impl Executor {
             state,
             metrics,
             locks: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Lets `stop` (shutdown, or Ctrl-C of `caretaker run`) end running actions
+    /// that wait on processes outside caretaker.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     fn database_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -195,7 +207,7 @@ impl Executor {
                     .breaker_open
                     .get_or_create(&breaker)
                     .set(i64::from(open));
-                self.skip(&job, hold.reason(), format!("{hold:?}")).await;
+                self.skip(&job, hold.reason(), hold.detail(&limits)).await;
                 return self.blocking(move |s| s.job(id)).await.flatten();
             }
             Claim::Started(attempts) => attempts,
@@ -207,7 +219,11 @@ impl Executor {
             .set(i64::from(open));
 
         let started = Instant::now();
-        let deadline = started + r.action_timeout;
+        // Durations are bounded by the configuration; a far deadline is none.
+        let deadline = started
+            .checked_add(r.action_timeout)
+            .unwrap_or(started + Duration::from_secs(10 * 365 * 86_400));
+        let stop = self.stop.clone();
         let result = match file_lock {
             Some(Err(e)) => Err(e),
             file_lock => tokio::task::spawn_blocking(move || {
@@ -217,6 +233,7 @@ impl Executor {
                     dry_run,
                     deadline,
                     now: SystemTime::now(),
+                    stop,
                 };
                 action.run(&ctx)
             })

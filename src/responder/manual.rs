@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use prometheus_client::registry::Registry;
@@ -16,6 +16,9 @@ use crate::responder::executor::Executor;
 use crate::responder::intake::MANUAL_COOLDOWN;
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::state::{JobFilter, NewJob, Recorded, StateStore};
+
+/// After Ctrl-C, how long `caretaker run` waits for the job to be recorded.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
 fn open_state(config: &Config) -> anyhow::Result<StateStore> {
     let (store, _) = StateStore::open(
@@ -62,8 +65,26 @@ pub async fn run(
         _ => bail!("the job was not recorded"),
     };
     let metrics = Arc::new(ResponderMetrics::register(&mut Registry::default()));
-    let executor = Executor::new(store, metrics);
-    let Some(done) = executor.execute(config, id).await else {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let executor = Executor::new(store, metrics).with_stop(stop.clone());
+    let run = executor.execute(config, id);
+    tokio::pin!(run);
+    let finished = tokio::select! {
+        done = &mut run => done,
+        _ = tokio::signal::ctrl_c() => {
+            // A command runs in its own process group, out of reach of the
+            // terminal's Ctrl-C: stop it, record the job, then leave.
+            stop.cancel();
+            match tokio::time::timeout(INTERRUPT_GRACE, &mut run).await {
+                Ok(done) => done,
+                Err(_) => {
+                    eprintln!("interrupted; job {id} is marked interrupted at the next start");
+                    std::process::exit(130);
+                }
+            }
+        }
+    };
+    let Some(done) = finished else {
         bail!("job {id} could not be run (see the log)");
     };
     println!("{}", serde_json::to_string_pretty(&done)?);

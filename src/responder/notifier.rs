@@ -2,6 +2,8 @@
 //!
 //! Sent from a task of its own after the job is recorded, with a timeout and
 //! a few retries, so a slow or failing chat service never delays an action.
+//! The URL is a credential (a Slack webhook's path is its secret): failures
+//! are logged without it.
 
 use std::time::Duration;
 
@@ -34,7 +36,21 @@ pub fn message(job: &JobRecord) -> String {
     )
 }
 
-/// Posts `text` to `url` in the background.
+/// The error and its causes, without the URL: a Slack webhook's path is its
+/// secret, and reqwest's error text names the URL.
+fn without_url(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Posts `text` to `url` in the background. The URL is never logged.
 pub fn send(client: reqwest::Client, url: String, text: String) {
     tokio::spawn(async move {
         for attempt in 1..=ATTEMPTS {
@@ -47,7 +63,7 @@ pub fn send(client: reqwest::Client, url: String, text: String) {
             match result {
                 Ok(r) if r.status().is_success() => return,
                 Ok(r) => tracing::warn!(status = %r.status(), attempt, "notification refused"),
-                Err(e) => tracing::warn!(error = %e, attempt, "notification failed"),
+                Err(e) => tracing::warn!(error = %without_url(e), attempt, "notification failed"),
             }
             tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
         }

@@ -26,6 +26,24 @@ impl Hold {
             Hold::BreakerFailures | Hold::BreakerRate => "breaker",
         }
     }
+
+    /// The job's detail: the hold's snake_case name, then why.
+    pub fn detail(self, limits: &Limits) -> String {
+        match self {
+            Hold::Cooldown => format!(
+                "cooldown: the last run started less than {} ago",
+                humantime::format_duration(limits.cooldown)
+            ),
+            Hold::BreakerFailures => {
+                format!("breaker_failures: the last {} runs failed", limits.failures)
+            }
+            Hold::BreakerRate => format!(
+                "breaker_rate: {} runs within {}",
+                limits.max_runs,
+                humantime::format_duration(limits.window)
+            ),
+        }
+    }
 }
 
 /// Breaker settings.

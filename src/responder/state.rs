@@ -305,7 +305,7 @@ impl StateStore {
             "SELECT * FROM jobs WHERE (?1 IS NULL OR action = ?1) AND (?2 IS NULL OR database = ?2)
                AND (?3 IS NULL OR status = ?3) ORDER BY id DESC LIMIT ?4",
         )?;
-        let limit = filter.limit.clamp(1, 10_000) as i64;
+        let limit = filter.limit.min(10_000) as i64;
         let rows = stmt.query_map(
             params![filter.action, filter.database, filter.status, limit],
             job_from_row,
@@ -316,7 +316,7 @@ impl StateStore {
     pub fn audit_events(&self, limit: usize) -> rusqlite::Result<Vec<AuditEvent>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT * FROM audit ORDER BY id DESC LIMIT ?1")?;
-        let rows = stmt.query_map([limit.clamp(1, 10_000) as i64], |r| {
+        let rows = stmt.query_map([limit.min(10_000) as i64], |r| {
             Ok(AuditEvent {
                 at: r.get("at")?,
                 event: r.get("event")?,

@@ -165,7 +165,10 @@ pub async fn run(
     if !q.wait {
         return (StatusCode::ACCEPTED, Json(json!({ "job": id }))).into_response();
     }
-    let until = Instant::now() + config.responder.action_timeout + Duration::from_secs(5);
+    let now = Instant::now();
+    let until = now
+        .checked_add(config.responder.action_timeout + Duration::from_secs(5))
+        .unwrap_or(now + Duration::from_secs(365 * 86_400));
     loop {
         let store = responder.executor.state.clone();
         if let Ok(Ok(Some(job))) = tokio::task::spawn_blocking(move || store.job(id)).await {

@@ -63,6 +63,12 @@ pub fn load_token(path: &Path) -> Result<Token, (TokenProblem, String)> {
         )
     };
     let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err((
+            TokenProblem::Unreadable,
+            format!("token file {} is not a regular file", path.display()),
+        ));
+    }
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %path.display(), "the token file is readable by other users; chmod 600 it");
     }

@@ -64,6 +64,7 @@ pub fn run(
         dry_run: false,
         deadline: Instant::now() + Duration::from_secs(300),
         now,
+        stop: Default::default(),
     })
 }
 
@@ -318,6 +319,7 @@ fn dry_run_writes_nothing_and_stale_temporaries_are_removed() {
             dry_run: true,
             deadline: Instant::now() + Duration::from_secs(60),
             now: SystemTime::now(),
+            stop: Default::default(),
         })
         .expect("dry run");
     assert!(

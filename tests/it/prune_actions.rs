@@ -219,6 +219,7 @@ fn ctx(db: &DatabaseConfig, dry_run: bool) -> ActionContext<'_> {
         dry_run,
         deadline: Instant::now() + Duration::from_secs(300),
         now: SystemTime::now(),
+        stop: Default::default(),
     }
 }
 
