@@ -28,14 +28,14 @@ pub fn metrics_of(job: &JobRecord, now: SystemTime) -> Option<(Target, SourceKey
     };
     let (target, source, mut set) = match (job.action.as_str(), job.status.as_str()) {
         ("integrity_check", "succeeded") => {
+            let ok = figure("integrity_ok").is_some_and(|v| v >= 1.0);
             let report = IntegrityReport {
-                problems: vec![if figure("integrity_ok") >= Some(1.0) {
-                    "ok"
+                problems: if ok {
+                    vec![]
                 } else {
-                    "failed"
-                }
-                .to_string()],
-                foreign_key_violations: figure("foreign_key_violations").unwrap_or(0.0) as u64,
+                    vec!["failed".to_string()]
+                },
+                foreign_key_violations: figure("foreign_key_violations").map(|v| v as u64),
             };
             (Target::Collector, "integrity", report_metrics(&report, now))
         }

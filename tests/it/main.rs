@@ -12,6 +12,7 @@ mod failures;
 mod figures;
 mod fuzz;
 mod http;
+mod integrity_promises;
 mod load;
 mod prometheus;
 mod prune_actions;

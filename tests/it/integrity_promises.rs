@@ -1,0 +1,154 @@
+//! Promises about integrity and hand-run actions: a damaged database is a
+//! failed check (never a missing one), a check run from a shell reaches the
+//! running daemon, the responder's series exist from the first scrape, and a
+//! person may run vacuum outside its window on purpose.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::common::{create_db, value, Caretaker, Sample};
+
+/// A database of `memory.db` with enough patterns for a multi-level index, in
+/// WAL mode and checkpointed, so every page is in the main file.
+fn filled_db(path: &Path) {
+    let conn = create_db(path);
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO patterns (id, type, pattern_data, created_at)
+           SELECT 'p' || i, 't', hex(randomblob(60)), datetime('now') FROM n;
+         INSERT INTO pattern_embeddings (pattern_id, embedding, dimension, created_at)
+           SELECT id, randomblob(32), 8, created_at FROM patterns;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .expect("fill");
+}
+
+/// Overwrites the body of the root page of the `patterns` primary-key index
+/// (found in `sqlite_schema`), keeping its 8-byte header: its cell pointers
+/// become garbage, which SQLite reports while it checks the index.
+fn damage_patterns_index(path: &Path) {
+    let (root, page_size): (i64, i64) = {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .expect("checkpoint");
+        let root = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'patterns' AND name LIKE 'sqlite_autoindex_%'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("index root page");
+        let size = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .expect("page size");
+        (root, size)
+    };
+    assert!(root > 1, "an index never lives on page 1");
+    let mut bytes = std::fs::read(path).expect("read db");
+    let start = ((root - 1) * page_size) as usize;
+    let end = start + page_size as usize;
+    bytes[start + 8..end].fill(0xa5);
+    std::fs::write(path, bytes).expect("write damaged db");
+}
+
+fn integrity_ok(m: &[Sample]) -> Option<f64> {
+    value(
+        m,
+        "caretaker_database_integrity_ok",
+        &[("database", "memory")],
+    )
+}
+
+/// Runs the real binary (another process) with `args` after `run`.
+async fn caretaker_run(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_caretaker"));
+    cmd.arg("run")
+        .args(args)
+        .arg(format!("--config.file={}", config.display()));
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .expect("run caretaker")
+}
+
+fn job_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "job JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+const ONE_DATABASE: &str = "[collect]\ndatabase_interval = \"1s\"\n\n[[database]]\nname = \"memory\"\npath = \"memory.db\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_page_is_a_failed_check_not_a_missing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("memory.db");
+    filled_db(&db);
+    damage_patterns_index(&db);
+    let ct = Caretaker::start(dir, ONE_DATABASE).await;
+    let m = ct
+        .wait_for("the first integrity check", Duration::from_secs(30), |m| {
+            value(
+                m,
+                "caretaker_collector_success",
+                &[("collector", "integrity"), ("database", "memory")],
+            )
+            .is_some()
+        })
+        .await;
+    assert_eq!(
+        value(
+            &m,
+            "caretaker_collector_success",
+            &[("collector", "integrity"), ("database", "memory")]
+        ),
+        Some(1.0),
+        "the check ran: what it found is its result"
+    );
+    assert_eq!(
+        integrity_ok(&m),
+        Some(0.0),
+        "a damaged index fails the check"
+    );
+    let stamp = value(
+        &m,
+        "caretaker_database_integrity_check_timestamp_seconds",
+        &[("database", "memory")],
+    );
+    assert!(
+        stamp.is_some_and(|t| t > 0.0),
+        "CaretakerIntegrityCheckFailed needs a check time: {stamp:?}"
+    );
+    ct.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integrity_check_action_reports_a_damaged_page_as_its_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("memory.db");
+    filled_db(&db);
+    damage_patterns_index(&db);
+    let config = dir.path().join("caretaker.toml");
+    std::fs::write(&config, ONE_DATABASE).expect("config");
+    let out = caretaker_run(&config, &["integrity_check"]).await;
+    let job = job_of(&out);
+    assert_eq!(job["status"], "succeeded", "the check ran: {job}");
+    assert_eq!(job["outcome"]["figures"]["integrity_ok"], 0.0, "{job}");
+    assert!(
+        job["outcome"]["figures"]["problems"].as_f64() >= Some(1.0),
+        "{job}"
+    );
+    let summary = job["outcome"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("integrity check found problems"),
+        "{summary}"
+    );
+}
