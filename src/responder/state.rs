@@ -304,6 +304,26 @@ impl StateStore {
         rows.collect()
     }
 
+    /// The latest finished (succeeded or failed) job of each of `actions` and
+    /// each database, among those that finished after `since`, by any process.
+    pub fn latest_finished(
+        &self,
+        actions: &[&str],
+        since: f64,
+    ) -> rusqlite::Result<Vec<JobRecord>> {
+        let conn = self.conn();
+        // SQLite takes the bare columns of a MAX() aggregate from the row holding the maximum.
+        let mut stmt = conn.prepare_cached(
+            "SELECT *, MAX(finished_at) FROM jobs
+             WHERE action IN (SELECT value FROM json_each(?1)) AND status IN ('succeeded', 'failed')
+               AND finished_at > ?2
+             GROUP BY action, database ORDER BY finished_at",
+        )?;
+        let actions = serde_json::to_string(actions).unwrap_or_else(|_| "[]".into());
+        let rows = stmt.query_map(params![actions, since], job_from_row)?;
+        rows.collect()
+    }
+
     pub fn audit_events(&self, limit: usize) -> rusqlite::Result<Vec<AuditEvent>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT * FROM audit ORDER BY id DESC LIMIT ?1")?;

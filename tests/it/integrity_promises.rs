@@ -152,3 +152,44 @@ async fn the_integrity_check_action_reports_a_damaged_page_as_its_verdict() {
         "{summary}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_run_from_a_shell_reaches_the_running_daemon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("memory.db");
+    filled_db(&db);
+    let sound = std::fs::read(&db).expect("read sound db");
+    let ct = Caretaker::start(dir, ONE_DATABASE).await;
+    ct.wait_for("a passing check", Duration::from_secs(30), |m| {
+        integrity_ok(m) == Some(1.0)
+    })
+    .await;
+
+    damage_patterns_index(&db);
+    let out = caretaker_run(&ct.config_path, &["integrity_check"]).await;
+    let job = job_of(&out);
+    assert_eq!(job["status"], "succeeded", "the check ran: {job}");
+    assert_eq!(job["outcome"]["figures"]["integrity_ok"], 0.0, "{job}");
+    let summary = job["outcome"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("malformed") || summary.contains("page"),
+        "the problems are named: {summary}"
+    );
+    ct.wait_for(
+        "the shell's failed check in the daemon",
+        Duration::from_secs(20),
+        |m| integrity_ok(m) == Some(0.0),
+    )
+    .await;
+
+    std::fs::write(&db, &sound).expect("repair");
+    let out = caretaker_run(&ct.config_path, &["integrity_check"]).await;
+    assert_eq!(job_of(&out)["outcome"]["figures"]["integrity_ok"], 1.0);
+    ct.wait_for(
+        "the shell's passing check in the daemon",
+        Duration::from_secs(20),
+        |m| integrity_ok(m) == Some(1.0),
+    )
+    .await;
+    ct.stop().await;
+}
