@@ -56,8 +56,12 @@ impl Runtime {
         metrics: Arc<ResponderMetrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let state_path = config.responder.state_path.clone();
+        metrics.initialize(&config);
+        let (restore, restored) = (metrics.clone(), config.clone());
         let (store, interrupted) = tokio::task::spawn_blocking(move || {
-            StateStore::open(&state_path, unix_seconds(SystemTime::now()))
+            let opened = StateStore::open(&state_path, unix_seconds(SystemTime::now()))?;
+            restore.restore_breakers(&restored, &opened.0)?;
+            Ok::<_, rusqlite::Error>(opened)
         })
         .await?
         .with_context(|| {
@@ -97,7 +101,6 @@ impl Runtime {
                 }
             }
         }
-        metrics.initialize(&config);
         let executor = Arc::new(Executor::new(Arc::new(store), metrics.clone()));
         let queue = Arc::new(JobQueue::new(config.responder.queue_size, metrics));
         let responder = Responder::new(executor, queue);

@@ -193,3 +193,79 @@ async fn a_check_run_from_a_shell_reaches_the_running_daemon() {
     .await;
     ct.stop().await;
 }
+
+const ONE_RULE: &str = r#"
+[[database]]
+name = "memory"
+path = "memory.db"
+
+[[rule]]
+name = "purge"
+matchers = ['alertname="CaretakerExpiredEntriesHigh"']
+actions = ["purge_expired"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_responder_series_of_a_rule_exist_before_any_alert() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(create_db(&dir.path().join("memory.db")));
+    let ct = Caretaker::start(dir, ONE_RULE).await;
+    let m = ct.metrics().await;
+    let pair = [("action", "purge_expired"), ("database", "memory")];
+    assert_eq!(value(&m, "caretaker_action_breaker_open", &pair), Some(0.0));
+    for reason in ["cooldown", "breaker", "refused"] {
+        let labels = [pair[0], pair[1], ("reason", reason)];
+        assert_eq!(
+            value(&m, "caretaker_action_skipped_total", &labels),
+            Some(0.0),
+            "{reason}"
+        );
+    }
+    let failures = [pair[0], pair[1], ("result", "failure")];
+    assert_eq!(
+        value(&m, "caretaker_action_runs_total", &failures),
+        Some(0.0)
+    );
+    ct.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breaker_open_before_a_restart_is_open_from_the_first_scrape() {
+    use caretaker::responder::state::{NewJob, Recorded, StateStore};
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(create_db(&dir.path().join("memory.db")));
+    let state = dir.path().join("state/caretaker-state.db");
+    {
+        let (store, _) = StateStore::open(&state, 1.0).expect("state");
+        // Three failures in a row: the default breaker_failures.
+        for i in 0..3 {
+            let job = NewJob {
+                key: format!("webhook/failed/{i}"),
+                source: "webhook",
+                action: "purge_expired".into(),
+                database: "memory".into(),
+                ..Default::default()
+            };
+            let at = 100.0 + f64::from(i);
+            let Some(Recorded::New(id)) = store.record(&[job], &[], at).expect("record").pop()
+            else {
+                panic!("not recorded")
+            };
+            store.mark_running(id, at).expect("running");
+            store
+                .finish(id, "failed", None, None, Some("failed"), at)
+                .expect("finish");
+        }
+    }
+    let ct = Caretaker::start(dir, ONE_RULE).await;
+    let m = ct.metrics().await;
+    assert_eq!(
+        value(
+            &m,
+            "caretaker_action_breaker_open",
+            &[("action", "purge_expired"), ("database", "memory")]
+        ),
+        Some(1.0)
+    );
+    ct.stop().await;
+}
