@@ -33,6 +33,8 @@ pub struct JobRecord {
     pub cooldown_seconds: f64,
     /// Allow-listed alert labels, JSON, for `command` actions.
     pub labels: Option<String>,
+    /// A run by hand that overrides `[database.vacuum] window`.
+    pub ignore_window: bool,
     pub status: String,
     pub reason: Option<String>,
     pub created_at: f64,
@@ -57,6 +59,8 @@ pub struct NewJob {
     pub dry_run: bool,
     pub cooldown: Duration,
     pub labels: Option<String>,
+    /// A run by hand that overrides `[database.vacuum] window`.
+    pub ignore_window: bool,
 }
 
 /// One audited decision.
@@ -112,6 +116,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         dry_run: r.get("dry_run")?,
         cooldown_seconds: r.get("cooldown_seconds")?,
         labels: r.get("labels")?,
+        ignore_window: r.get("ignore_window")?,
         status: r.get("status")?,
         reason: r.get("reason")?,
         created_at: r.get("created_at")?,
@@ -136,6 +141,7 @@ impl StateStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        add_ignore_window(&conn)?;
         // A job left `running` by a process that no longer exists was interrupted;
         // one whose process still runs (a `caretaker run` beside the daemon) is not.
         let running: Vec<(i64, Option<u32>)> = conn
@@ -345,6 +351,24 @@ impl StateStore {
     }
 }
 
+/// Adds `jobs.ignore_window` to a state database written before it existed.
+fn add_ignore_window(conn: &Connection) -> rusqlite::Result<()> {
+    let present: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'ignore_window'",
+        [],
+        |r| r.get(0),
+    )?;
+    if present {
+        return Ok(());
+    }
+    match conn.execute_batch("ALTER TABLE jobs ADD COLUMN ignore_window INTEGER NOT NULL DEFAULT 0")
+    {
+        // Another process opening the same file may have added it first.
+        Err(e) if !e.to_string().contains("duplicate column") => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Inserts jobs, keeping the existing job of a key that is already there.
 pub(super) fn insert_jobs(
     tx: &Connection,
@@ -355,12 +379,12 @@ pub(super) fn insert_jobs(
     for j in jobs {
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO jobs (key, source, rule, action, database, alertname, fingerprint, starts_at,
-               dry_run, cooldown_seconds, labels, status, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12)",
+               dry_run, cooldown_seconds, labels, status, created_at, ignore_window)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13)",
         )?
         .execute(params![
             j.key, j.source, j.rule, j.action, j.database, j.alertname, j.fingerprint, j.starts_at,
-            j.dry_run, j.cooldown.as_secs_f64(), j.labels, now
+            j.dry_run, j.cooldown.as_secs_f64(), j.labels, now, j.ignore_window
         ])?;
         if inserted == 1 {
             out.push(Recorded::New(tx.last_insert_rowid()));

@@ -16,6 +16,7 @@ use super::AppState;
 use crate::config::{known_action, ACTIONS};
 use crate::metrics::unix_seconds;
 use crate::responder::intake::MANUAL_COOLDOWN;
+use crate::responder::manual::override_refusal;
 use crate::responder::state::{JobFilter, NewJob, Recorded};
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +86,9 @@ pub struct RunQuery {
     /// Answer when the job has finished (up to the action timeout).
     #[serde(default)]
     wait: bool,
+    /// vacuum only: run even outside `[database.vacuum] window` (audited).
+    #[serde(default)]
+    ignore_window: bool,
 }
 
 pub async fn run(
@@ -104,6 +108,9 @@ pub async fn run(
             format!("unknown action; known: {}\n", ACTIONS[..11].join(", ")),
         )
             .into_response();
+    }
+    if let Some(refusal) = override_refusal(&action, q.ignore_window) {
+        return (StatusCode::BAD_REQUEST, format!("{refusal}\n")).into_response();
     }
     let database = match q.database {
         Some(name) if config.database(&name).is_some() => name,
@@ -134,6 +141,7 @@ pub async fn run(
         action,
         database,
         dry_run: q.dry_run,
+        ignore_window: q.ignore_window,
         cooldown: MANUAL_COOLDOWN,
         ..Default::default()
     };

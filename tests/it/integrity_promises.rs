@@ -269,3 +269,89 @@ async fn a_breaker_open_before_a_restart_is_open_from_the_first_scrape() {
     );
     ct.stop().await;
 }
+
+/// A configuration whose vacuum window is closed now: it opens two hours from now.
+fn closed_window_config() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let minute = (now % 86_400) / 60;
+    let hm = |m: u64| format!("{:02}:{:02}", (m % 1440) / 60, m % 60);
+    format!(
+        "[web]\ntoken_file = \"token\"\n\n[[database]]\nname = \"memory\"\npath = \"memory.db\"\n\
+         [database.vacuum]\nenabled = true\nwindow = \"{}-{}\"\n",
+        hm(minute + 120),
+        hm(minute + 180)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vacuum_by_hand_may_override_the_window_and_the_audit_says_so() {
+    use crate::responder::{write_token, TOKEN};
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled_db(&dir.path().join("memory.db"));
+    write_token(dir.path());
+    let ct = Caretaker::start(dir, &closed_window_config()).await;
+
+    let refused = caretaker_run(&ct.config_path, &["vacuum"]).await;
+    assert_eq!(refused.status.code(), Some(2), "a refusal is a skip");
+    let job = job_of(&refused);
+    let why = job["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("--ignore-window"),
+        "the refusal names the way out: {why}"
+    );
+
+    let wrong = caretaker_run(&ct.config_path, &["analyze", "--ignore-window"]).await;
+    assert!(!wrong.status.success(), "the flag is for vacuum only");
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("vacuum only"));
+
+    let forced = caretaker_run(&ct.config_path, &["vacuum", "--ignore-window"]).await;
+    let job = job_of(&forced);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["ignore_window"], true, "{job}");
+
+    let api = |query: &str| {
+        ct.client
+            .post(format!("{}/api/v1/actions/vacuum?{query}", ct.base))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let answer: serde_json::Value = api("wait=true")
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["job"]["reason"], "refused", "{answer}");
+    let answer: serde_json::Value = api("wait=true&ignore_window=true")
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["job"]["status"], "succeeded", "{answer}");
+    let api_job = answer["job"]["id"].as_i64();
+
+    let audit: serde_json::Value = ct
+        .client
+        .get(format!("{}/api/v1/audit?limit=100", ct.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    let overrides: Vec<_> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"] == "override" && e["reason"] == "ignore_window")
+        .map(|e| e["job_id"].as_i64())
+        .collect();
+    assert_eq!(overrides.len(), 2, "both overrides are audited: {audit}");
+    assert!(overrides.contains(&api_job), "{audit}");
+    ct.stop().await;
+}
