@@ -78,7 +78,12 @@ pub fn check(
         Err(e) => return Err(e),
     };
     let mut problems = Vec::new();
-    let mut cut_short = problems_into(&conn, mode, &mut problems).err();
+    let mut cut_short = None;
+    match problems_into(&conn, mode, &mut problems) {
+        Ok(()) => {}
+        Err(e) if is_damage(&e) => problems.push(e.to_string()),
+        Err(e) => cut_short = Some(e),
+    }
     let mut foreign_key_violations = None;
     if cut_short.is_none() {
         let count = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
@@ -100,8 +105,7 @@ pub fn check(
 }
 
 /// Appends the check's messages to `problems` as they come (nothing for a
-/// sound database); a damaged page that stops the check becomes the last one.
-/// Returns the error that cut the check short for any other reason.
+/// sound database), so an error that stops the check keeps those before it.
 fn problems_into(
     conn: &Connection,
     mode: IntegrityMode,
@@ -109,22 +113,13 @@ fn problems_into(
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare(pragma_of(mode))?;
     let mut rows = stmt.query([])?;
-    loop {
-        match rows.next() {
-            Ok(Some(row)) => {
-                let message: String = row.get(0)?;
-                if message != "ok" {
-                    problems.push(message);
-                }
-            }
-            Ok(None) => return Ok(()),
-            Err(e) if is_damage(&e) => {
-                problems.push(e.to_string());
-                return Ok(());
-            }
-            Err(e) => return Err(e),
+    while let Some(row) = rows.next()? {
+        let message: String = row.get(0)?;
+        if message != "ok" {
+            problems.push(message);
         }
     }
+    Ok(())
 }
 
 fn pragma_of(mode: IntegrityMode) -> &'static str {
@@ -179,5 +174,46 @@ impl Collector for IntegrityCollector {
             tracing::error!(database = %self.name, problems = ?report.problems, "integrity check failed");
         }
         Ok(report_metrics(&report, SystemTime::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A database whose schema page (page 1) has garbage after its header:
+    /// SQLite cannot even prepare the check.
+    fn damaged_schema(dir: &Path) -> PathBuf {
+        let path = dir.join("schema.db");
+        let conn = Connection::open(&path).expect("create");
+        conn.execute_batch("CREATE TABLE t (a TEXT PRIMARY KEY); INSERT INTO t VALUES ('x');")
+            .expect("fill");
+        drop(conn);
+        let mut bytes = std::fs::read(&path).expect("read");
+        // Page 1: the 100-byte file header, then the schema table's b-tree page.
+        bytes[108..4096].fill(0xa5);
+        std::fs::write(&path, bytes).expect("damage");
+        path
+    }
+
+    #[test]
+    fn a_schema_too_damaged_to_prepare_the_check_is_a_problem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = damaged_schema(dir.path());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for mode in [IntegrityMode::Quick, IntegrityMode::Full] {
+            let report = check(&path, mode, deadline).expect("a verdict, not an error");
+            assert!(!report.ok(), "{report:?}");
+            assert_eq!(report.foreign_key_violations, None, "{report:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_no_verdict() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let missing = dir.path().join("missing.db");
+        assert!(check(&missing, IntegrityMode::Quick, deadline).is_err());
     }
 }
