@@ -39,13 +39,17 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             config_file,
             database,
             dry_run,
+            ignore_window,
         } => {
             let config = Config::load(&config_file)?;
             block_on(crate::responder::manual::run(
                 &config,
                 &action,
                 database.as_deref(),
-                dry_run,
+                crate::responder::manual::Overrides {
+                    dry_run,
+                    ignore_window,
+                },
             ))
         }
         Command::Restore {

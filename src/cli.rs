@@ -80,6 +80,9 @@ pub enum Command {
         /// Report what would be done, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// vacuum only: run even outside `[database.vacuum] window` (audited).
+        #[arg(long)]
+        ignore_window: bool,
     },
     /// Show the latest jobs from caretaker's state database.
     History {

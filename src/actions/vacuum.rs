@@ -43,9 +43,13 @@ impl Action for Vacuum {
         }
         if let Some(window) = cfg.window {
             if !window.contains(utc_minute(ctx.now)) {
-                return Err(ActionError::Refused(
-                    "outside the maintenance window".into(),
-                ));
+                let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+                return Err(ActionError::Refused(format!(
+                    "outside the maintenance window {}-{} UTC; a run by hand may override it \
+                     with --ignore-window (API: ignore_window=true)",
+                    hm(window.start),
+                    hm(window.end)
+                )));
             }
         }
         let path = &ctx.database.path;

@@ -57,8 +57,12 @@ impl Runtime {
         metrics: Arc<ResponderMetrics>,
     ) -> anyhow::Result<Arc<Self>> {
         let state_path = config.responder.state_path.clone();
+        metrics.initialize(&config);
+        let (restore, restored) = (metrics.clone(), config.clone());
         let (store, interrupted) = tokio::task::spawn_blocking(move || {
-            StateStore::open(&state_path, unix_seconds(SystemTime::now()))
+            let opened = StateStore::open(&state_path, unix_seconds(SystemTime::now()))?;
+            restore.restore_breakers(&restored, &opened.0)?;
+            Ok::<_, rusqlite::Error>(opened)
         })
         .await?
         .with_context(|| {
@@ -158,6 +162,13 @@ impl Runtime {
             move || cfg.config(),
             runtime.cancel.clone(),
         ));
+        let cfg = runtime.clone();
+        tracker.spawn(published::follow(
+            runtime.responder.executor.state.clone(),
+            runtime.snapshot.clone(),
+            move || cfg.config().collect.database_interval,
+            runtime.cancel.clone(),
+        ));
         tracker.close();
         *runtime.workers.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
         runtime.requeue().await;
@@ -229,16 +240,7 @@ impl Runtime {
         if let Some(url) = &config.responder.notify_url {
             notifier::send(self.http.clone(), url.clone(), notifier::message(&job));
         }
-        match published::metrics_of(&job, SystemTime::now()) {
-            Some((published::Target::Collector, key, set)) => {
-                let took = job.finished_at.unwrap_or(0.0) - job.started_at.unwrap_or(0.0);
-                let took = Duration::from_secs_f64(took.max(0.0));
-                self.snapshot
-                    .record(key, Some(set), took, SystemTime::now());
-            }
-            Some((published::Target::Action, key, set)) => self.snapshot.publish(key, set),
-            None => {}
-        }
+        published::publish(&self.snapshot, &job);
         self.refresh_database(&job.database).await;
     }
 

@@ -130,6 +130,46 @@ impl Snapshot {
         entry.set = result.unwrap_or_default();
     }
 
+    /// Stores a result computed elsewhere (by an action, maybe in another
+    /// process) unless `key` already shows one at least as new: `stamp` names
+    /// the family that holds each result's time. With `run` (its duration and
+    /// end) it counts as a run of the collector `key` names; without, it is
+    /// published beside the collectors. Returns whether it was stored.
+    pub fn offer(
+        &self,
+        key: SourceKey,
+        set: MetricSet,
+        stamp: &str,
+        run: Option<(Duration, SystemTime)>,
+    ) -> bool {
+        let Some(offered) = set.value(stamp, &[]) else {
+            return false;
+        };
+        let mut inner = self.write();
+        let shown = match run {
+            Some(_) => inner.sources.get(&key).map(|e| &e.set),
+            None => inner.published.get(&key),
+        }
+        .and_then(|set| set.value(stamp, &[]));
+        if shown.is_some_and(|shown| shown >= offered) {
+            return false;
+        }
+        match run {
+            Some((duration, at)) => {
+                let entry = inner.sources.entry(key).or_default();
+                entry.status.runs += 1;
+                entry.status.duration = duration;
+                entry.status.ok = true;
+                entry.status.last_success = Some(at);
+                entry.set = set;
+            }
+            None => {
+                inner.published.insert(key, set);
+            }
+        }
+        true
+    }
+
     /// Replaces a set that belongs to no collector (build info, config state).
     pub fn set_fixed(&self, name: &'static str, set: MetricSet) {
         self.write().fixed.insert(name, set);

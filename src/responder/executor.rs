@@ -162,6 +162,13 @@ impl Executor {
         };
         let r = &config.responder;
         let automatic = matches!(job.source.as_str(), "webhook" | "schedule");
+        let mut db = db;
+        if job.ignore_window && !automatic {
+            // A person asked for this run outside the maintenance window.
+            db.vacuum.window = None;
+            let event = audit(&job, "override", Some("ignore_window"), None);
+            self.blocking(move |s| s.audit(&event)).await;
+        }
         let limits = Limits {
             cooldown: Duration::from_secs_f64(job.cooldown_seconds),
             max_runs: r.breaker_max_runs,

@@ -176,6 +176,7 @@ pub fn prepare(
                         dry_run: *dry_run,
                         cooldown: *cooldown,
                         labels: command_labels(alert, action, config),
+                        ignore_window: false,
                     });
                 }
                 Decision::Resolved => {

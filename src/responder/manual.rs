@@ -29,19 +29,37 @@ fn open_state(config: &Config) -> anyhow::Result<StateStore> {
     Ok(store)
 }
 
+/// What a person may ask of one run by hand.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    /// Report what would be done, change nothing.
+    pub dry_run: bool,
+    /// Run `vacuum` outside `[database.vacuum] window`.
+    pub ignore_window: bool,
+}
+
+/// The refusal of an override the action has no use for, if any.
+pub fn override_refusal(action: &str, ignore_window: bool) -> Option<String> {
+    (ignore_window && action != "vacuum")
+        .then(|| format!("ignore_window applies to vacuum only, not {action:?}"))
+}
+
 /// Runs `action` once and prints its outcome. Exit 0 on success, 1 on
 /// failure, 2 when a safety check skipped it.
 pub async fn run(
     config: &Config,
     action: &str,
     database: Option<&str>,
-    dry_run: bool,
+    overrides: Overrides,
 ) -> anyhow::Result<ExitCode> {
     if !known_action(action, &config.commands) {
         bail!(
             "unknown action {action:?}; known: {}, or command:<name>",
             ACTIONS[..11].join(", ")
         );
+    }
+    if let Some(refusal) = override_refusal(action, overrides.ignore_window) {
+        bail!("{refusal}");
     }
     let database = match database {
         Some(name) if config.database(name).is_some() => name.to_string(),
@@ -56,7 +74,8 @@ pub async fn run(
         source: "cli",
         action: action.to_string(),
         database,
-        dry_run,
+        dry_run: overrides.dry_run,
+        ignore_window: overrides.ignore_window,
         cooldown: MANUAL_COOLDOWN,
         ..Default::default()
     };

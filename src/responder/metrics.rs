@@ -7,7 +7,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::responder::safety::{breaker_open_failures, Limits};
+use crate::responder::state::StateStore;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -140,9 +146,11 @@ impl ResponderMetrics {
             .inc();
     }
 
-    /// Creates the counters of every configured action and database at 0, so
-    /// the first failure or refusal is an increase that rules can see.
-    pub fn initialize(&self, config: &crate::config::Config) {
+    /// Creates at 0 every series whose labels the configuration knows: runs
+    /// of every action on every database, and the breakers and skips of the
+    /// pairs that alerts and schedules can run. The first failure, refusal or
+    /// open breaker is then a change that rules can see.
+    pub fn initialize(&self, config: &Config) {
         let actions = crate::config::ACTIONS
             .iter()
             .filter(|a| **a != "command")
@@ -170,6 +178,22 @@ impl ResponderMetrics {
                 .remediation_unresolved
                 .get_or_create(&labels(&[("action", &action)]));
         }
+        for (action, database) in automatic_pairs(config) {
+            let pair = labels(&[("action", &action), ("database", &database)]);
+            let _ = self.breaker_open.get_or_create(&pair);
+            for reason in AUTOMATIC_SKIP_REASONS {
+                let _ = self.action_skipped.get_or_create(&labels(&[
+                    ("action", &action),
+                    ("database", &database),
+                    ("reason", reason),
+                ]));
+            }
+        }
+        let _ = self.action_skipped.get_or_create(&labels(&[
+            ("action", ""),
+            ("database", ""),
+            ("reason", "queue_full"),
+        ]));
         for reason in ["no_token_configured", "token_in_query", "missing", "wrong"] {
             let _ = self
                 .auth_failures
@@ -185,6 +209,58 @@ impl ResponderMetrics {
                 .alerts_ignored
                 .get_or_create(&labels(&[("reason", reason)]));
         }
+    }
+}
+
+/// Why a job of a known action and database may be skipped (the other
+/// reasons name what the configuration does not know).
+const AUTOMATIC_SKIP_REASONS: [&str; 5] =
+    ["duplicate", "cooldown", "breaker", "disabled", "refused"];
+
+/// The (action, database) pairs that alerts and schedules can run: each
+/// `[[rule]]`'s and `[[schedule]]`'s actions on its database, or on every
+/// database when it names none (a rule then follows the alert's label).
+pub fn automatic_pairs(config: &Config) -> BTreeSet<(String, String)> {
+    let every: Vec<&str> = config.databases.iter().map(|d| d.name.as_str()).collect();
+    let rules = config
+        .rules
+        .iter()
+        .map(|r| (&r.actions, r.database.as_deref()));
+    let schedules = config
+        .schedules
+        .iter()
+        .map(|s| (&s.actions, s.database.as_deref()));
+    let mut pairs = BTreeSet::new();
+    for (actions, database) in rules.chain(schedules) {
+        let databases = database.map_or_else(|| every.clone(), |d| vec![d]);
+        for action in actions {
+            for db in &databases {
+                pairs.insert((action.clone(), db.to_string()));
+            }
+        }
+    }
+    pairs
+}
+
+impl ResponderMetrics {
+    /// Sets every breaker of `config` from the job history, so a breaker
+    /// that was open when caretaker stopped shows open again at once.
+    pub fn restore_breakers(&self, config: &Config, state: &StateStore) -> rusqlite::Result<()> {
+        let r = &config.responder;
+        let limits = Limits {
+            cooldown: Duration::ZERO,
+            max_runs: r.breaker_max_runs,
+            window: r.breaker_window,
+            failures: r.breaker_failures,
+        };
+        for (action, database) in automatic_pairs(config) {
+            let attempts = state.attempts(&action, &database, 100)?;
+            let open = breaker_open_failures(&attempts, &limits);
+            self.breaker_open
+                .get_or_create(&labels(&[("action", &action), ("database", &database)]))
+                .set(i64::from(open));
+        }
+        Ok(())
     }
 }
 

@@ -36,6 +36,8 @@ pub struct JobRecord {
     pub cooldown_seconds: f64,
     /// Allow-listed alert labels, JSON, for `command` actions.
     pub labels: Option<String>,
+    /// A run by hand that overrides `[database.vacuum] window`.
+    pub ignore_window: bool,
     pub status: String,
     pub reason: Option<String>,
     pub created_at: f64,
@@ -61,6 +63,8 @@ pub struct NewJob {
     pub dry_run: bool,
     pub cooldown: Duration,
     pub labels: Option<String>,
+    /// A run by hand that overrides `[database.vacuum] window`.
+    pub ignore_window: bool,
 }
 
 /// One audited decision.
@@ -119,6 +123,7 @@ fn job_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRecord> {
         dry_run: r.get("dry_run")?,
         cooldown_seconds: r.get("cooldown_seconds")?,
         labels: r.get("labels")?,
+        ignore_window: r.get("ignore_window")?,
         status: r.get("status")?,
         reason: r.get("reason")?,
         created_at: r.get("created_at")?,
@@ -313,6 +318,26 @@ impl StateStore {
         rows.collect()
     }
 
+    /// The latest finished (succeeded or failed) job of each of `actions` and
+    /// each database, among those that finished after `since`, by any process.
+    pub fn latest_finished(
+        &self,
+        actions: &[&str],
+        since: f64,
+    ) -> rusqlite::Result<Vec<JobRecord>> {
+        let conn = self.conn();
+        // SQLite takes the bare columns of a MAX() aggregate from the row holding the maximum.
+        let mut stmt = conn.prepare_cached(
+            "SELECT *, MAX(finished_at) FROM jobs
+             WHERE action IN (SELECT value FROM json_each(?1)) AND status IN ('succeeded', 'failed')
+               AND finished_at > ?2
+             GROUP BY action, database ORDER BY finished_at",
+        )?;
+        let actions = serde_json::to_string(actions).unwrap_or_else(|_| "[]".into());
+        let rows = stmt.query_map(params![actions, since], job_from_row)?;
+        rows.collect()
+    }
+
     pub fn audit_events(&self, limit: usize) -> rusqlite::Result<Vec<AuditEvent>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached("SELECT * FROM audit ORDER BY id DESC LIMIT ?1")?;
@@ -346,8 +371,9 @@ fn open_connection(path: &Path, now: f64) -> rusqlite::Result<(Connection, usize
     conn.execute_batch(SCHEMA)?;
     // Columns added after the first release: state databases created
     // before them gain them here.
-    add_column(&conn, "jobs", "credential")?;
-    add_column(&conn, "audit", "credential")?;
+    add_column(&conn, "jobs", "credential", "TEXT")?;
+    add_column(&conn, "audit", "credential", "TEXT")?;
+    add_column(&conn, "jobs", "ignore_window", "INTEGER NOT NULL DEFAULT 0")?;
     // A job left `running` by a process that no longer exists was interrupted;
     // one whose process still runs (a `caretaker run` beside the daemon) is not.
     let running: Vec<(i64, Option<u32>)> = conn
@@ -402,12 +428,12 @@ pub(super) fn insert_jobs(
     for j in jobs {
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO jobs (key, source, rule, action, database, alertname, fingerprint, starts_at,
-               dry_run, cooldown_seconds, labels, status, created_at, credential)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13)",
+               dry_run, cooldown_seconds, labels, status, created_at, credential, ignore_window)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13, ?14)",
         )?
         .execute(params![
             j.key, j.source, j.rule, j.action, j.database, j.alertname, j.fingerprint, j.starts_at,
-            j.dry_run, j.cooldown.as_secs_f64(), j.labels, now, j.credential
+            j.dry_run, j.cooldown.as_secs_f64(), j.labels, now, j.credential, j.ignore_window
         ])?;
         if inserted == 1 {
             out.push(Recorded::New(tx.last_insert_rowid()));
@@ -442,8 +468,13 @@ mod files;
 
 pub use claim::{Attempts, Claim};
 
-/// Adds a nullable TEXT column unless the table has it.
-fn add_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<()> {
+/// Adds `column` with `definition` unless the table has it.
+fn add_column(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> rusqlite::Result<()> {
     let present: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
         params![table, column],
@@ -454,7 +485,9 @@ fn add_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<
     }
     // Another process opening the same state database may add it between
     // the check and the ALTER: its column is as good as ours.
-    match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT")) {
+    match conn.execute_batch(&format!(
+        "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+    )) {
         Err(rusqlite::Error::SqliteFailure(_, Some(m)))
             if m.starts_with("duplicate column name") =>
         {

@@ -18,6 +18,7 @@ use super::AppState;
 use crate::config::{known_action, ACTIONS};
 use crate::metrics::unix_seconds;
 use crate::responder::intake::MANUAL_COOLDOWN;
+use crate::responder::manual::override_refusal;
 use crate::responder::safety;
 use crate::responder::state::{JobFilter, NewJob, Recorded};
 
@@ -72,6 +73,9 @@ pub struct RunQuery {
     /// Answer when the job has finished (up to the action timeout).
     #[serde(default)]
     wait: bool,
+    /// vacuum only: run even outside `[database.vacuum] window` (audited).
+    #[serde(default)]
+    ignore_window: bool,
 }
 
 /// Serialises the rate check and the recording of API runs, so two
@@ -93,6 +97,9 @@ pub async fn run(
             format!("unknown action; known: {}\n", ACTIONS[..11].join(", ")),
         )
             .into_response();
+    }
+    if let Some(refusal) = override_refusal(&action, q.ignore_window) {
+        return (StatusCode::BAD_REQUEST, format!("{refusal}\n")).into_response();
     }
     let database = match q.database {
         Some(name) if config.database(&name).is_some() => name,
@@ -127,6 +134,7 @@ pub async fn run(
         action,
         database,
         dry_run: q.dry_run,
+        ignore_window: q.ignore_window,
         cooldown: MANUAL_COOLDOWN,
         ..Default::default()
     };

@@ -131,7 +131,7 @@ async fn two_alertmanagers_deliver_one_alert_and_it_runs_once() {
         value(
             &m,
             "caretaker_action_skipped_total",
-            &[("reason", "duplicate")]
+            &[("action", "wal_checkpoint"), ("reason", "duplicate")]
         ),
         Some(1.0)
     );

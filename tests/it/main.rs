@@ -16,6 +16,7 @@ mod figures;
 mod fuzz;
 mod golden;
 mod http;
+mod integrity_promises;
 mod landing_privacy;
 mod load;
 mod network_promises;

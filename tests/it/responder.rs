@@ -264,7 +264,7 @@ async fn an_alert_runs_its_action_once_and_the_effect_shows_in_metrics() {
         value(
             &m,
             "caretaker_action_skipped_total",
-            &[("reason", "duplicate")]
+            &[("action", "wal_checkpoint"), ("reason", "duplicate")]
         ),
         Some(4.0)
     );
@@ -272,7 +272,7 @@ async fn an_alert_runs_its_action_once_and_the_effect_shows_in_metrics() {
         value(
             &m,
             "caretaker_action_skipped_total",
-            &[("reason", "cooldown")]
+            &[("action", "wal_checkpoint"), ("reason", "cooldown")]
         ),
         Some(1.0)
     );
