@@ -26,7 +26,9 @@ pub struct DemoOptions {
 /// Creates what is missing in `dir` and returns the configuration file's path.
 /// Existing files are kept, so running the demo twice reuses the first one.
 pub fn prepare(dir: &Path, options: &DemoOptions) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir.join("backups"))
+    // The backup folder holds copies of the agents' memory: private, as
+    // every folder caretaker creates.
+    crate::actions::private::create_dir_all(&dir.join("backups"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let db = dir.join("memory.db");
     if !db.exists() {

@@ -354,3 +354,30 @@ fn a_database_name_that_would_hide_its_backups_is_refused_with_its_position() {
     );
     assert!(stderr.lines().any(|l| l.starts_with(&at)), "{stderr}");
 }
+
+/// The demo's own backup folder is as private as the ones actions create.
+#[test]
+fn the_demo_creates_a_private_backup_folder_under_umask_022() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("d");
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022; exec '{}' demo --dir='{}' --patterns=50 --no-serve",
+            env!("CARGO_BIN_EXE_caretaker"),
+            demo.display()
+        ))
+        .output()
+        .expect("demo");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(demo.join("backups"))
+        .expect("backups")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+}
