@@ -11,7 +11,8 @@
 //!   activity, integrity, backups, host, process) and the runner that calls
 //!   them in the background.
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
-//! - [`web`]: the HTTP routes.
+//! - [`web`]: the HTTP routes, their one error type and the token check;
+//!   they see the daemon only through [`web::AppHandle`].
 //! - [`demo`]: the demo and benchmark database generator.
 //! - [`restore`]: putting a backup back in place of a database (the CLI's
 //!   `restore` and `backups list`); the backup actions live in [`actions`].

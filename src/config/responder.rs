@@ -104,7 +104,7 @@ pub(super) struct FileResponder {
     request_timeout: Option<HumanDuration>,
     state_file: Option<String>,
     notify_url: Option<String>,
-    history_retention: Option<HumanDuration>,
+    history_retention: Option<Spanned<HumanDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,9 +203,32 @@ pub(super) fn resolve_responder(
             base,
         ),
         notify_url: raw.notify_url.clone(),
-        // Never shorter than the breaker's window, which reads the history.
-        history_retention: d(raw.history_retention, 90 * 86400).max(d(raw.breaker_window, 3600)),
+        history_retention: history_retention(raw, problems),
     }
+}
+
+/// `responder.history_retention`: the breaker counts the runs of its window
+/// in the history, so a shorter retention would let it forget runs. Written
+/// shorter, it is refused; unset, it is 90 days or the window if longer.
+fn history_retention(raw: &FileResponder, problems: &mut Vec<Problem>) -> Duration {
+    let window = raw
+        .breaker_window
+        .map_or(Duration::from_secs(3600), |h| h.0);
+    let Some(retention) = &raw.history_retention else {
+        return Duration::from_secs(90 * 86400).max(window);
+    };
+    let kept = retention.get_ref().0;
+    if kept < window {
+        problems.push((
+            Some(retention.span().start),
+            format!(
+                "responder.history_retention ({}) must be at least responder.breaker_window ({}): the breaker counts the runs of its window in the history",
+                humantime::format_duration(kept),
+                humantime::format_duration(window)
+            ),
+        ));
+    }
+    kept
 }
 
 /// Whether `name` can be an environment variable set by `[[command]] env`:
@@ -452,5 +475,39 @@ mod state_path_tests {
             data.join("caretaker-state.db")
         );
         assert_eq!(state_path(None, None, base), base.join(DEFAULT_STATE_FILE));
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const DB: &str = "[[database]]\nname = \"a\"\npath = \"/srv/a.db\"\n";
+
+    #[test]
+    fn a_history_shorter_than_the_breaker_window_is_refused_where_it_is_written() {
+        let text =
+            format!("[responder]\nbreaker_window = \"2h\"\nhistory_retention = \"1h\"\n{DB}");
+        let errors = Config::parse(Path::new("/c.toml"), &text).expect_err("refused");
+        let e = &errors.0[0];
+        assert_eq!((e.line, e.column), (Some(3), Some(21)), "{e}");
+        assert!(e.to_string().starts_with("/c.toml:3:21: "), "{e}");
+        assert!(e.to_string().contains("breaker_window"), "{e}");
+    }
+
+    #[test]
+    fn a_history_as_long_as_the_window_stays_and_the_default_follows_the_window() {
+        let text =
+            format!("[responder]\nbreaker_window = \"2h\"\nhistory_retention = \"2h\"\n{DB}");
+        let cfg = Config::parse(Path::new("/c.toml"), &text).expect("valid");
+        assert_eq!(cfg.responder.history_retention.as_secs(), 7200);
+        let text = format!("[responder]\nbreaker_window = \"100d\"\n{DB}");
+        let cfg = Config::parse(Path::new("/c.toml"), &text).expect("valid");
+        assert_eq!(
+            cfg.responder.history_retention,
+            cfg.responder.breaker_window
+        );
     }
 }

@@ -25,11 +25,11 @@ use crate::metrics::{unix_seconds, MetricSet, Snapshot, SourceKey};
 use crate::responder::executor::Executor;
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::queue::{start_workers, JobQueue};
-use crate::responder::state::{NewJob, Recorded, StateStore};
+use crate::responder::state::StateStore;
 use crate::responder::Responder;
 use crate::responder::{history, notifier, published, scheduler};
 use crate::web::auth::Credentials;
-use crate::web::{router, AppState};
+use crate::web::{router, AppHandle, AppState};
 use reload::reload_loop;
 
 /// How long shutdown waits for running actions.
@@ -45,6 +45,8 @@ pub struct Runtime {
     config: RwLock<Arc<Config>>,
     readiness: RwLock<Vec<SourceKey>>,
     collection: tokio::sync::Mutex<Option<Collection>>,
+    /// The bearer tokens in force; replaced whole by a reload that can read them.
+    credentials: RwLock<Arc<Credentials>>,
     cancel: CancellationToken,
 }
 
@@ -112,7 +114,6 @@ impl Runtime {
             tracing::error!(error = %problem, "no usable token: the endpoints it opens answer 403");
         }
         announce_credentials(&config, &credentials);
-        responder.set_credentials(credentials);
         let snapshot = Snapshot::new();
         let mut build = MetricSet::new();
         build.gauge(
@@ -130,6 +131,7 @@ impl Runtime {
             config: RwLock::new(Arc::new(config.clone())),
             readiness: RwLock::new(Vec::new()),
             collection: tokio::sync::Mutex::new(None),
+            credentials: RwLock::new(Arc::new(credentials)),
             cancel,
         });
         let workers = config.responder.max_concurrent;
@@ -152,7 +154,7 @@ impl Runtime {
             move || cfg.config(),
             move |jobs| {
                 let rt = submit.clone();
-                async move { rt.submit(jobs).await }
+                async move { rt.responder.submit(jobs).await }
             },
             rt.cancel.clone(),
         ));
@@ -171,61 +173,13 @@ impl Runtime {
         ));
         tracker.close();
         *runtime.workers.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
-        runtime.requeue().await;
+        let room = runtime.config().responder.queue_size;
+        runtime.responder.requeue(room).await;
         Ok(runtime)
     }
 
     pub fn responder(&self) -> &Responder {
         &self.responder
-    }
-
-    /// Records and queues jobs that need no reply (schedules).
-    async fn submit(&self, jobs: Vec<NewJob>) {
-        let Some(mut room) = self.responder.queue.reserve(jobs.len()) else {
-            tracing::warn!(
-                jobs = jobs.len(),
-                "job queue full; scheduled jobs not recorded"
-            );
-            return;
-        };
-        let store = self.responder.executor.state.clone();
-        let now = unix_seconds(SystemTime::now());
-        match tokio::task::spawn_blocking(move || store.record(&jobs, &[], now)).await {
-            Ok(Ok(recorded)) => {
-                for r in recorded {
-                    if let Recorded::New(id) = r {
-                        room.send(id);
-                    }
-                }
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "could not record scheduled jobs"),
-            Err(e) => tracing::error!(error = %e, "recording task failed"),
-        }
-    }
-
-    /// Queues the jobs accepted before the last stop that never started.
-    async fn requeue(&self) {
-        let store = self.responder.executor.state.clone();
-        let queued = tokio::task::spawn_blocking(move || store.queued()).await;
-        let ids = match queued {
-            Ok(Ok(ids)) => ids,
-            _ => return,
-        };
-        if let Some(mut room) = self
-            .responder
-            .queue
-            .reserve(ids.len().min(self.config().responder.queue_size))
-        {
-            for id in &ids {
-                room.send(*id);
-            }
-        }
-        if !ids.is_empty() {
-            tracing::info!(
-                jobs = ids.len(),
-                "re-queued jobs accepted before the last stop"
-            );
-        }
     }
 
     /// Runs one job, then lets the exporter show its effect at once.
@@ -253,6 +207,13 @@ impl Runtime {
 
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
+    }
+
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.credentials
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Ready once every database (and the host) has been collected once.
@@ -321,10 +282,11 @@ impl Runtime {
                     self.record_reload(false);
                     return false;
                 }
-                if credentials != *self.responder.credentials() {
+                if credentials != *self.credentials() {
                     announce_credentials(&new, &credentials);
                 }
-                self.responder.set_credentials(credentials);
+                *self.credentials.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(credentials);
                 if new.web.listen_address != current.web.listen_address {
                     tracing::warn!(
                         "web.listen_address changed; it takes effect at the next restart"
@@ -374,6 +336,24 @@ impl Runtime {
                 tracing::warn!("actions still running at shutdown; their transactions roll back");
             }
         }
+    }
+}
+
+impl AppHandle for Runtime {
+    fn config(&self) -> Arc<Config> {
+        Runtime::config(self)
+    }
+    fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+    fn ready(&self) -> bool {
+        Runtime::ready(self)
+    }
+    fn credentials(&self) -> Arc<Credentials> {
+        Runtime::credentials(self)
+    }
+    fn responder(&self) -> &Responder {
+        &self.responder
     }
 }
 

@@ -1,7 +1,9 @@
 //! The responder: turns Alertmanager notifications, API calls and schedules
 //! into maintenance jobs, and runs them safely.
 //!
-//! - [`plan`] decides what an alert asks for; [`intake`] records it.
+//! - [`submit`] is the way in (notifications, runs by hand, schedules) and
+//!   the history's reads; [`plan`] decides what an alert asks for;
+//!   [`intake`] turns the decisions into recorded jobs and audit events.
 //! - [`state`] is caretaker's own database of jobs and audit events.
 //! - [`queue`] bounds what is waiting; [`executor`] runs one job through
 //!   cooldown, breaker and locks; [`safety`] holds the pure rules.
@@ -21,10 +23,10 @@ pub mod queue;
 pub mod safety;
 pub mod scheduler;
 pub mod state;
+pub mod submit;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use crate::web::auth::Credentials;
 use executor::Executor;
 use queue::JobQueue;
 
@@ -32,8 +34,8 @@ use queue::JobQueue;
 pub struct Responder {
     pub executor: Arc<Executor>,
     pub queue: Arc<JobQueue>,
-    /// The bearer tokens in force; replaced whole by a reload that can read them.
-    credentials: RwLock<Arc<Credentials>>,
+    /// Serialises the rate check and the recording of runs by hand.
+    manual_turn: tokio::sync::Mutex<()>,
 }
 
 impl Responder {
@@ -41,18 +43,7 @@ impl Responder {
         Self {
             executor,
             queue,
-            credentials: RwLock::new(Arc::new(Credentials::default())),
+            manual_turn: tokio::sync::Mutex::new(()),
         }
-    }
-
-    pub fn credentials(&self) -> Arc<Credentials> {
-        self.credentials
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_credentials(&self, credentials: Credentials) {
-        *self.credentials.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(credentials);
     }
 }

@@ -15,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::auth::{self, Scope};
-use super::AppState;
+use super::{AppState, WebError};
 use crate::responder::metrics::labels;
 
 /// At most one refusal warning per this interval.
@@ -60,8 +60,7 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let responder = guard.app.runtime.responder();
-    let credentials = responder.credentials();
+    let credentials = guard.app.runtime.credentials();
     let refusal = match auth::check(&credentials, guard.scope, request.headers(), request.uri()) {
         Ok(credential) => {
             request.extensions_mut().insert(credential);
@@ -69,7 +68,7 @@ pub async fn authenticate(
         }
         Err(refusal) => refusal,
     };
-    let metrics = &responder.executor.metrics;
+    let metrics = guard.app.runtime.responder().metrics();
     metrics
         .auth_failures
         .get_or_create(&labels(&[("reason", refusal.reason())]))
@@ -88,7 +87,7 @@ pub async fn authenticate(
             "request refused (suppressed: refusals not logged since the last warning)"
         );
     }
-    (refusal.status(), refusal.message()).into_response()
+    WebError::Refused(refusal).into_response()
 }
 
 #[cfg(test)]

@@ -5,9 +5,12 @@
 //! collectors keep current, so a scrape never waits on SQLite or the disk.
 //! Protected routes are authenticated by one route layer ([`guard`]) before
 //! their body is read; [`serve`] bounds connections and header read time.
+//! Every refusal and failure is a [`WebError`]. The running caretaker is seen
+//! only through [`AppHandle`], so this layer never reaches into the daemon.
 
 mod api;
 pub mod auth;
+mod error;
 mod guard;
 mod hooks;
 mod landing;
@@ -22,19 +25,37 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Extension;
 use axum::Router;
 use prometheus_client::encoding::text;
 use prometheus_client::registry::Registry;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::daemon::Runtime;
-use crate::metrics::OPENMETRICS_CONTENT_TYPE;
+use crate::config::Config;
+use crate::metrics::{Snapshot, OPENMETRICS_CONTENT_TYPE};
+use crate::responder::Responder;
+use auth::Credentials;
+pub use error::WebError;
+
+/// What the handlers need of the running caretaker, and nothing more: the
+/// daemon implements it, the handlers call it.
+pub trait AppHandle: Send + Sync {
+    /// The configuration in force (a reload replaces it whole).
+    fn config(&self) -> Arc<Config>;
+    /// The collectors' snapshot, for `/metrics` and the landing page.
+    fn snapshot(&self) -> &Arc<Snapshot>;
+    /// Whether every source has been collected once.
+    fn ready(&self) -> bool;
+    /// The bearer tokens in force (a reload that can read them replaces them).
+    fn credentials(&self) -> Arc<Credentials>;
+    /// Where notifications and runs by hand go in and the history is read.
+    fn responder(&self) -> &Responder;
+}
 
 /// What the handlers share.
 pub struct AppState {
     pub registry: Registry,
-    pub runtime: Arc<Runtime>,
+    /// The running caretaker, seen through what the handlers need.
+    pub runtime: Arc<dyn AppHandle>,
 }
 
 /// The router, separate from any listener so tests can drive it directly.
@@ -65,8 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/actions", get(api::list))
         .route("/api/v1/audit", get(api::audit))
         .route("/api/v1/actions/{action}", post(api::run))
-        .route_layer(guard(auth::Scope::Api))
-        .layer(Extension(Arc::new(api::ApiGate::default())));
+        .route_layer(guard(auth::Scope::Api));
     Router::new()
         .route("/", get(landing::page))
         .route("/metrics", get(metrics))
@@ -95,14 +115,7 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
         )
             .into_response(),
         Ok(body) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "encoding metrics failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "encoding metrics failed\n",
-            )
-                .into_response()
-        }
+        Err(e) => WebError::internal("encoding metrics failed", e).into_response(),
     }
 }
 
