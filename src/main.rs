@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init(),
     }
-    match caretaker::app::main(cli.command) {
+    match caretaker::cli::main(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("caretaker: {e:#}");

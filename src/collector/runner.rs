@@ -211,19 +211,23 @@ async fn run(job: Job, snapshot: Arc<Snapshot>, notify: Arc<Notify>, cancel: Can
             }
             Ok(Err(e)) => {
                 if last_ok {
-                    tracing::warn!(collector = key.collector, database = ?key.database, error = %e, "collection failed");
+                    tracing::warn!(collector = key.collector, database = key.database.as_deref(), error = %e, "collection failed");
                 } else {
-                    tracing::debug!(collector = key.collector, database = ?key.database, error = %e, "collection failed again");
+                    tracing::debug!(collector = key.collector, database = key.database.as_deref(), error = %e, "collection failed again");
                 }
                 None
             }
             Err(e) => {
-                tracing::error!(collector = key.collector, database = ?key.database, error = %e, "collector panicked");
+                tracing::error!(collector = key.collector, database = key.database.as_deref(), error = %e, "collector panicked");
                 None
             }
         };
         if result.is_some() && !last_ok {
-            tracing::info!(collector = key.collector, database = ?key.database, "collection recovered");
+            tracing::info!(
+                collector = key.collector,
+                database = key.database.as_deref(),
+                "collection recovered"
+            );
         }
         last_ok = result.is_some();
         snapshot.record(key.clone(), result, started.elapsed(), SystemTime::now());

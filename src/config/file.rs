@@ -162,9 +162,12 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             message,
         }
     };
-    let raw: FileConfig = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        ConfigErrors(vec![error_at(e.span().map(|s| s.start), message)])
+    let raw: FileConfig = super::parse::parse(text).map_err(|errors| {
+        let errors = errors.iter().map(|e| {
+            let message = e.message().trim().to_string();
+            error_at(e.span().map(|s| s.start), message)
+        });
+        ConfigErrors(errors.collect())
     })?;
 
     let mut errors = Vec::new();

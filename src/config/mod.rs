@@ -1,13 +1,14 @@
 //! caretaker's configuration: a TOML file, checked strictly and resolved once.
 //!
 //! The file is parsed into serde types that mirror it (`file.rs`, unknown keys
-//! are errors), then validated and turned into [`Config`], whose paths are
-//! absolute (relative ones resolve against the file's folder) and whose
-//! defaults are filled in. Errors carry the file, line and column.
+//! are errors; `parse.rs` gathers every error it can), then validated and
+//! turned into [`Config`], whose paths are absolute (relative ones resolve
+//! against the file's folder) and whose defaults are filled in. Errors carry the file, line and column.
 
 mod duration;
 mod file;
 mod maintenance;
+mod parse;
 mod range;
 mod responder;
 

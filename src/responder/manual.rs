@@ -1,13 +1,14 @@
 //! `caretaker run` and `caretaker history`: the responder from the command
 //! line. A manual run is recorded in the same state database and goes through
 //! the same executor, so the database lock keeps it from overlapping with a
-//! running daemon and the audit shows who did what.
+//! running daemon and the audit shows who did what. Nothing here prints:
+//! `crate::cli` shows the results and chooses the exit code.
 
-use std::process::ExitCode;
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{bail, Context};
 use prometheus_client::registry::Registry;
 
 use crate::config::{known_action, Config, ACTIONS};
@@ -15,17 +16,56 @@ use crate::metrics::unix_seconds;
 use crate::responder::executor::Executor;
 use crate::responder::intake::MANUAL_COOLDOWN;
 use crate::responder::metrics::ResponderMetrics;
-use crate::responder::state::{JobFilter, NewJob, Recorded, StateStore};
+use crate::responder::state::{JobFilter, JobRecord, NewJob, Recorded, StateStore};
 
-/// After Ctrl-C, how long `caretaker run` waits for the job to be recorded.
+/// After an interruption, how long [`run`] waits for the job to be recorded.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
 
-fn open_state(config: &Config) -> anyhow::Result<StateStore> {
+/// Why a run or a history could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ManualError {
+    #[error("unknown action {action:?}; known: {known}, or command:<name>")]
+    UnknownAction { action: String, known: String },
+    /// An override the action has no use for.
+    #[error("{0}")]
+    Refused(String),
+    #[error("database {0:?} is not configured")]
+    NotConfigured(String),
+    #[error("say which database with --database (several are configured)")]
+    WhichDatabase,
+    #[error("opening {}", .path.display())]
+    OpenState {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(transparent)]
+    State(#[from] rusqlite::Error),
+    #[error("the job was not recorded")]
+    NotRecorded,
+    #[error("job {0} could not be run (see the log)")]
+    NotRun(i64),
+}
+
+/// How a run by hand ended.
+#[derive(Debug)]
+pub enum ManualRun {
+    /// The job's final record (succeeded, failed or skipped).
+    Finished(Box<JobRecord>),
+    /// Interrupted, and the job did not finish within the grace period; it is
+    /// marked interrupted at the next start.
+    Interrupted(i64),
+}
+
+fn open_state(config: &Config) -> Result<StateStore, ManualError> {
     let (store, _) = StateStore::open(
         &config.responder.state_path,
         unix_seconds(SystemTime::now()),
     )
-    .with_context(|| format!("opening {}", config.responder.state_path.display()))?;
+    .map_err(|source| ManualError::OpenState {
+        path: config.responder.state_path.clone(),
+        source,
+    })?;
     Ok(store)
 }
 
@@ -44,28 +84,30 @@ pub fn override_refusal(action: &str, ignore_window: bool) -> Option<String> {
         .then(|| format!("ignore_window applies to vacuum only, not {action:?}"))
 }
 
-/// Runs `action` once and prints its outcome. Exit 0 on success, 1 on
-/// failure, 2 when a safety check skipped it.
+/// Runs `action` once and returns its final record. When `interrupt`
+/// completes first, a running command is stopped and the job given
+/// [`INTERRUPT_GRACE`] to be recorded.
 pub async fn run(
     config: &Config,
     action: &str,
     database: Option<&str>,
     overrides: Overrides,
-) -> anyhow::Result<ExitCode> {
+    interrupt: impl Future<Output = ()>,
+) -> Result<ManualRun, ManualError> {
     if !known_action(action, &config.commands) {
-        bail!(
-            "unknown action {action:?}; known: {}, or command:<name>",
-            ACTIONS[..11].join(", ")
-        );
+        return Err(ManualError::UnknownAction {
+            action: action.to_string(),
+            known: ACTIONS[..11].join(", "),
+        });
     }
     if let Some(refusal) = override_refusal(action, overrides.ignore_window) {
-        bail!("{refusal}");
+        return Err(ManualError::Refused(refusal));
     }
     let database = match database {
         Some(name) if config.database(name).is_some() => name.to_string(),
-        Some(name) => bail!("database {name:?} is not configured"),
+        Some(name) => return Err(ManualError::NotConfigured(name.to_string())),
         None if config.databases.len() == 1 => config.databases[0].name.clone(),
-        None => bail!("say which database with --database (several are configured)"),
+        None => return Err(ManualError::WhichDatabase),
     };
     let store = Arc::new(open_state(config)?);
     let now = unix_seconds(SystemTime::now());
@@ -81,7 +123,7 @@ pub async fn run(
     };
     let id = match store.record(&[job], &[], now)?.first() {
         Some(Recorded::New(id)) => *id,
-        _ => bail!("the job was not recorded"),
+        _ => return Err(ManualError::NotRecorded),
     };
     let metrics = Arc::new(ResponderMetrics::register(&mut Registry::default()));
     let stop = tokio_util::sync::CancellationToken::new();
@@ -90,73 +132,33 @@ pub async fn run(
     tokio::pin!(run);
     let finished = tokio::select! {
         done = &mut run => done,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt => {
             // A command runs in its own process group, out of reach of the
             // terminal's Ctrl-C: stop it, record the job, then leave.
             stop.cancel();
             match tokio::time::timeout(INTERRUPT_GRACE, &mut run).await {
                 Ok(done) => done,
-                Err(_) => {
-                    eprintln!("interrupted; job {id} is marked interrupted at the next start");
-                    std::process::exit(130);
-                }
+                Err(_) => return Ok(ManualRun::Interrupted(id)),
             }
         }
     };
-    let Some(done) = finished else {
-        bail!("job {id} could not be run (see the log)");
-    };
-    println!("{}", serde_json::to_string_pretty(&done)?);
-    Ok(match done.status.as_str() {
-        "succeeded" => ExitCode::SUCCESS,
-        "skipped" => ExitCode::from(2),
-        _ => ExitCode::FAILURE,
-    })
+    finished
+        .map(|done| ManualRun::Finished(Box::new(done)))
+        .ok_or(ManualError::NotRun(id))
 }
 
-/// Prints the latest jobs, newest first.
+/// The latest jobs, newest first.
 pub fn history(
     config: &Config,
     limit: usize,
     action: Option<String>,
     database: Option<String>,
-) -> anyhow::Result<()> {
+) -> Result<Vec<JobRecord>, ManualError> {
     let store = open_state(config)?;
-    let jobs = store.jobs(&JobFilter {
+    Ok(store.jobs(&JobFilter {
         action,
         database,
         status: None,
         limit,
-    })?;
-    println!(
-        "{:>6}  {:<20}  {:<8}  {:<16}  {:<10}  {:<11}  {:<10}  detail",
-        "job", "time", "source", "action", "database", "status", "reason"
-    );
-    for j in jobs {
-        let at = j.started_at.unwrap_or(j.created_at);
-        let time = humantime::format_rfc3339_seconds(
-            SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(at.max(0.0)),
-        );
-        let detail = j
-            .error
-            .clone()
-            .or_else(|| {
-                j.outcome
-                    .as_ref()
-                    .and_then(|o| o["summary"].as_str().map(str::to_string))
-            })
-            .unwrap_or_default();
-        println!(
-            "{:>6}  {:<20}  {:<8}  {:<16}  {:<10}  {:<11}  {:<10}  {}",
-            j.id,
-            time,
-            j.source,
-            j.action,
-            j.database,
-            j.status,
-            j.reason.unwrap_or_default(),
-            detail
-        );
-    }
-    Ok(())
+    })?)
 }

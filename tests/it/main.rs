@@ -6,6 +6,7 @@ mod backup_actions;
 mod backup_promises;
 mod backups;
 mod cli;
+mod cli_promises;
 mod command_promises;
 mod common;
 mod crash;

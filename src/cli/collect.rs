@@ -7,6 +7,7 @@
 //! how long each took and how many series it produced. Nothing is served and
 //! no state is written.
 
+use std::process::ExitCode;
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
@@ -17,9 +18,26 @@ use crate::config::Config;
 /// The collectors that compute the seed runbooks' database and pattern figures.
 pub const SEED_FIGURES: [&str; 3] = ["database", "patterns", "activity"];
 
+/// Prints one collection of `collectors` (`all`: every one) as JSON; exit 1
+/// when a collector failed.
+pub(super) fn collect(config: &Config, collectors: Vec<String>) -> anyhow::Result<ExitCode> {
+    let all = collectors.iter().any(|c| c == "all");
+    let names = if all { Vec::new() } else { collectors };
+    let report = collect_once(config, &names);
+    println!("{report}");
+    let failed = report["collectors"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|e| e["ok"] == false));
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// Runs each job whose collector is in `names` (every job when empty) once and
 /// returns `{"collectors": [{collector, database, seconds, series, ok}], "total_seconds"}`.
-pub fn collect_once(config: &Config, names: &[String]) -> Value {
+fn collect_once(config: &Config, names: &[String]) -> Value {
     let started = Instant::now();
     let jobs: Vec<_> = jobs_for(config)
         .into_iter()

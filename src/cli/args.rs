@@ -1,4 +1,7 @@
-//! Command-line interface: the subcommands and flags (Prometheus-style names).
+//! The subcommands and flags (Prometheus-style names), as clap types.
+//!
+//! Public so that man pages and shell completions can be generated from
+//! [`Cli`] with `clap::CommandFactory`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -141,7 +144,7 @@ pub enum Command {
         once: bool,
         /// Collectors to run, comma separated; default: the seeds' figures
         /// (database, patterns, activity). `all` runs every collector.
-        #[arg(long, value_delimiter = ',', default_values_t = crate::collect_once::SEED_FIGURES.map(String::from))]
+        #[arg(long, value_delimiter = ',', default_values_t = super::collect::SEED_FIGURES.map(String::from))]
         collectors: Vec<String>,
     },
     /// Check a configuration file: exit 0, or print each error and exit 1.

@@ -1,0 +1,51 @@
+//! `caretaker backups list|verify`: a database's backups, one line each.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use super::BackupsCommand;
+use crate::actions::verify_backups::verify_backup;
+use crate::config::Config;
+use crate::restore::list_backups;
+
+/// Lists or verifies every backup; exit 1 when one fails verification.
+pub(super) fn backups(
+    config: &Config,
+    command: BackupsCommand,
+    database: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let db = super::pick_database(config, database)?;
+    let backups = list_backups(db)?;
+    let mut failed = 0;
+    for b in &backups {
+        let taken = humantime::format_rfc3339_seconds(b.taken);
+        match command {
+            BackupsCommand::List => {
+                let state = if b.verified {
+                    "checksum ok"
+                } else {
+                    "checksum missing or wrong"
+                };
+                println!("{taken}  {:>12}  {state}  {}", b.size, b.path.display());
+            }
+            BackupsCommand::Verify => {
+                let deadline = Instant::now() + Duration::from_secs(3600);
+                match verify_backup(&b.path, db.integrity_check, deadline) {
+                    Ok(()) => println!("ok      {taken}  {}", b.path.display()),
+                    Err(e) => {
+                        failed += 1;
+                        println!("FAILED  {taken}  {}: {e}", b.path.display());
+                    }
+                }
+            }
+        }
+    }
+    if backups.is_empty() {
+        println!("no backups of {}", db.name);
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,45 @@
+//! `caretaker check-config`: exit 0, or print every error of the file and exit 1.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::collector::backup_owner::shared_folders;
+use crate::config::Config;
+use crate::web::auth::{Credentials, SHARED_CREDENTIAL_WARNING};
+
+pub(super) fn check_config(path: &Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    // The daemon refuses tokens it cannot use, so check-config does too.
+    let (credentials, problems) = Credentials::load(&config.web);
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{}: {problem}", path.display());
+        }
+        return ExitCode::FAILURE;
+    }
+    if credentials.shared() {
+        eprintln!("{}: warning: {SHARED_CREDENTIAL_WARNING}", path.display());
+    }
+    println!(
+        "{}: valid, {} database(s)",
+        path.display(),
+        config.databases.len()
+    );
+    for (dir, names) in shared_folders(&config) {
+        eprintln!(
+            "{}: warning: databases {} share the backup folder {}: each counts, verifies and prunes only the files named after it",
+            path.display(),
+            names.join(", "),
+            dir.display()
+        );
+    }
+    ExitCode::SUCCESS
+}

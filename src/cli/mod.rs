@@ -1,0 +1,117 @@
+//! The command line: the clap types ([`args`]) and one function per
+//! subcommand, called from the one `match` in [`main`].
+//!
+//! This is the only module that prints to the terminal or chooses an exit
+//! code: the library below returns values and typed errors, and each
+//! subcommand here turns them into lines and a status. The configuration is
+//! read once per command, by [`load`] in the dispatch (`check-config` reads it
+//! to report its errors, `demo` reads the file it has just written).
+
+mod args;
+mod backups;
+mod check_config;
+mod collect;
+mod demo;
+mod history;
+mod restore;
+mod restore_archive;
+mod run;
+mod serve;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+pub use args::{BackupsCommand, Cli, Command, LogFormat};
+
+use crate::config::{Config, DatabaseConfig};
+
+/// Runs one subcommand to completion.
+pub fn main(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::CheckConfig { config_file } => Ok(check_config::check_config(&config_file)),
+        Command::Demo {
+            dir,
+            listen_address,
+            patterns,
+            pattern_bytes,
+            no_serve,
+        } => demo::demo(&dir, listen_address, patterns, pattern_bytes, no_serve),
+        Command::Serve {
+            config_file,
+            listen_address,
+        } => serve::serve(load(&config_file)?, listen_address),
+        Command::Run {
+            action,
+            config_file,
+            database,
+            dry_run,
+            ignore_window,
+        } => run::run(
+            &load(&config_file)?,
+            &action,
+            database.as_deref(),
+            dry_run,
+            ignore_window,
+        ),
+        Command::History {
+            config_file,
+            limit,
+            action,
+            database,
+        } => history::history(&load(&config_file)?, limit, action, database),
+        Command::Backups {
+            command,
+            config_file,
+            database,
+        } => backups::backups(&load(&config_file)?, command, database.as_deref()),
+        Command::Restore {
+            config_file,
+            database,
+            backup,
+            before,
+            force,
+        } => restore::restore(
+            &load(&config_file)?,
+            database.as_deref(),
+            backup,
+            before.as_deref(),
+            force,
+        ),
+        Command::RestoreArchive {
+            config_file,
+            database,
+            file,
+        } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &file),
+        Command::Collect {
+            config_file,
+            once: _,
+            collectors,
+        } => collect::collect(&load(&config_file)?, collectors),
+    }
+}
+
+/// Reads and validates the configuration file of a command.
+fn load(path: &Path) -> anyhow::Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+/// The named database, or the only one.
+fn pick_database<'a>(config: &'a Config, name: Option<&str>) -> anyhow::Result<&'a DatabaseConfig> {
+    match name {
+        Some(n) => config
+            .database(n)
+            .with_context(|| format!("database {n:?} is not configured")),
+        None if config.databases.len() == 1 => Ok(&config.databases[0]),
+        None => bail!("say which database with --database (several are configured)"),
+    }
+}
+
+/// A multi-threaded runtime for the subcommands that run async code.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

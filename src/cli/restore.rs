@@ -1,0 +1,48 @@
+//! `caretaker restore`: the recovery procedure of the runbooks, on the
+//! command line ([`crate::restore`] does the work).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::restore::{restore as restore_database, RestoreChoice};
+
+pub(super) fn restore(
+    config: &Config,
+    database: Option<&str>,
+    backup: Option<PathBuf>,
+    before: Option<&str>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let db = super::pick_database(config, database)?;
+    let choice = match (backup, before) {
+        (Some(file), _) => RestoreChoice::File(file),
+        // Any offset (`Z`, `+01:00`, `-05:30`): the time it names is what counts.
+        (None, Some(t)) => RestoreChoice::Before(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(std::time::SystemTime::from)
+                .with_context(|| format!("--before {t:?} is not an RFC 3339 time"))?,
+        ),
+        (None, None) => RestoreChoice::Newest,
+    };
+    let report = restore_database(db, choice, force)?;
+    for (path, why) in &report.skipped {
+        println!("skipped {}: {why}", path.display());
+    }
+    println!(
+        "restored {} from {} ({} bytes, {:.1} s); previous files kept: {}",
+        db.name,
+        report.backup.display(),
+        report.bytes,
+        report.seconds,
+        report
+            .moved_aside
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
