@@ -28,4 +28,5 @@ pub mod maintenance_cli;
 pub mod metrics;
 pub mod responder;
 pub mod restore;
+pub mod store;
 pub mod web;

@@ -40,10 +40,11 @@ mod pipeline;
 mod sink;
 
 use super::verify_backups::{file_name, run_tag, tag_pid, TempFile};
-use super::{private, Action, ActionContext, ActionError, Outcome};
+use super::{Action, ActionContext, ActionError, Outcome};
 use crate::collector::backups::{backup_file_name, CHECKSUM_SUFFIX};
 use crate::config::Compression;
 use crate::config::{BackupConfig, DatabaseConfig};
+use crate::store::private;
 
 pub struct Backup;
 

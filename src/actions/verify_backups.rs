@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::collector::backups::{checksum_matches, database_backups};
-use crate::collector::integrity::problems;
-use crate::collector::sqlite::map_for_full_pass;
+use crate::store::integrity::problems;
+use crate::store::sqlite::map_for_full_pass;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::config::IntegrityMode;
@@ -163,7 +163,7 @@ pub fn decompress(src: &Path, dst: &Path, deadline: Instant) -> std::io::Result<
             ))
         }
     };
-    let mut out = super::private::create_new(dst)?;
+    let mut out = crate::store::private::create_new(dst)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {

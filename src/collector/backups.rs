@@ -15,10 +15,10 @@ use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
 use super::backup_owner::belongs_to;
-use super::host::filesystem_of;
 use super::{CollectError, Collector};
 use crate::config::Compression;
 use crate::metrics::{unix_seconds, MetricSet};
+use crate::store::space::filesystem_of;
 
 /// Suffix of checksum sidecars.
 pub const CHECKSUM_SUFFIX: &str = ".sha256";

@@ -18,7 +18,6 @@ pub mod pattern_scan;
 pub mod patterns;
 pub mod process;
 pub mod runner;
-pub mod sqlite;
 
 use std::time::Instant;
 

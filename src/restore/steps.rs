@@ -11,8 +11,8 @@ use super::{far_future, io, RestoreError};
 use crate::actions::retention::sidecar_of;
 use crate::actions::verify_backups::check_database_file;
 use crate::collector::backups::checksum_matches;
-use crate::collector::integrity::problems;
 use crate::config::IntegrityMode;
+use crate::store::integrity::problems;
 
 /// The temporary file, removed by name when dropped unless kept.
 pub(super) struct Temporary<'a> {

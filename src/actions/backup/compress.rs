@@ -24,7 +24,7 @@ impl Compressor {
         cfg: &BackupConfig,
         deadline: Instant,
     ) -> std::io::Result<Compressor> {
-        let file = crate::actions::private::create_new(packed)?;
+        let file = crate::store::private::create_new(packed)?;
         let sink = Sink::new(file);
         let encoder = match cfg.compression {
             Compression::Zstd => {

@@ -26,7 +26,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{available_bytes, io_failure, no_room};
 use crate::actions::ActionError;
-use crate::collector::sqlite::{map_for_full_pass, open_monitor};
+use crate::store::sqlite::{map_for_full_pass, open_monitor};
 
 /// Pages per backup API step: 16,384 pages of 4 KiB is 64 MiB, well under a
 /// second, so the deadline is checked often.
@@ -152,7 +152,7 @@ impl Pinned {
         deadline: Instant,
     ) -> Result<(), ActionError> {
         // Created here, so it is private (SQLite would follow the umask).
-        drop(crate::actions::private::create_new(raw)?);
+        drop(crate::store::private::create_new(raw)?);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut dst = Connection::open_with_flags(raw, flags)?;
         // A private file that is deleted on any failure needs no journal and

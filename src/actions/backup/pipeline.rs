@@ -16,10 +16,10 @@ use std::time::Instant;
 use super::compress::Compressor;
 use super::copy::{Pinned, PIECE_BYTES};
 use super::{io_failure, Phases};
-use crate::actions::private;
 use crate::actions::verify_backups::check_database_file;
 use crate::actions::ActionError;
 use crate::config::BackupConfig;
+use crate::store::private;
 
 /// The temporary files of one backup.
 pub(super) struct Files<'a> {
