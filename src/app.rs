@@ -154,7 +154,7 @@ fn check_config(path: &Path) -> ExitCode {
                 path.display(),
                 config.databases.len()
             );
-            let shared = crate::collector::backup_owner::shared_folders(&config);
+            let shared = crate::backups::names::shared_folders(&config);
             for (dir, names) in shared {
                 eprintln!(
                     "{}: warning: databases {} share the backup folder {}: each counts, verifies and prunes only the files named after it",

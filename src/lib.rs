@@ -13,11 +13,16 @@
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes.
 //! - [`demo`]: the demo and benchmark database generator.
-//! - [`restore`]: putting a backup back in place of a database (the CLI's
-//!   `restore` and `backups list`); the backup actions live in [`actions`].
+//! - [`backups`]: the one place that knows what a backup is: a
+//!   [`backups::BackupSet`] of one database's folder (names, checksums,
+//!   listing, verification, retention, the pipeline that writes a backup,
+//!   restore). The collector, the backup actions and the CLI call it.
+//! - [`store`]: how every module opens SQLite files (monitoring read-only,
+//!   maintenance read-write), checks them, and creates private files.
 
 pub mod actions;
 pub mod app;
+pub mod backups;
 pub mod cli;
 pub mod collect_once;
 pub mod collector;
@@ -27,6 +32,5 @@ pub mod demo;
 pub mod maintenance_cli;
 pub mod metrics;
 pub mod responder;
-pub mod restore;
 pub mod store;
 pub mod web;

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 use crate::actions::archive::{read_archive, restore_archive};
-use crate::actions::verify_backups::verify_backup;
+use crate::backups::restore::{list_backups, restore, RestoreChoice};
+use crate::backups::verify::verify_backup;
 use crate::cli::BackupsCommand;
 use crate::config::{Config, DatabaseConfig};
-use crate::restore::{list_backups, restore, RestoreChoice};
 
 /// The named database, or the only one.
 pub fn pick_database<'a>(

@@ -98,6 +98,20 @@ pub fn classify(e: rusqlite::Error) -> ActionError {
     }
 }
 
+impl From<crate::backups::BackupError> for ActionError {
+    /// Variant for variant: the same message either way.
+    fn from(e: crate::backups::BackupError) -> Self {
+        use crate::backups::BackupError as B;
+        match e {
+            B::Refused(m) => ActionError::Refused(m),
+            B::Deadline(m) => ActionError::Deadline(m),
+            B::Sqlite(e) => ActionError::Sqlite(e),
+            B::Io(e) => ActionError::Io(e),
+            B::Failed(m) => ActionError::Failed(m),
+        }
+    }
+}
+
 /// One kind of maintenance.
 pub trait Action: Send + Sync {
     /// The action's name in configuration, metrics and the audit (`backup`, `vacuum`, ...).

@@ -7,7 +7,6 @@
 //! `caretaker_collector_success 0`, never a failed scrape.
 
 pub mod activity;
-pub mod backup_owner;
 pub mod backups;
 pub mod database;
 pub mod groups;

@@ -2,7 +2,7 @@
 //! that hashes and writes back what it is given.
 //!
 //! It takes the copy in pieces, in order, so it can follow the copy through
-//! the file while the copy is being written (see `pipeline`).
+//! the file while the copy is being written (see `stages`).
 
 use std::io::Write;
 use std::path::Path;
