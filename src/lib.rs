@@ -14,15 +14,20 @@
 //! - [`web`]: the HTTP routes, their one error type and the token check;
 //!   they see the daemon only through [`web::AppHandle`].
 //! - [`demo`]: the demo and benchmark database generator.
-//! - [`restore`]: putting a backup back in place of a database (the CLI's
-//!   `restore` and `backups list`); the backup actions live in [`actions`].
 //! - [`responder`]: alerts and schedules turned into jobs: webhook intake,
 //!   planning, safety rules, queue, executor, state database and audit, and
 //!   runs by hand (`caretaker run`, `caretaker history`).
 //! - [`actions`]: one file per maintenance action behind one trait, named
 //!   in `actions::registry`.
+//! - [`backups`]: the one place that knows what a backup is: a
+//!   [`backups::BackupSet`] of one database's folder (names, checksums,
+//!   listing, verification, retention, the pipeline that writes a backup,
+//!   restore). The collector, the backup actions and the CLI call it.
+//! - [`store`]: how every module opens SQLite files (monitoring read-only,
+//!   maintenance read-write), checks them, and creates private files.
 
 pub mod actions;
+pub mod backups;
 pub mod cli;
 pub mod collector;
 pub mod config;
@@ -30,5 +35,5 @@ pub mod daemon;
 pub mod demo;
 pub mod metrics;
 pub mod responder;
-pub mod restore;
+pub mod store;
 pub mod web;

@@ -214,7 +214,7 @@ fn create_temporary(dir: &Path, base: &str) -> Result<(PathBuf, PathBuf, File), 
             continue;
         }
         // 0600: the archive holds the deleted rows (see `private`).
-        match super::private::create_new(&temp) {
+        match crate::store::private::create_new(&temp) {
             Ok(file) => return Ok((path, temp, file)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => {
@@ -235,7 +235,7 @@ fn create_dir_durably(dir: &Path) -> Result<(), ArchiveError> {
     if dir.is_dir() {
         return Ok(());
     }
-    super::private::create_dir_all(dir).map_err(io_at(dir))?;
+    crate::store::private::create_dir_all(dir).map_err(io_at(dir))?;
     match dir.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
         _ => Ok(()),

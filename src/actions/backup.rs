@@ -1,49 +1,12 @@
-//! The `backup` action: a consistent, verified, compressed and checksummed
-//! copy of a live database, which the exporter then counts as a backup.
-//!
-//! Why it is built this way:
-//! - The copy is taken inside one read transaction on a read-only
-//!   connection (see `copy`): pages are copied as they are (no B-tree
-//!   rebuild as with `VACUUM INTO`), the pinned snapshot never changes under
-//!   writes, and in WAL mode the application keeps writing. The deadline (the
-//!   action's, or `backup.timeout` if sooner) is checked as it goes. The copy
-//!   is marked rollback-mode so it never needs a `-wal` file.
-//! - The compressor follows the copy through the file while it is written,
-//!   and the check of the copy runs while the compressor finishes (see
-//!   `pipeline`): `seconds_copy`, `seconds_check` and `seconds_compress`
-//!   overlap. If the check fails, every file is removed as for any other
-//!   error.
-//! - Every intermediate file has a hidden name ending in `.<pid>-<n>.tmp`
-//!   inside the backup folder, unique to its run: the exporter ignores them,
-//!   they are removed on any error, and [`remove_stale_temporaries`] removes
-//!   what a crash left behind, never a live run's. The run holds the
-//!   database's lock (two backups of one database take turns) and its name
-//!   has millisecond resolution, moved on by a millisecond if taken.
-//! - Every file is created 0600 and a new folder 0700 (see `private`): a
-//!   backup is as sensitive as the database.
-//! - Compression and hashing happen in one streaming pass (zstd on every
-//!   core, or gzip), written back to disk a MiB at a time as it is written
-//!   (see `sink`) so an application's fsync never queues behind a large
-//!   flush. The data file is renamed into place before its `.sha256`
-//!   sidecar, so a crash between the two leaves a file the exporter reports
-//!   as unverified, never a "backup" that is not one.
-//! - A full disk is refused up front when the folder cannot hold the copy,
-//!   and reported as such (not as an SQLite error) when it fills mid-way.
+//! The `backup` action: writes a new backup into the database's
+//! [`BackupSet`], then applies retention. How a backup is made, and why it is
+//! built that way, is in [`crate::backups::pipeline`].
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
-mod compress;
-mod copy;
-mod pipeline;
-mod sink;
-
-use super::verify_backups::{file_name, run_tag, tag_pid, TempFile};
-use super::{private, Action, ActionContext, ActionError, Outcome};
-use crate::collector::backups::{backup_file_name, CHECKSUM_SUFFIX};
-use crate::config::Compression;
-use crate::config::{BackupConfig, DatabaseConfig};
+use super::{Action, ActionContext, ActionError, Outcome};
+use crate::backups::BackupSet;
+use crate::store::private;
 
 pub struct Backup;
 
@@ -68,7 +31,8 @@ impl Action for Backup {
         let deadline = ctx.deadline.min(started + cfg.timeout);
         // Under the database's lock (see `writes_files`): no other backup
         // of this database can take the name between here and the rename.
-        let name = free_name(&cfg.dir, &db.name, ctx.now, cfg.compression);
+        let set = BackupSet::new(&cfg.dir, &db.name);
+        let name = set.free_name(ctx.now, cfg.compression);
         let bytes_database = std::fs::metadata(&db.path)
             .map_err(|e| ActionError::Failed(format!("cannot read {}: {e}", db.path.display())))?
             .len();
@@ -81,10 +45,10 @@ impl Action for Backup {
             return Ok(Outcome::new(summary).figure("bytes_database", bytes_database as f64));
         }
         private::create_dir_all(&cfg.dir)?;
-        let written = write_backup(db, cfg, &name, deadline)?;
+        let written = set.write(db, cfg, &name, deadline)?;
         let seconds = started.elapsed().as_secs_f64();
         let (files_removed, retention_note) =
-            match super::retention::apply(&db.name, cfg, ctx.now, deadline, false) {
+            match set.apply_retention(cfg, ctx.now, deadline, false) {
                 Ok(pruned) => (pruned.files.len(), String::new()),
                 Err(e) => {
                     tracing::warn!(database = %db.name, error = %e, "backup retention failed");
@@ -109,171 +73,4 @@ impl Action for Backup {
             .figure("seconds_compress", written.phases.compress)
             .figure("files_removed", files_removed as f64))
     }
-}
-
-/// A backup in place, with its sidecar.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Written {
-    pub path: PathBuf,
-    /// Size of the uncompressed consistent copy.
-    pub bytes_copied: u64,
-    /// Size of the compressed file.
-    pub bytes_written: u64,
-    pub sha256: String,
-    pub phases: Phases,
-}
-
-/// Seconds spent in each step, for the outcome's figures. The steps
-/// overlap, so they do not add up.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Phases {
-    /// The page copy.
-    pub copy: f64,
-    /// `quick_check` or `integrity_check` of the copy, once it is whole.
-    pub check: f64,
-    /// Compressing, hashing and fsyncing: with `sqlite_dbpage` from the
-    /// start of the copy, otherwise after it.
-    pub compress: f64,
-}
-
-/// Copies, verifies, compresses and publishes one backup named `name` in
-/// `cfg.dir` (which must exist). On any error every file it created is gone.
-pub fn write_backup(
-    db: &DatabaseConfig,
-    cfg: &BackupConfig,
-    name: &str,
-    deadline: Instant,
-) -> Result<Written, ActionError> {
-    let dir = &cfg.dir;
-    let final_path = dir.join(name);
-    let sidecar_path = dir.join(format!("{name}{CHECKSUM_SUFFIX}"));
-    if final_path.exists() {
-        return Err(ActionError::Refused(format!(
-            "{} already exists",
-            final_path.display()
-        )));
-    }
-    // This run's own names: another run's temporaries are never touched.
-    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    let tag = run_tag();
-    let raw = TempFile(dir.join(format!(".{stem}.{tag}.tmp")));
-    let packed = TempFile(dir.join(format!(".{name}.{tag}.tmp")));
-    let sidecar_temp = TempFile(dir.join(format!(".{name}{CHECKSUM_SUFFIX}.{tag}.tmp")));
-
-    let pinned = copy::pin(&db.path, dir, deadline)?;
-    let bytes_copied = u64::try_from(pinned.bytes()).unwrap_or(0);
-    let mut phases = Phases::default();
-    let files = pipeline::Files {
-        raw: &raw.0,
-        packed: &packed.0,
-        dir,
-    };
-    let (bytes_written, sha256) = if pinned.pages_readable {
-        pipeline::copy_while_compressing(pinned, &files, cfg, deadline, &mut phases)
-    } else {
-        pipeline::copy_then_compress(pinned, &files, cfg, deadline, &mut phases)
-    }
-    .map_err(|e| match e {
-        pipeline::Failure::Check(why) => {
-            ActionError::Failed(format!("the copy of {} is unusable: {why}", db.name))
-        }
-        pipeline::Failure::Action(e) => e,
-    })?;
-
-    // The data file first: until the sidecar exists it is "unverified".
-    std::fs::rename(&packed.0, &final_path)?;
-    let published = TempFile(final_path.clone());
-    let line = format!("{sha256}  {name}\n");
-    write_synced(&sidecar_temp.0, line.as_bytes())
-        .map_err(|e| io_failure(e, dir, "writing the checksum"))?;
-    std::fs::rename(&sidecar_temp.0, &sidecar_path)?;
-    let sync = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    if let Err(e) = sync {
-        let _ = std::fs::remove_file(&sidecar_path);
-        return Err(e.into());
-    }
-    published.keep();
-    drop(raw);
-    Ok(Written {
-        path: final_path,
-        bytes_copied,
-        bytes_written,
-        sha256,
-        phases,
-    })
-}
-
-/// Bytes available to us on the filesystem holding `dir`.
-pub(super) fn available_bytes(dir: &Path) -> std::io::Result<u64> {
-    let st = rustix::fs::statvfs(dir)?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = private::create_new(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// A full disk (or quota) becomes a clear message; other errors pass through.
-fn io_failure(e: std::io::Error, dir: &Path, doing: &str) -> ActionError {
-    let full = e.kind() == std::io::ErrorKind::StorageFull
-        || e.kind() == std::io::ErrorKind::QuotaExceeded
-        || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error());
-    match e.kind() {
-        _ if full => no_room(dir, doing),
-        std::io::ErrorKind::TimedOut => ActionError::Deadline(e.to_string()),
-        _ => ActionError::Io(e),
-    }
-}
-
-pub(super) fn no_room(dir: &Path, doing: &str) -> ActionError {
-    ActionError::Failed(format!(
-        "no space left in {} while {doing}; the partial backup was removed and older backups are untouched",
-        dir.display()
-    ))
-}
-
-/// The name of a backup of `database` taken at `now` that is not taken in
-/// `dir` yet: the time in it is moved on a millisecond at a time while a
-/// backup (or its sidecar) of that name exists.
-fn free_name(dir: &Path, database: &str, now: SystemTime, compression: Compression) -> String {
-    let mut taken = now;
-    for _ in 0..1000 {
-        let name = backup_file_name(database, taken, compression);
-        let sidecar = dir.join(format!("{name}{CHECKSUM_SUFFIX}"));
-        if !dir.join(&name).exists() && !sidecar.exists() {
-            return name;
-        }
-        taken += Duration::from_millis(1);
-    }
-    backup_file_name(database, taken, compression)
-}
-
-/// Deletes the hidden `.*.tmp` files a crash left in a backup folder; a
-/// missing folder has none. Called by the daemon at startup: temporaries
-/// of a live process (a `caretaker run backup` beside it, named by its pid)
-/// are kept; this process's own pid counts as dead, as it has not started
-/// a backup yet and a container may give every start the same pid.
-pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e),
-    };
-    let mut removed = 0;
-    for entry in entries {
-        let entry = entry?;
-        let name = file_name(&entry.path());
-        let live = tag_pid(&name).is_some_and(|pid| {
-            pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
-        });
-        if name.starts_with('.') && name.ends_with(".tmp") && !live && entry.file_type()?.is_file()
-        {
-            std::fs::remove_file(entry.path())?;
-            tracing::info!(file = %entry.path().display(), "removed a stale temporary file");
-            removed += 1;
-        }
-    }
-    Ok(removed)
 }

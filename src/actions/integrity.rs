@@ -3,7 +3,7 @@
 //! damaged database is a verdict (`integrity_ok` 0), not a failed run.
 
 use super::{Action, ActionContext, ActionError, Outcome};
-use crate::collector::integrity::check;
+use crate::store::integrity::check;
 
 pub struct IntegrityCheck;
 

@@ -86,6 +86,32 @@ pub enum ActionError {
     Failed(String),
 }
 
+/// Maps SQLite's busy and interrupt errors to the action errors callers act on.
+pub fn classify(e: rusqlite::Error) -> ActionError {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            ActionError::Busy(e.to_string())
+        }
+        Some(ErrorCode::OperationInterrupted) => ActionError::Deadline(e.to_string()),
+        _ => ActionError::Sqlite(e),
+    }
+}
+
+impl From<crate::backups::BackupError> for ActionError {
+    /// Variant for variant: the same message either way.
+    fn from(e: crate::backups::BackupError) -> Self {
+        use crate::backups::BackupError as B;
+        match e {
+            B::Refused(m) => ActionError::Refused(m),
+            B::Deadline(m) => ActionError::Deadline(m),
+            B::Sqlite(e) => ActionError::Sqlite(e),
+            B::Io(e) => ActionError::Io(e),
+            B::Failed(m) => ActionError::Failed(m),
+        }
+    }
+}
+
 /// One kind of maintenance.
 pub trait Action: Send + Sync {
     /// The action's name in configuration, metrics and the audit (`backup`, `vacuum`, ...).
@@ -110,10 +136,8 @@ pub mod archive;
 pub mod backup;
 pub mod cleanup;
 pub mod command;
-pub mod connection;
 pub mod integrity;
 pub mod pragma;
-pub mod private;
 pub mod prune;
 pub mod purge;
 pub mod registry;

@@ -6,8 +6,9 @@
 
 use std::time::Instant;
 
-use super::connection::{classify, open_maintenance};
+use super::classify;
 use super::{Action, ActionContext, ActionError, Outcome};
+use crate::store::maintenance::open_maintenance;
 
 /// Which statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

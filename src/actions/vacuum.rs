@@ -6,9 +6,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::connection::{classify, open_maintenance};
+use super::classify;
 use super::{Action, ActionContext, ActionError, Outcome};
-use crate::collector::host::filesystem_of;
+use crate::store::maintenance::open_maintenance;
+use crate::store::space::filesystem_of;
 
 pub struct Vacuum;
 

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::BackupsCommand;
-use crate::actions::verify_backups::verify_backup;
+use crate::backups::restore::list_backups;
+use crate::backups::verify::verify_backup;
 use crate::config::Config;
-use crate::restore::list_backups;
 
 /// Lists or verifies every backup; exit 1 when one fails verification.
 pub(super) fn backups(

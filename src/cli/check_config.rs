@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::collector::backup_owner::shared_folders;
+use crate::backups::names::shared_folders;
 use crate::config::Config;
 use crate::web::auth::{Credentials, SHARED_CREDENTIAL_WARNING};
 

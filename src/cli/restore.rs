@@ -1,13 +1,13 @@
 //! `caretaker restore`: the recovery procedure of the runbooks, on the
-//! command line ([`crate::restore`] does the work).
+//! command line ([`crate::backups::restore`] does the work).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::backups::restore::{restore as restore_database, RestoreChoice};
 use crate::config::Config;
-use crate::restore::{restore as restore_database, RestoreChoice};
 
 pub(super) fn restore(
     config: &Config,

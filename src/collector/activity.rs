@@ -14,9 +14,9 @@ use rusqlite::Connection;
 use super::groups::{number, Groups};
 use super::labels::{fold, label_value, top_keys};
 use super::patterns::fold_groups;
-use super::sqlite::{existing_tables, open_monitor, SEED_TABLES};
 use super::{CollectError, Collector};
 use crate::metrics::MetricSet;
+use crate::store::sqlite::{existing_tables, open_monitor, SEED_TABLES};
 
 pub struct ActivityCollector {
     path: PathBuf,

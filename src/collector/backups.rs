@@ -1,127 +1,25 @@
-//! What the backup folder holds, and whether it can be trusted.
+//! The backup folder's figures: how many verified backups, how old, how large.
 //!
-//! A backup counts only when its `.sha256` sidecar (the `sha256sum` format the
-//! runbooks write) matches the file: a half-written or tampered file is
-//! "unverified", never a backup. Hashes are cached by file identity (size and
-//! modification time), so a large folder is hashed once, not every interval.
+//! What a backup is and how the folder is listed and checked lives in
+//! [`crate::backups`]; this collector lists the folder on its interval,
+//! keeping the checksum cache across scans, and turns the listing into figures.
 
-use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
-use sha2::{Digest, Sha256};
-
-use super::backup_owner::belongs_to;
-use super::host::filesystem_of;
 use super::{CollectError, Collector};
-use crate::config::Compression;
+use crate::backups::listing::{list_own, BackupFile, ChecksumCache};
+use crate::backups::names::belongs_to;
 use crate::metrics::{unix_seconds, MetricSet};
-
-/// Suffix of checksum sidecars.
-pub const CHECKSUM_SUFFIX: &str = ".sha256";
-
-/// True for names that are never backups: sidecars, hidden and temporary files.
-pub fn is_backup_name(name: &str) -> bool {
-    !(name.starts_with('.')
-        || name.ends_with(CHECKSUM_SUFFIX)
-        || name.ends_with(".tmp")
-        || name.ends_with(".partial"))
-}
-
-/// One candidate file in the backup folder.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BackupFile {
-    pub path: PathBuf,
-    pub size: u64,
-    pub modified: SystemTime,
-    /// The sidecar exists and matches the file's SHA-256.
-    pub verified: bool,
-}
-
-type Identity = (u64, SystemTime, Option<SystemTime>);
-
-/// Checksums already computed, by path and file identity (size, modification
-/// time, sidecar time), so an unchanged file is hashed once.
-#[derive(Debug, Default)]
-pub struct ChecksumCache(HashMap<PathBuf, (Identity, bool)>);
-
-/// Lists `dir`'s backups, newest first, with the total size of every file in
-/// it. The one listing of the backup folder: the collector keeps a cache
-/// across scans, the actions pass a fresh one. Hashing stops with
-/// `ErrorKind::TimedOut` once `deadline` has passed.
-pub fn list_folder(
-    dir: &Path,
-    deadline: Instant,
-    cache: &mut ChecksumCache,
-) -> std::io::Result<(Vec<BackupFile>, u64)> {
-    list_own(dir, deadline, cache, |_| true)
-}
-
-/// [`list_folder`] of the backups whose names `own` accepts (the total
-/// is still the whole folder's).
-fn list_own(
-    dir: &Path,
-    deadline: Instant,
-    cache: &mut ChecksumCache,
-    own: impl Fn(&str) -> bool,
-) -> std::io::Result<(Vec<BackupFile>, u64)> {
-    let mut files = Vec::new();
-    let mut total = 0u64;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        if !meta.is_file() {
-            continue;
-        }
-        total += meta.len();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !is_backup_name(&name) || !own(&name) {
-            continue;
-        }
-        let path = entry.path();
-        let modified = meta.modified()?;
-        let sidecar = dir.join(format!("{name}{CHECKSUM_SUFFIX}"));
-        let sidecar_time = std::fs::metadata(&sidecar).and_then(|m| m.modified()).ok();
-        let identity = (meta.len(), modified, sidecar_time);
-        let verified = match cache.0.get(&path) {
-            Some((id, ok)) if *id == identity => *ok,
-            _ => {
-                if Instant::now() >= deadline {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "deadline passed while hashing backups",
-                    ));
-                }
-                let ok = sidecar_time.is_some() && checksum_matches(&path, &sidecar)?;
-                cache.0.insert(path.clone(), (identity, ok));
-                ok
-            }
-        };
-        files.push(BackupFile {
-            path,
-            size: meta.len(),
-            modified,
-            verified,
-        });
-    }
-    cache.0.retain(|p, _| files.iter().any(|f| &f.path == p));
-    files.sort_by(|a, b| {
-        b.modified
-            .cmp(&a.modified)
-            .then_with(|| b.path.cmp(&a.path))
-    });
-    Ok((files, total))
-}
+use crate::store::space::filesystem_of;
 
 pub struct BackupsCollector {
     dir: PathBuf,
     max_age: Duration,
     cache: Mutex<ChecksumCache>,
     /// In a folder shared with other databases: this database's name and
-    /// theirs (see `backup_owner`).
+    /// theirs (see `backups::names`).
     owner: Option<(String, Vec<String>)>,
 }
 
@@ -151,132 +49,6 @@ impl BackupsCollector {
         };
         Ok(list_own(&self.dir, deadline, &mut cache, own)?)
     }
-}
-
-/// A backup caretaker wrote for one database, named
-/// `<database>-<YYYYMMDDTHHMMSS.mmmZ>.db.zst` (or `.db.gz`) after the UTC
-/// time it was taken (older versions wrote whole seconds,
-/// `<YYYYMMDDTHHMMSSZ>`, which are still recognised). Retention, verification and restore only ever consider these,
-/// so a folder shared by several databases or holding hand-made copies is safe.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DatabaseBackup {
-    pub path: PathBuf,
-    pub size: u64,
-    /// The time in its name.
-    pub taken: SystemTime,
-    /// The sidecar exists and matches the file's SHA-256.
-    pub verified: bool,
-}
-
-/// The file name of `database`'s backup taken at `taken`.
-pub fn backup_file_name(database: &str, taken: SystemTime, compression: Compression) -> String {
-    let ext = match compression {
-        Compression::Zstd => "zst",
-        Compression::Gzip => "gz",
-    };
-    let stamp = DateTime::<Utc>::from(taken).format(STAMP_MILLIS);
-    format!("{database}-{stamp}.db.{ext}")
-}
-
-/// The UTC stamp in backup names: milliseconds, so that two backups taken
-/// in one second have names of their own.
-const STAMP_MILLIS: &str = "%Y%m%dT%H%M%S%.3fZ";
-
-/// The stamp of names written by older versions: whole seconds.
-const STAMP: &str = "%Y%m%dT%H%M%SZ";
-
-/// The time in a name [`backup_file_name`] wrote for `database`; `None` for
-/// any other file (including dates that do not exist).
-pub fn parse_backup_file_name(database: &str, name: &str) -> Option<SystemTime> {
-    let rest = name.strip_prefix(database)?.strip_prefix('-')?;
-    let stamp = rest
-        .strip_suffix(".db.zst")
-        .or_else(|| rest.strip_suffix(".db.gz"))?;
-    // Digits everywhere but at the `T`, the `.` and the `Z`.
-    let (format, separators): (&str, &[usize]) = match stamp.len() {
-        16 => (STAMP, &[8, 15]),
-        20 if stamp.as_bytes()[15] == b'.' => (STAMP_MILLIS, &[8, 15, 19]),
-        _ => return None,
-    };
-    let digits = stamp
-        .bytes()
-        .enumerate()
-        .all(|(i, c)| separators.contains(&i) || c.is_ascii_digit());
-    if !digits {
-        return None;
-    }
-    let t = NaiveDateTime::parse_from_str(stamp, format).ok()?.and_utc();
-    Some(t.into())
-}
-
-/// `database`'s backups in `dir`, newest first; none when `dir` is missing.
-pub fn database_backups(
-    dir: &Path,
-    database: &str,
-    deadline: Instant,
-) -> std::io::Result<Vec<DatabaseBackup>> {
-    let files = match list_folder(dir, deadline, &mut ChecksumCache::default()) {
-        Ok((files, _)) => files,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut own: Vec<DatabaseBackup> = files
-        .into_iter()
-        .filter_map(|f| {
-            let name = f.path.file_name()?.to_str()?;
-            let taken = parse_backup_file_name(database, name)?;
-            Some(DatabaseBackup {
-                taken,
-                size: f.size,
-                verified: f.verified,
-                path: f.path,
-            })
-        })
-        .collect();
-    own.sort_by(|a, b| b.taken.cmp(&a.taken).then_with(|| b.path.cmp(&a.path)));
-    Ok(own)
-}
-
-/// UTC calendar fields of `t`: (year, month, day, hour, minute, second).
-pub fn utc_fields(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
-    let t = DateTime::<Utc>::from(t);
-    (
-        i64::from(t.year()),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-    )
-}
-
-/// The SHA-256 of a file, as lowercase hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
-/// Reads a `sha256sum` sidecar (`<hex>  <name>`) and compares it with the file.
-pub fn checksum_matches(path: &Path, sidecar: &Path) -> std::io::Result<bool> {
-    let text = std::fs::read_to_string(sidecar)?;
-    let expected = text
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if expected.len() != 64 {
-        return Ok(false);
-    }
-    Ok(sha256_file(path)? == expected)
 }
 
 impl Collector for BackupsCollector {

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::sqlite::open_monitor;
 use super::{CollectError, Collector};
 use crate::metrics::MetricSet;
+use crate::store::sqlite::open_monitor;
 
 pub struct DatabaseCollector {
     name: String,

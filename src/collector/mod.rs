@@ -7,7 +7,6 @@
 //! `caretaker_collector_success 0`, never a failed scrape.
 
 pub mod activity;
-pub mod backup_owner;
 pub mod backups;
 pub mod database;
 pub mod groups;
@@ -18,7 +17,6 @@ pub mod pattern_scan;
 pub mod patterns;
 pub mod process;
 pub mod runner;
-pub mod sqlite;
 
 use std::time::Instant;
 

@@ -19,8 +19,8 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::groups::{number, Groups};
 use super::patterns::TypeStats;
-use super::sqlite::datetime_ago;
 use crate::config::PruneConfig;
+use crate::store::sqlite::datetime_ago;
 
 /// Column 5 is the tier index (0-4 as in `TIERS`, 5 for low); column 6 holds
 /// one bit per yes/no figure, see [`Flag`].

@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use super::labels::{fold, top_keys};
 use super::pattern_scan::scan;
-use super::sqlite::{existing_tables, open_monitor};
 use super::{CollectError, Collector};
 use crate::config::PruneConfig;
 use crate::metrics::MetricSet;
+use crate::store::sqlite::{existing_tables, open_monitor};
 
 /// Confidence tiers of seed 000, highest first, with their lower bounds.
 pub const TIERS: [(&str, f64); 5] = [

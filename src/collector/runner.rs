@@ -92,7 +92,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             let mut j = job(
                 Arc::new(BackupsCollector::new(&backup.dir, backup.max_age).shared(
                     &db.name,
-                    super::backup_owner::sharing(config, &db.name, &backup.dir),
+                    crate::backups::names::sharing(config, &db.name, &backup.dir),
                 )),
                 c.backups_interval,
                 c.timeout,

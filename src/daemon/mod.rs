@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::archive;
-use crate::actions::backup::remove_stale_temporaries;
+use crate::backups::temporaries::remove_stale_temporaries;
 use crate::collector::runner::{jobs_for, Collection};
 use crate::config::Config;
 use crate::metrics::{unix_seconds, MetricSet, Snapshot, SourceKey};

@@ -28,7 +28,7 @@ pub struct DemoOptions {
 pub fn prepare(dir: &Path, options: &DemoOptions) -> anyhow::Result<PathBuf> {
     // The backup folder holds copies of the agents' memory: private, as
     // every folder caretaker creates.
-    crate::actions::private::create_dir_all(&dir.join("backups"))
+    crate::store::private::create_dir_all(&dir.join("backups"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let db = dir.join("memory.db");
     if !db.exists() {

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::actions::{private, registry, ActionContext, ActionError};
+use crate::actions::{registry, ActionContext, ActionError};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
 use crate::responder::metrics::{labels, ResponderMetrics};
 use crate::responder::safety::{self, Attempt, Limits};
 use crate::responder::state::{AuditEvent, Claim, JobRecord, StateStore};
+use crate::store::private;
 
 /// How long a job waits for another process's lock on its database.
 const LOCK_WAIT: Duration = Duration::from_secs(5);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::ErrorCode;
 
-use crate::actions::private;
+use crate::store::private;
 
 /// How long opening waits for other processes, as every statement does.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use caretaker::actions::backup::{remove_stale_temporaries, Backup};
-use caretaker::actions::verify_backups::{check_database_file, decompress};
+use caretaker::actions::backup::Backup;
 use caretaker::actions::{Action, ActionContext, ActionError, Outcome};
-use caretaker::collector::backups::{backup_file_name, BackupsCollector};
+use caretaker::backups::names::backup_file_name;
+use caretaker::backups::temporaries::remove_stale_temporaries;
+use caretaker::backups::verify::{check_database_file, decompress};
+use caretaker::collector::backups::BackupsCollector;
 use caretaker::collector::Collector;
 use caretaker::config::{
     BackupConfig, Compression, DatabaseConfig, IntegrityMode, PruneConfig, VacuumConfig,

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use caretaker::actions::verify_backups::verify_backup;
-use caretaker::collector::backups::{database_backups, is_backup_name};
+use caretaker::backups::listing::database_backups;
+use caretaker::backups::names::is_backup_name;
+use caretaker::backups::verify::verify_backup;
 use caretaker::config::IntegrityMode;
 use serde_json::{json, Value};
 
@@ -291,7 +292,7 @@ async fn databases_sharing_a_folder_count_only_their_own_backups() {
     std::fs::create_dir(&backups).expect("mkdir");
     let name = "agents-1.db.zst";
     std::fs::write(backups.join(name), b"agents' backup").expect("backup");
-    let sum = caretaker::collector::backups::sha256_file(&backups.join(name)).expect("hash");
+    let sum = caretaker::backups::sidecar::sha256_file(&backups.join(name)).expect("hash");
     std::fs::write(
         backups.join(format!("{name}.sha256")),
         format!("{sum}  {name}\n"),

@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use caretaker::actions::archive;
 use caretaker::actions::archive::{list_archives, read_archive, ArchiveValue};
-use caretaker::actions::verify_backups::verify_backup;
-use caretaker::actions::{archive, backup};
-use caretaker::collector::backups::{database_backups, list_folder, ChecksumCache};
+use caretaker::backups::listing::{database_backups, list_folder, ChecksumCache};
+use caretaker::backups::temporaries;
+use caretaker::backups::verify::verify_backup;
 use caretaker::config::{Config, IntegrityMode};
 use caretaker::demo::generate::{generate, GenerateOptions};
 use caretaker::responder::state::{JobFilter, StateStore};
@@ -268,7 +269,7 @@ fn trial(base: &Path, action: &str, delay: Option<Duration>, figures: &mut Figur
     }
 
     // 4. Startup cleanup removes the temporaries.
-    let removed = backup::remove_stale_temporaries(bdir).unwrap_or(0)
+    let removed = temporaries::remove_stale_temporaries(bdir).unwrap_or(0)
         + archive::remove_stale_temporaries(&dbc.archive_dir)
             .map(|v| v.len())
             .unwrap_or(0);

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::SystemTime;
 
 use caretaker::actions::backup::Backup;
+use caretaker::backups::restore::{restore_with, RestoreChoice, RestoreError, RestoreSeams};
 use caretaker::config::Compression;
-use caretaker::restore::{restore_with, RestoreChoice, RestoreError, RestoreSeams};
 use rusqlite::Connection;
 
 use crate::backup_actions::{add_patterns, assert_same, database, rows, run, wal_db};

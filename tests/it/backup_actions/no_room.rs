@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use caretaker::actions::backup::Backup;
 use caretaker::actions::ActionError;
-use caretaker::collector::backups::backup_file_name;
+use caretaker::backups::names::backup_file_name;
 use caretaker::config::Compression;
 use rusqlite::Connection;
 

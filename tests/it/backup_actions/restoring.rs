@@ -6,9 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use caretaker::actions::backup::Backup;
-use caretaker::collector::backups::backup_file_name;
+use caretaker::backups::names::backup_file_name;
+use caretaker::backups::restore::{list_backups, restore, RestoreChoice, RestoreError};
 use caretaker::config::Compression;
-use caretaker::restore::{list_backups, restore, RestoreChoice, RestoreError};
 use rusqlite::Connection;
 
 use super::{add_patterns, assert_same, backup_dir, database, flip_byte, rows, run, wal_db, DAY};

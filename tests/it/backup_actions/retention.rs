@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use caretaker::actions::retention::BackupRetention;
-use caretaker::collector::backups::{backup_file_name, parse_backup_file_name};
+use caretaker::backups::names::{backup_file_name, parse_backup_file_name};
 use caretaker::config::Compression;
 use sha2::{Digest, Sha256};
 

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use caretaker::actions::backup::Backup;
 use caretaker::actions::verify_backups::VerifyBackups;
 use caretaker::actions::ActionError;
-use caretaker::collector::backups::backup_file_name;
+use caretaker::backups::names::backup_file_name;
 use caretaker::config::Compression;
 use sha2::{Digest, Sha256};
 

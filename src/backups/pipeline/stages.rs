@@ -16,10 +16,10 @@ use std::time::Instant;
 use super::compress::Compressor;
 use super::copy::{Pinned, PIECE_BYTES};
 use super::{io_failure, Phases};
-use crate::actions::private;
-use crate::actions::verify_backups::check_database_file;
-use crate::actions::ActionError;
+use crate::backups::verify::check_database_file;
+use crate::backups::BackupError;
 use crate::config::BackupConfig;
+use crate::store::private;
 
 /// The temporary files of one backup.
 pub(super) struct Files<'a> {
@@ -36,12 +36,12 @@ pub(super) struct Files<'a> {
 pub(super) enum Failure {
     /// The copy was made but does not pass its check.
     Check(String),
-    Action(ActionError),
+    Other(BackupError),
 }
 
-impl From<ActionError> for Failure {
-    fn from(e: ActionError) -> Failure {
-        Failure::Action(e)
+impl From<BackupError> for Failure {
+    fn from(e: BackupError) -> Failure {
+        Failure::Other(e)
     }
 }
 
@@ -91,7 +91,7 @@ pub(super) fn copy_while_compressing(
         phases.check = seconds;
         result.map_err(Failure::Check)?;
     }
-    compressed.ok_or_else(|| ActionError::Failed("the compressor stopped early".into()).into())
+    compressed.ok_or_else(|| BackupError::Failed("the compressor stopped early".into()).into())
 }
 
 /// Checks the finished copy; returns the result and the seconds it took.
@@ -238,7 +238,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
-    use crate::actions::backup::copy::pin;
+    use crate::backups::pipeline::copy::pin;
     use crate::config::{Compression, IntegrityMode};
 
     fn config(dir: &Path) -> BackupConfig {

@@ -1,4 +1,12 @@
-//! Which files of a backup folder belong to which database.
+//! What backups are called, and which files of a folder belong to which
+//! database.
+//!
+//! caretaker names a backup `<database>-<YYYYMMDDTHHMMSS.mmmZ>.db.zst` (or
+//! `.db.gz`) after the UTC time it was taken; older versions wrote whole
+//! seconds (`<YYYYMMDDTHHMMSSZ>`), which are still recognised. Retention,
+//! verification and restore only ever consider these names, which are exact
+//! per database, so a folder shared by several databases or holding hand-made
+//! copies is safe.
 //!
 //! Several databases may keep their backups in one folder. Counted as one,
 //! each database's `caretaker_backup_files` included the others' backups,
@@ -7,14 +15,78 @@
 //! to the database its name starts with (`<name>-`, `<name>.` or `<name>_`,
 //! as caretaker and the runbooks name backups), the longest such name when
 //! one database's name starts with another's. A folder used by one database
-//! keeps counting every file in it, hand-made copies included. Retention,
-//! verification and restore only ever touch caretaker's own names (see
-//! `backups::parse_backup_file_name`), which are exact per database.
+//! keeps counting every file in it, hand-made copies included.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use crate::config::Config;
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
+
+use super::sidecar::CHECKSUM_SUFFIX;
+use crate::config::{Compression, Config};
+
+/// True for names that are never backups: sidecars, hidden and temporary files.
+pub fn is_backup_name(name: &str) -> bool {
+    !(name.starts_with('.')
+        || name.ends_with(CHECKSUM_SUFFIX)
+        || name.ends_with(".tmp")
+        || name.ends_with(".partial"))
+}
+
+/// The file name of `database`'s backup taken at `taken`.
+pub fn backup_file_name(database: &str, taken: SystemTime, compression: Compression) -> String {
+    let ext = match compression {
+        Compression::Zstd => "zst",
+        Compression::Gzip => "gz",
+    };
+    let stamp = DateTime::<Utc>::from(taken).format(STAMP_MILLIS);
+    format!("{database}-{stamp}.db.{ext}")
+}
+
+/// The UTC stamp in backup names: milliseconds, so that two backups taken
+/// in one second have names of their own.
+const STAMP_MILLIS: &str = "%Y%m%dT%H%M%S%.3fZ";
+
+/// The stamp of names written by older versions: whole seconds.
+const STAMP: &str = "%Y%m%dT%H%M%SZ";
+
+/// The time in a name [`backup_file_name`] wrote for `database`; `None` for
+/// any other file (including dates that do not exist).
+pub fn parse_backup_file_name(database: &str, name: &str) -> Option<SystemTime> {
+    let rest = name.strip_prefix(database)?.strip_prefix('-')?;
+    let stamp = rest
+        .strip_suffix(".db.zst")
+        .or_else(|| rest.strip_suffix(".db.gz"))?;
+    // Digits everywhere but at the `T`, the `.` and the `Z`.
+    let (format, separators): (&str, &[usize]) = match stamp.len() {
+        16 => (STAMP, &[8, 15]),
+        20 if stamp.as_bytes()[15] == b'.' => (STAMP_MILLIS, &[8, 15, 19]),
+        _ => return None,
+    };
+    let digits = stamp
+        .bytes()
+        .enumerate()
+        .all(|(i, c)| separators.contains(&i) || c.is_ascii_digit());
+    if !digits {
+        return None;
+    }
+    let t = NaiveDateTime::parse_from_str(stamp, format).ok()?.and_utc();
+    Some(t.into())
+}
+
+/// UTC calendar fields of `t`: (year, month, day, hour, minute, second).
+pub fn utc_fields(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
+    let t = DateTime::<Utc>::from(t);
+    (
+        i64::from(t.year()),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    )
+}
 
 /// Backup folders used by more than one database, with their names (sorted).
 pub fn shared_folders(config: &Config) -> BTreeMap<PathBuf, Vec<String>> {

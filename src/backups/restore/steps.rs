@@ -6,13 +6,12 @@ use std::fs::File;
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::place::{self, suffixed, Folder, Identity};
+use super::place::{suffixed, Folder, Identity};
 use super::{far_future, io, RestoreError};
-use crate::actions::retention::sidecar_of;
-use crate::actions::verify_backups::check_database_file;
-use crate::collector::backups::checksum_matches;
-use crate::collector::integrity::problems;
+use crate::backups::sidecar::{checksum_matches, sidecar_of};
+use crate::backups::verify::{check_database_file, decompress_into};
 use crate::config::IntegrityMode;
+use crate::store::integrity::problems;
 
 /// The temporary file, removed by name when dropped unless kept.
 pub(super) struct Temporary<'a> {
@@ -46,7 +45,7 @@ pub(super) fn prepare(
     }
     let path = folder.join(temp);
     let mut file = folder.create_new(temp).map_err(io("creating", &path))?;
-    if let Err(e) = place::decompress_into(backup, &mut file) {
+    if let Err(e) = decompress_into(backup, &mut file, far_future()) {
         return Ok(Err(format!("cannot decompress: {e}")));
     }
     let ours = Identity::of(&file.metadata().map_err(io("reading", &path))?);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::{plan, BackupEntry};
-use crate::collector::backups::{backup_file_name, parse_backup_file_name, utc_fields};
+use crate::backups::names::{backup_file_name, parse_backup_file_name, utc_fields};
 use crate::config::Compression;
 
 const DAY: Duration = Duration::from_secs(86_400);

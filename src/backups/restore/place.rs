@@ -12,7 +12,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -159,28 +159,6 @@ pub(super) fn copy_ownership(file: &File, like: &Metadata) -> io::Result<()> {
         }
         other => Ok(other?),
     }
-}
-
-/// Decompresses the backup at `src` (zstd or gzip, told apart by their magic
-/// bytes) into `out`, fsynced. Returns the bytes written.
-pub(super) fn decompress_into(src: &Path, out: &mut File) -> io::Result<u64> {
-    let mut input = File::open(src)?;
-    let mut magic = [0u8; 4];
-    let n = input.read(&mut magic)?;
-    let file = File::open(src)?;
-    let mut reader: Box<dyn Read> = match &magic[..n] {
-        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::new(file)?),
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(file))),
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "neither zstd nor gzip",
-            ))
-        }
-    };
-    let total = io::copy(&mut reader, out)?;
-    out.sync_all()?;
-    Ok(total)
 }
 
 /// `name` followed by `suffix` (`memory.db` and `-wal`).

@@ -20,15 +20,3 @@ pub fn open_maintenance(path: &Path, deadline: Instant) -> rusqlite::Result<Conn
     conn.progress_handler(10_000, Some(move || Instant::now() >= deadline))?;
     Ok(conn)
 }
-
-/// Maps SQLite's busy and interrupt errors to the action errors callers act on.
-pub fn classify(e: rusqlite::Error) -> super::ActionError {
-    use rusqlite::ErrorCode;
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
-            super::ActionError::Busy(e.to_string())
-        }
-        Some(ErrorCode::OperationInterrupted) => super::ActionError::Deadline(e.to_string()),
-        _ => super::ActionError::Sqlite(e),
-    }
-}

@@ -25,8 +25,8 @@ use rusqlite::backup::StepResult;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{available_bytes, io_failure, no_room};
-use crate::actions::ActionError;
-use crate::collector::sqlite::{map_for_full_pass, open_monitor};
+use crate::backups::BackupError;
+use crate::store::sqlite::{map_for_full_pass, open_monitor};
 
 /// Pages per backup API step: 16,384 pages of 4 KiB is 64 MiB, well under a
 /// second, so the deadline is checked often.
@@ -46,7 +46,7 @@ pub(super) struct Pinned {
 
 /// Opens `source` read-only and pins its current snapshot; refuses when
 /// `dir` cannot hold the copy.
-pub(super) fn pin(source: &Path, dir: &Path, deadline: Instant) -> Result<Pinned, ActionError> {
+pub(super) fn pin(source: &Path, dir: &Path, deadline: Instant) -> Result<Pinned, BackupError> {
     let conn = open_monitor(source, deadline)?;
     map_for_full_pass(&conn)?;
     // The SELECT starts the read transaction (BEGIN alone takes no snapshot).
@@ -62,7 +62,7 @@ pub(super) fn pin(source: &Path, dir: &Path, deadline: Instant) -> Result<Pinned
     let needed = u64::try_from(pages.saturating_mul(page_size)).unwrap_or(0);
     let avail = available_bytes(dir)?;
     if avail < needed {
-        return Err(ActionError::Refused(format!(
+        return Err(BackupError::Refused(format!(
             "no room in {}: the copy needs about {needed} bytes, {avail} are available",
             dir.display()
         )));
@@ -91,13 +91,13 @@ impl Pinned {
         dir: &Path,
         deadline: Instant,
         mut progress: impl FnMut(u64) -> std::io::Result<()>,
-    ) -> Result<(), ActionError> {
+    ) -> Result<(), BackupError> {
         let page_size = usize::try_from(self.page_size).unwrap_or(0);
         let failed = |e: std::io::Error| io_failure(e, dir, "copying");
         let mut piece = Vec::with_capacity(PIECE_BYTES);
         let mut copied = 0i64;
         let mut written = 0u64;
-        let mut flush = |piece: &mut Vec<u8>| -> Result<(), ActionError> {
+        let mut flush = |piece: &mut Vec<u8>| -> Result<(), BackupError> {
             out.write_all(piece).map_err(failed)?;
             written += piece.len() as u64;
             piece.clear();
@@ -108,10 +108,10 @@ impl Pinned {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let page = row.get_ref(0)?.as_blob().map_err(|e| {
-                    ActionError::Failed(format!("page {} is not a blob: {e}", copied + 1))
+                    BackupError::Failed(format!("page {} is not a blob: {e}", copied + 1))
                 })?;
                 if page.len() != page_size {
-                    return Err(ActionError::Failed(format!(
+                    return Err(BackupError::Failed(format!(
                         "page {} has {} bytes, expected {page_size}",
                         copied + 1,
                         page.len()
@@ -135,7 +135,7 @@ impl Pinned {
             flush(&mut piece)?;
         }
         if copied != self.pages {
-            return Err(ActionError::Failed(format!(
+            return Err(BackupError::Failed(format!(
                 "copied {copied} pages of a {}-page snapshot",
                 self.pages
             )));
@@ -150,9 +150,9 @@ impl Pinned {
         raw: &Path,
         dir: &Path,
         deadline: Instant,
-    ) -> Result<(), ActionError> {
+    ) -> Result<(), BackupError> {
         // Created here, so it is private (SQLite would follow the umask).
-        drop(crate::actions::private::create_new(raw)?);
+        drop(crate::store::private::create_new(raw)?);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut dst = Connection::open_with_flags(raw, flags)?;
         // A private file that is deleted on any failure needs no journal and
@@ -161,7 +161,7 @@ impl Pinned {
         dst.pragma_update(None, "synchronous", "OFF")?;
         let sqlite_err = |e: rusqlite::Error| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => no_room(dir, "copying"),
-            _ => ActionError::Sqlite(e),
+            _ => BackupError::Sqlite(e),
         };
         {
             let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst).map_err(sqlite_err)?;
@@ -192,8 +192,8 @@ impl Pinned {
     }
 }
 
-fn late() -> ActionError {
-    ActionError::Deadline("the copy did not finish in time".into())
+fn late() -> BackupError {
+    BackupError::Deadline("the copy did not finish in time".into())
 }
 
 /// The copied header still says "WAL" (bytes 18 and 19 of page 1 are 2);

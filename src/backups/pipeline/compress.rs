@@ -2,7 +2,7 @@
 //! that hashes and writes back what it is given.
 //!
 //! It takes the copy in pieces, in order, so it can follow the copy through
-//! the file while the copy is being written (see `pipeline`).
+//! the file while the copy is being written (see `stages`).
 
 use std::io::Write;
 use std::path::Path;
@@ -24,7 +24,7 @@ impl Compressor {
         cfg: &BackupConfig,
         deadline: Instant,
     ) -> std::io::Result<Compressor> {
-        let file = crate::actions::private::create_new(packed)?;
+        let file = crate::store::private::create_new(packed)?;
         let sink = Sink::new(file);
         let encoder = match cfg.compression {
             Compression::Zstd => {

@@ -36,7 +36,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::collector::backups::{database_backups, DatabaseBackup};
+use super::{BackupSet, DatabaseBackup};
 use crate::config::DatabaseConfig;
 pub use holders::{holders_of, Holder};
 use place::{Folder, Identity};
@@ -126,11 +126,8 @@ fn far_future() -> Instant {
 
 /// The database's backups, newest first, with whether each checksum matches.
 pub fn list_backups(db: &DatabaseConfig) -> Result<Vec<DatabaseBackup>, RestoreError> {
-    let cfg = db
-        .backup
-        .as_ref()
-        .ok_or_else(|| RestoreError::NotConfigured(db.name.clone()))?;
-    database_backups(&cfg.dir, &db.name, far_future()).map_err(io("listing", &cfg.dir))
+    let set = BackupSet::of(db).ok_or_else(|| RestoreError::NotConfigured(db.name.clone()))?;
+    set.list(far_future()).map_err(io("listing", set.dir()))
 }
 
 /// Test seams of [`restore_with`]: plain fields, empty in production.

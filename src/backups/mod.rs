@@ -1,0 +1,199 @@
+//! Backups: the one place that knows what a backup is.
+//!
+//! A backup of a database is a compressed copy in the database's backup
+//! folder, named after the time it was taken, with a `.sha256` sidecar that
+//! must match before it counts. Naming, listing, checksums, verification,
+//! retention, the pipeline that writes a backup and the restore that puts one
+//! back all have to agree on that, so they live together here, behind
+//! [`BackupSet`]: one database's backups in one folder. The exporter's
+//! collector counts a set, the actions (`backup`, `verify_backups`,
+//! `backup_retention`) and the command line (`caretaker restore`,
+//! `caretaker backups`) call it.
+//!
+//! - [`names`]: backup file names, and which files of a shared folder
+//!   belong to which database;
+//! - [`sidecar`]: the `.sha256` sidecars;
+//! - [`listing`]: what a folder holds and whether each file verifies;
+//! - [`verify`]: decompress and check (the runbooks' restore test);
+//! - [`retention`]: which backups to keep, as a pure function;
+//! - [`pipeline`]: writing a new backup (copy, check, compress, publish);
+//! - [`temporaries`]: the hidden files of a run, and their crash cleanup;
+//! - [`restore`]: putting a backup back in place of its database.
+
+pub mod listing;
+pub mod names;
+pub mod pipeline;
+pub mod restore;
+pub mod retention;
+pub mod sidecar;
+pub mod temporaries;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use crate::config::{BackupConfig, Compression, DatabaseConfig, IntegrityMode};
+pub use listing::DatabaseBackup;
+pub use pipeline::{Phases, Written};
+use retention::{plan, BackupEntry};
+use sidecar::sidecar_of;
+
+/// One database's backups in its backup folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackupSet {
+    dir: PathBuf,
+    database: String,
+}
+
+/// Why writing or pruning backups stopped. Each variant is the action error
+/// of the same name (see `actions`), with the same message.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// A check before starting refused (no room, the name is taken).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The deadline passed; every file of the run was removed.
+    #[error("deadline exceeded: {0}")]
+    Deadline(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What one pass of retention removed (or would remove, in a dry run).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pruned {
+    pub files: Vec<PathBuf>,
+    /// Backups and sidecars together.
+    pub bytes: u64,
+}
+
+impl BackupSet {
+    /// `database`'s backups in `dir`.
+    pub fn new(dir: &Path, database: &str) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            database: database.to_string(),
+        }
+    }
+
+    /// The set of a configured database; `None` without a backup folder.
+    pub fn of(db: &DatabaseConfig) -> Option<Self> {
+        db.backup.as_ref().map(|b| Self::new(&b.dir, &db.name))
+    }
+
+    /// The backup folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database whose backups these are.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// The backups, newest first, with whether each checksum matches; none
+    /// when the folder is missing.
+    pub fn list(&self, deadline: Instant) -> std::io::Result<Vec<DatabaseBackup>> {
+        listing::database_backups(&self.dir, &self.database, deadline)
+    }
+
+    /// The name of a backup taken at `now` that no file in the folder has
+    /// yet: the time in it is moved on a millisecond at a time while taken.
+    pub fn free_name(&self, now: SystemTime, compression: Compression) -> String {
+        pipeline::free_name(&self.dir, &self.database, now, compression)
+    }
+
+    /// Whether `backup` (a file of this set) matches its sidecar.
+    pub fn checksum_matches(&self, backup: &Path) -> std::io::Result<bool> {
+        sidecar::checksum_matches(backup, &sidecar_of(backup))
+    }
+
+    /// Checks one backup end to end (see [`verify::verify_backup`]).
+    pub fn verify(
+        &self,
+        backup: &Path,
+        mode: IntegrityMode,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        verify::verify_backup(backup, mode, deadline)
+    }
+
+    /// Copies, checks, compresses and publishes a backup of `db` named
+    /// `name` (see [`pipeline::write_backup`]); the folder must exist.
+    pub fn write(
+        &self,
+        db: &DatabaseConfig,
+        cfg: &BackupConfig,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Written, BackupError> {
+        pipeline::write_backup(db, cfg, name, deadline)
+    }
+
+    /// The backups [`retention::plan`] would delete at `now`.
+    pub fn plan_retention(
+        &self,
+        cfg: &BackupConfig,
+        now: SystemTime,
+        deadline: Instant,
+    ) -> std::io::Result<Vec<PathBuf>> {
+        let entries: Vec<BackupEntry> = self
+            .list(deadline)?
+            .into_iter()
+            .map(|b| BackupEntry {
+                path: b.path,
+                taken: b.taken,
+                verified: b.verified,
+            })
+            .collect();
+        Ok(plan(&entries, now, cfg.retention, cfg.monthly_retention))
+    }
+
+    /// Applies [`plan_retention`](Self::plan_retention) and (unless
+    /// `dry_run`) deletes: the sidecar first, so a crash in between leaves an
+    /// unverified file that the next pass removes, never a sidecar without
+    /// its backup.
+    pub fn apply_retention(
+        &self,
+        cfg: &BackupConfig,
+        now: SystemTime,
+        deadline: Instant,
+        dry_run: bool,
+    ) -> Result<Pruned, BackupError> {
+        let doomed = self.plan_retention(cfg, now, deadline)?;
+        let mut pruned = Pruned::default();
+        for path in doomed {
+            let sidecar = sidecar_of(&path);
+            let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+            let bytes = size(&path) + size(&sidecar);
+            if !dry_run {
+                remove_if_present(&sidecar)?;
+                remove_if_present(&path)?;
+            }
+            tracing::info!(file = %path.display(), dry_run, "backup past retention");
+            pruned.bytes += bytes;
+            pruned.files.push(path);
+        }
+        if !dry_run && !pruned.files.is_empty() {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(pruned)
+    }
+
+    /// Deletes the hidden temporaries a crash left in the folder (see
+    /// [`temporaries::remove_stale_temporaries`]).
+    pub fn remove_stale_temporaries(&self) -> std::io::Result<usize> {
+        temporaries::remove_stale_temporaries(&self.dir)
+    }
+}
+
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
