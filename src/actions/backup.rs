@@ -48,10 +48,6 @@ use crate::config::{BackupConfig, DatabaseConfig};
 pub struct Backup;
 
 impl Action for Backup {
-    fn name(&self) -> &'static str {
-        "backup"
-    }
-
     /// Only reads the application database.
     fn mutates(&self) -> bool {
         false

@@ -91,10 +91,6 @@ pub struct Pruned {
 }
 
 impl Action for BackupRetention {
-    fn name(&self) -> &'static str {
-        "backup_retention"
-    }
-
     fn mutates(&self) -> bool {
         false
     }

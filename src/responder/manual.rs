@@ -10,10 +10,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use prometheus_client::registry::Registry;
 
-use crate::config::{known_action, Config, ACTIONS};
+use crate::actions::kind::ActionKind;
+use crate::config::{known_action, Config};
 use crate::metrics::unix_seconds;
 use crate::responder::executor::Executor;
 use crate::responder::intake::MANUAL_COOLDOWN;
+use crate::responder::job::{JobSource, JobStatus, SkipReason};
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::state::{JobFilter, NewJob, Recorded, StateStore};
 
@@ -40,7 +42,7 @@ pub struct Overrides {
 
 /// The refusal of an override the action has no use for, if any.
 pub fn override_refusal(action: &str, ignore_window: bool) -> Option<String> {
-    (ignore_window && action != "vacuum")
+    (ignore_window && action.parse::<ActionKind>() != Ok(ActionKind::Vacuum))
         .then(|| format!("ignore_window applies to vacuum only, not {action:?}"))
 }
 
@@ -55,7 +57,7 @@ pub async fn run(
     if !known_action(action, &config.commands) {
         bail!(
             "unknown action {action:?}; known: {}, or command:<name>",
-            ACTIONS[..11].join(", ")
+            ActionKind::known_list()
         );
     }
     if let Some(refusal) = override_refusal(action, overrides.ignore_window) {
@@ -71,7 +73,7 @@ pub async fn run(
     let now = unix_seconds(SystemTime::now());
     let job = NewJob {
         key: format!("cli/{action}/{database}/{now:.6}/{}", std::process::id()),
-        source: "cli",
+        source: JobSource::Cli,
         action: action.to_string(),
         database,
         dry_run: overrides.dry_run,
@@ -107,9 +109,9 @@ pub async fn run(
         bail!("job {id} could not be run (see the log)");
     };
     println!("{}", serde_json::to_string_pretty(&done)?);
-    Ok(match done.status.as_str() {
-        "succeeded" => ExitCode::SUCCESS,
-        "skipped" => ExitCode::from(2),
+    Ok(match done.status {
+        JobStatus::Succeeded => ExitCode::SUCCESS,
+        JobStatus::Skipped => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     })
 }
@@ -154,7 +156,7 @@ pub fn history(
             j.action,
             j.database,
             j.status,
-            j.reason.unwrap_or_default(),
+            j.reason.map(SkipReason::as_str).unwrap_or_default(),
             detail
         );
     }

@@ -15,9 +15,11 @@ use serde_json::json;
 
 use super::auth::Credential;
 use super::AppState;
-use crate::config::{known_action, ACTIONS};
+use crate::actions::kind::ActionKind;
+use crate::config::known_action;
 use crate::metrics::unix_seconds;
 use crate::responder::intake::MANUAL_COOLDOWN;
+use crate::responder::job::JobSource;
 use crate::responder::manual::override_refusal;
 use crate::responder::safety;
 use crate::responder::state::{JobFilter, NewJob, Recorded};
@@ -94,7 +96,7 @@ pub async fn run(
     if !known_action(&action, &config.commands) {
         return (
             StatusCode::NOT_FOUND,
-            format!("unknown action; known: {}\n", ACTIONS[..11].join(", ")),
+            format!("unknown action; known: {}\n", ActionKind::known_list()),
         )
             .into_response();
     }
@@ -129,7 +131,7 @@ pub async fn run(
     let now = unix_seconds(std::time::SystemTime::now());
     let job = NewJob {
         key: format!("api/{action}/{database}/{now:.6}/{}", rand::random::<u32>()),
-        source: "api",
+        source: JobSource::Api,
         credential: Some(credential.as_str()),
         action,
         database,
@@ -180,7 +182,7 @@ pub async fn run(
     loop {
         let store = responder.executor.state.clone();
         if let Ok(Ok(Some(job))) = tokio::task::spawn_blocking(move || store.job(id)).await {
-            if !matches!(job.status.as_str(), "queued" | "running") {
+            if job.status.is_final() {
                 return Json(json!({ "job": job })).into_response();
             }
         }

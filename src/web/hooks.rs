@@ -56,7 +56,7 @@ pub async fn alertmanager(State(state): State<Arc<AppState>>, body: Bytes) -> Re
     let responder = state.runtime.responder();
     let Some(mut room) = responder.queue.reserve(intake::jobs_needed(&planned)) else {
         let metrics = &responder.executor.metrics;
-        metrics.skipped("", "", "queue_full");
+        metrics.skipped("", "", crate::responder::job::SkipReason::QueueFull);
         tracing::warn!(
             alerts = notification.alerts.len(),
             "job queue full; asking Alertmanager to retry"
