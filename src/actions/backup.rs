@@ -11,10 +11,6 @@ use crate::store::private;
 pub struct Backup;
 
 impl Action for Backup {
-    fn name(&self) -> &'static str {
-        "backup"
-    }
-
     /// Only reads the application database.
     fn mutates(&self) -> bool {
         false

@@ -89,10 +89,6 @@ impl Folder {
 }
 
 impl Action for CleanupFiles {
-    fn name(&self) -> &'static str {
-        "cleanup_files"
-    }
-
     fn mutates(&self) -> bool {
         false
     }

@@ -66,10 +66,6 @@ impl RunCommand {
 }
 
 impl Action for RunCommand {
-    fn name(&self) -> &'static str {
-        "command"
-    }
-
     fn mutates(&self) -> bool {
         true
     }

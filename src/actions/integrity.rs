@@ -2,16 +2,12 @@
 //! its schedule, so an alert about a stale check can be answered at once. A
 //! damaged database is a verdict (`integrity_ok` 0), not a failed run.
 
-use super::{Action, ActionContext, ActionError, Outcome};
+use super::{Action, ActionContext, ActionError, Outcome, Report};
 use crate::store::integrity::check;
 
 pub struct IntegrityCheck;
 
 impl Action for IntegrityCheck {
-    fn name(&self) -> &'static str {
-        "integrity_check"
-    }
-
     fn mutates(&self) -> bool {
         false
     }
@@ -29,7 +25,7 @@ impl Action for IntegrityCheck {
             outcome = outcome.figure("foreign_key_violations", violations as f64);
         }
         // The check ran: its verdict is a figure (and an exporter metric), not an action failure.
-        Ok(outcome)
+        Ok(outcome.report(Report::Integrity(report)))
     }
 }
 

@@ -46,6 +46,16 @@ pub struct Outcome {
     pub summary: String,
     /// Named figures: `bytes_freed`, `rows_archived`, `files_removed`, ...
     pub figures: BTreeMap<String, f64>,
+    /// The typed result of a check, for `/metrics` in this process. Not
+    /// stored: other processes read the figures of the stored outcome.
+    #[serde(skip)]
+    pub report: Option<Report>,
+}
+
+/// A check's result as the check computed it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    Integrity(crate::collector::integrity::IntegrityReport),
 }
 
 impl Outcome {
@@ -53,7 +63,14 @@ impl Outcome {
         Self {
             summary: summary.into(),
             figures: BTreeMap::new(),
+            report: None,
         }
+    }
+
+    /// Attaches the typed result (builder style).
+    pub fn report(mut self, report: Report) -> Self {
+        self.report = Some(report);
+        self
     }
 
     /// Adds a figure (builder style).
@@ -112,11 +129,8 @@ impl From<crate::backups::BackupError> for ActionError {
     }
 }
 
-/// One kind of maintenance.
+/// One kind of maintenance; its name is its [`kind::ActionKind`].
 pub trait Action: Send + Sync {
-    /// The action's name in configuration, metrics and the audit (`backup`, `vacuum`, ...).
-    fn name(&self) -> &'static str;
-
     /// True when it writes to the application database, so it needs the
     /// database's exclusive maintenance lock.
     fn mutates(&self) -> bool;
@@ -137,6 +151,7 @@ pub mod backup;
 pub mod cleanup;
 pub mod command;
 pub mod integrity;
+pub mod kind;
 pub mod pragma;
 pub mod prune;
 pub mod purge;

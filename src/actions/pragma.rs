@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use super::classify;
+use super::kind::ActionKind;
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::store::maintenance::open_maintenance;
 
@@ -16,6 +17,18 @@ pub enum Statement {
     Analyze,
     Optimize,
     WalCheckpoint,
+}
+
+impl Statement {
+    /// The action's name.
+    fn name(self) -> &'static str {
+        let kind = match self {
+            Statement::Analyze => ActionKind::Analyze,
+            Statement::Optimize => ActionKind::Optimize,
+            Statement::WalCheckpoint => ActionKind::WalCheckpoint,
+        };
+        kind.builtin_name().unwrap_or_default()
+    }
 }
 
 pub struct PragmaAction(pub Statement);
@@ -29,14 +42,6 @@ fn wal_size(ctx: &ActionContext<'_>) -> f64 {
 }
 
 impl Action for PragmaAction {
-    fn name(&self) -> &'static str {
-        match self.0 {
-            Statement::Analyze => "analyze",
-            Statement::Optimize => "optimize",
-            Statement::WalCheckpoint => "wal_checkpoint",
-        }
-    }
-
     fn mutates(&self) -> bool {
         true
     }
@@ -45,7 +50,10 @@ impl Action for PragmaAction {
         let started = Instant::now();
         let conn = open_maintenance(&ctx.database.path, ctx.deadline).map_err(classify)?;
         if ctx.dry_run {
-            return Ok(Outcome::new(format!("dry run: would run {}", self.name())));
+            return Ok(Outcome::new(format!(
+                "dry run: would run {}",
+                self.0.name()
+            )));
         }
         let outcome = match self.0 {
             Statement::Analyze => {

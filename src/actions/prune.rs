@@ -84,10 +84,6 @@ impl Counts {
 }
 
 impl Action for PrunePatterns {
-    fn name(&self) -> &'static str {
-        "prune_patterns"
-    }
-
     fn mutates(&self) -> bool {
         true
     }

@@ -20,10 +20,6 @@ pub const EXPIRED: &str = "expires_at IS NOT NULL AND datetime(expires_at) < :no
 pub struct PurgeExpired;
 
 impl Action for PurgeExpired {
-    fn name(&self) -> &'static str {
-        "purge_expired"
-    }
-
     fn mutates(&self) -> bool {
         true
     }

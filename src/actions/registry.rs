@@ -1,4 +1,4 @@
-//! Action names to implementations: the one place that knows every action.
+//! Action kinds to implementations: the one place that builds every action.
 
 use std::collections::BTreeMap;
 
@@ -6,6 +6,7 @@ use super::backup::Backup;
 use super::cleanup::CleanupFiles;
 use super::command::RunCommand;
 use super::integrity::IntegrityCheck;
+use super::kind::ActionKind;
 use super::pragma::{PragmaAction, Statement};
 use super::prune::PrunePatterns;
 use super::purge::PurgeExpired;
@@ -15,33 +16,32 @@ use super::verify_backups::VerifyBackups;
 use super::Action;
 use crate::config::Config;
 
-/// The action called `name`, with the alert labels a command may receive.
-/// `None` for names that are unknown (or not built into this version).
+/// The action of `kind`, with the alert labels a command may receive.
+/// `None` for a command that is not configured.
 pub fn build(
-    name: &str,
+    kind: &ActionKind,
     config: &Config,
     labels: &BTreeMap<String, String>,
 ) -> Option<Box<dyn Action>> {
-    if let Some(command) = name.strip_prefix("command:") {
-        let spec = config.commands.iter().find(|c| c.name == command)?;
-        return Some(Box::new(RunCommand {
-            spec: spec.clone(),
-            labels: labels.clone(),
-        }));
-    }
-    let action: Box<dyn Action> = match name {
-        "backup" => Box::new(Backup),
-        "verify_backups" => Box::new(VerifyBackups),
-        "backup_retention" => Box::new(BackupRetention),
-        "purge_expired" => Box::new(PurgeExpired),
-        "prune_patterns" => Box::new(PrunePatterns),
-        "vacuum" => Box::new(Vacuum),
-        "analyze" => Box::new(PragmaAction(Statement::Analyze)),
-        "optimize" => Box::new(PragmaAction(Statement::Optimize)),
-        "wal_checkpoint" => Box::new(PragmaAction(Statement::WalCheckpoint)),
-        "integrity_check" => Box::new(IntegrityCheck),
-        "cleanup_files" => Box::new(CleanupFiles),
-        _ => return None,
+    let action: Box<dyn Action> = match kind {
+        ActionKind::Backup => Box::new(Backup),
+        ActionKind::VerifyBackups => Box::new(VerifyBackups),
+        ActionKind::BackupRetention => Box::new(BackupRetention),
+        ActionKind::PurgeExpired => Box::new(PurgeExpired),
+        ActionKind::PrunePatterns => Box::new(PrunePatterns),
+        ActionKind::Vacuum => Box::new(Vacuum),
+        ActionKind::Analyze => Box::new(PragmaAction(Statement::Analyze)),
+        ActionKind::Optimize => Box::new(PragmaAction(Statement::Optimize)),
+        ActionKind::WalCheckpoint => Box::new(PragmaAction(Statement::WalCheckpoint)),
+        ActionKind::IntegrityCheck => Box::new(IntegrityCheck),
+        ActionKind::CleanupFiles => Box::new(CleanupFiles),
+        ActionKind::Command(command) => {
+            let spec = config.commands.iter().find(|c| &c.name == command)?;
+            Box::new(RunCommand {
+                spec: spec.clone(),
+                labels: labels.clone(),
+            })
+        }
     };
     Some(action)
 }

@@ -10,10 +10,6 @@ use crate::backups::BackupSet;
 pub struct BackupRetention;
 
 impl Action for BackupRetention {
-    fn name(&self) -> &'static str {
-        "backup_retention"
-    }
-
     fn mutates(&self) -> bool {
         false
     }

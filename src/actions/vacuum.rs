@@ -27,10 +27,6 @@ pub fn utc_minute(now: SystemTime) -> u32 {
 }
 
 impl Action for Vacuum {
-    fn name(&self) -> &'static str {
-        "vacuum"
-    }
-
     fn mutates(&self) -> bool {
         true
     }

@@ -15,10 +15,6 @@ use crate::config::IntegrityMode;
 pub struct VerifyBackups;
 
 impl Action for VerifyBackups {
-    fn name(&self) -> &'static str {
-        "verify_backups"
-    }
-
     fn mutates(&self) -> bool {
         false
     }

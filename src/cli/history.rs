@@ -40,7 +40,7 @@ pub(super) fn history(
             j.action,
             j.database,
             j.status,
-            j.reason.unwrap_or_default(),
+            j.reason.map(|r| r.as_str()).unwrap_or_default(),
             detail
         );
     }

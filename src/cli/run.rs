@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::responder::job::JobStatus;
 use crate::responder::manual::{self, ManualRun, Overrides};
 
 /// Exit 0 on success, 1 on failure, 2 when a safety check skipped the job,
@@ -29,9 +30,9 @@ pub(super) fn run(
     match outcome {
         ManualRun::Finished(done) => {
             println!("{}", serde_json::to_string_pretty(&done)?);
-            Ok(match done.status.as_str() {
-                "succeeded" => ExitCode::SUCCESS,
-                "skipped" => ExitCode::from(2),
+            Ok(match done.status {
+                JobStatus::Succeeded => ExitCode::SUCCESS,
+                JobStatus::Skipped => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             })
         }

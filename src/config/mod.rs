@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use file::{Compression, IntegrityMode};
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
 pub use responder::{
-    known_action, parse_cron, CommandConfig, ResponderConfig, Rule, ScheduleConfig, ACTIONS,
+    known_action, parse_cron, CommandConfig, ResponderConfig, Rule, ScheduleConfig,
 };
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.

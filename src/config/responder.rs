@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::duration::HumanDuration;
 use super::range::ranged;
+use crate::actions::kind::ActionKind;
 use crate::responder::matcher::Matcher;
 
 /// Where the state database goes unless `responder.state_file` says otherwise,
@@ -136,22 +137,6 @@ pub(super) struct FileCommand {
 
 /// A problem at a byte offset of the file.
 pub(super) type Problem = (Option<usize>, String);
-
-/// The action names the engine knows; `command:<name>` refers to a `[[command]]`.
-pub const ACTIONS: [&str; 12] = [
-    "backup",
-    "verify_backups",
-    "backup_retention",
-    "purge_expired",
-    "prune_patterns",
-    "vacuum",
-    "analyze",
-    "optimize",
-    "wal_checkpoint",
-    "integrity_check",
-    "cleanup_files",
-    "command",
-];
 
 pub(super) fn resolve_responder(
     raw: &FileResponder,
@@ -323,7 +308,7 @@ pub(super) fn resolve_rules(
                     Some(r.actions.span().start),
                     format!(
                         "unknown action {action:?} (known: {}, or command:<name> of a [[command]])",
-                        ACTIONS[..11].join(", ")
+                        ActionKind::known_list()
                     ),
                 ));
             }
@@ -399,9 +384,10 @@ pub fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
 
 /// Whether `action` names a built-in action or a configured `command:<name>`.
 pub fn known_action(action: &str, commands: &[CommandConfig]) -> bool {
-    match action.strip_prefix("command:") {
-        Some(name) => commands.iter().any(|c| c.name == name),
-        None => ACTIONS.contains(&action) && action != "command",
+    match action.parse::<ActionKind>() {
+        Ok(ActionKind::Command(name)) => commands.iter().any(|c| c.name == name),
+        Ok(_) => true,
+        Err(_) => false,
     }
 }
 

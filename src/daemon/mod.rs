@@ -185,16 +185,17 @@ impl Runtime {
     /// Runs one job, then lets the exporter show its effect at once.
     async fn run_job(&self, id: i64) {
         let config = self.config();
-        let Some(job) = self.responder.executor.execute(&config, id).await else {
+        let Some(finished) = self.responder.executor.run(&config, id).await else {
             return;
         };
-        if job.status != "succeeded" && job.status != "failed" {
+        let job = &finished.job;
+        if !job.status.ran() {
             return;
         }
         if let Some(url) = &config.responder.notify_url {
-            notifier::send(self.http.clone(), url.clone(), notifier::message(&job));
+            notifier::send(self.http.clone(), url.clone(), notifier::message(job));
         }
-        published::publish(&self.snapshot, &job);
+        published::publish_outcome(&self.snapshot, job, finished.outcome.as_ref());
         self.refresh_database(&job.database).await;
     }
 

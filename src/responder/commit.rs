@@ -307,7 +307,7 @@ mod tests {
                             };
                             let job = NewJob {
                                 key,
-                                source: "webhook",
+                                source: crate::responder::job::JobSource::Webhook,
                                 action: "analyze".into(),
                                 database: "memory".into(),
                                 ..Default::default()

@@ -9,6 +9,10 @@
 //! job is marked running in the same state-database transaction, so of ten
 //! simultaneous alerts only one passes a cooldown, whichever process holds
 //! them. Every outcome is written to the state database and counted.
+//!
+//! What each step decides lives in [`super::decide`] as plain functions;
+//! this file is the I/O around them: reading and writing the state
+//! database, the locks, the action's thread, the metrics.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -18,9 +22,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::actions::{registry, ActionContext, ActionError};
+use crate::actions::kind::ActionKind;
+use crate::actions::{registry, ActionContext, ActionError, Outcome};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
+use crate::responder::decide::{self, Admission, Conclusion};
+use crate::responder::job::{AuditKind, JobStatus, SkipReason};
 use crate::responder::metrics::{labels, ResponderMetrics};
 use crate::responder::safety::{self, Attempt, Limits};
 use crate::responder::state::{AuditEvent, Claim, JobRecord, StateStore};
@@ -120,54 +127,85 @@ impl Executor {
         }
     }
 
-    async fn skip(&self, job: &JobRecord, reason: &str, detail: String) {
-        tracing::info!(job = job.id, action = %job.action, database = %job.database, reason, detail = %detail, "job skipped");
+    async fn skip(&self, job: &JobRecord, reason: SkipReason, detail: String) {
+        tracing::info!(job = job.id, action = %job.action, database = %job.database, %reason, detail = %detail, "job skipped");
         self.metrics.skipped(&job.action, &job.database, reason);
-        let (id, reason_s) = (job.id, reason.to_string());
-        let event = audit(job, "skipped", Some(reason), Some(detail.clone()));
+        let id = job.id;
+        let event = audit(
+            job,
+            AuditKind::Skipped,
+            Some(reason.to_string()),
+            Some(detail.clone()),
+        );
         self.blocking(move |s| {
-            s.finish(id, "skipped", Some(&reason_s), None, Some(&detail), now())?;
+            s.finish(
+                id,
+                JobStatus::Skipped,
+                Some(reason),
+                None,
+                Some(&detail),
+                now(),
+            )?;
             s.audit(&event)
         })
         .await;
     }
 
+    fn set_breaker(&self, job: &JobRecord, open: bool) {
+        self.metrics
+            .breaker_open
+            .get_or_create(&labels(&[
+                ("action", &job.action),
+                ("database", &job.database),
+            ]))
+            .set(i64::from(open));
+    }
+
     /// Runs job `id` under `config` and returns its final record.
     pub async fn execute(&self, config: &Config, id: i64) -> Option<JobRecord> {
+        self.run(config, id).await.map(|f| f.job)
+    }
+
+    /// Runs job `id` under `config`: its final record, and the action's own
+    /// outcome when this call ran it.
+    pub async fn run(&self, config: &Config, id: i64) -> Option<Finished> {
         let job = self.blocking(move |s| s.job(id)).await.flatten()?;
-        if job.status != "queued" {
-            return Some(job);
-        }
-        let Some(db) = config.database(&job.database).cloned() else {
-            self.skip(
-                &job,
-                "unknown_database",
-                format!("database {:?} is not configured", job.database),
-            )
-            .await;
-            return self.blocking(move |s| s.job(id)).await.flatten();
-        };
+        let db = config.database(&job.database).cloned();
         let job_labels: BTreeMap<String, String> = job
             .labels
             .as_deref()
             .and_then(|l| serde_json::from_str(l).ok())
             .unwrap_or_default();
-        let Some(action) = registry::build(&job.action, config, &job_labels) else {
-            self.skip(
-                &job,
-                "unknown_action",
-                format!("action {:?} is not available", job.action),
-            )
-            .await;
-            return self.blocking(move |s| s.job(id)).await.flatten();
+        let action = job
+            .action
+            .parse::<ActionKind>()
+            .ok()
+            .and_then(|kind| registry::build(&kind, config, &job_labels));
+        let admission = decide::admit(
+            job.status,
+            &job.database,
+            db.is_some(),
+            &job.action,
+            action.is_some(),
+        );
+        let (mut db, action) = match (admission, db, action) {
+            (Admission::Proceed, Some(db), Some(action)) => (db, action),
+            (Admission::Skip(reason, detail), ..) => {
+                self.skip(&job, reason, detail).await;
+                return self.reread(id).await;
+            }
+            _ => return Some(Finished::read(job)),
         };
         let r = &config.responder;
-        let automatic = matches!(job.source.as_str(), "webhook" | "schedule");
-        let mut db = db;
-        if job.ignore_window && !automatic {
+        if job.ignore_window && !job.source.automatic() {
             // A person asked for this run outside the maintenance window.
             db.vacuum.window = None;
-            let event = audit(&job, "override", Some("ignore_window"), None);
+            let event = audit(
+                &job,
+                AuditKind::Override,
+                Some("ignore_window".into()),
+                None,
+            );
             self.blocking(move |s| s.audit(&event)).await;
         }
         let limits = Limits {
@@ -197,34 +235,21 @@ impl Executor {
 
         // The decision and the start are one transaction, taken under the
         // lock: a job that starts later sees this one running.
-        let (a, d) = (job.action.clone(), job.database.clone());
-        let hold = move |attempts: &[Attempt]| {
-            automatic
-                .then(|| safety::check(attempts, now(), &limits))
-                .flatten()
-        };
+        let (a, d, source) = (job.action.clone(), job.database.clone(), job.source);
+        let hold = move |attempts: &[Attempt]| decide::hold(source, attempts, now(), &limits);
         let claim = self
             .blocking(move |s| s.claim(id, &a, &d, now(), hold))
             .await?;
-        let breaker = labels(&[("action", &job.action), ("database", &job.database)]);
         let attempts = match claim {
-            Claim::NotQueued => return self.blocking(move |s| s.job(id)).await.flatten(),
+            Claim::NotQueued => return self.reread(id).await,
             Claim::Held(hold, attempts) => {
-                let open = safety::breaker_open_failures(&attempts, &limits);
-                self.metrics
-                    .breaker_open
-                    .get_or_create(&breaker)
-                    .set(i64::from(open));
+                self.set_breaker(&job, safety::breaker_open_failures(&attempts, &limits));
                 self.skip(&job, hold.reason(), hold.detail(&limits)).await;
-                return self.blocking(move |s| s.job(id)).await.flatten();
+                return self.reread(id).await;
             }
             Claim::Started(attempts) => attempts,
         };
-        let open = safety::breaker_open_failures(&attempts, &limits);
-        self.metrics
-            .breaker_open
-            .get_or_create(&breaker)
-            .set(i64::from(open));
+        self.set_breaker(&job, safety::breaker_open_failures(&attempts, &limits));
 
         let started = Instant::now();
         // Durations are bounded by the configuration; a far deadline is none.
@@ -253,106 +278,110 @@ impl Executor {
             .action_duration
             .get_or_create(&labels(&[("action", &job.action)]))
             .observe(seconds);
-        let (status, reason, outcome, error) = match result {
-            Ok(outcome) => ("succeeded", None, serde_json::to_value(&outcome).ok(), None),
-            Err(ActionError::NotConfigured(m)) => ("skipped", Some("disabled"), None, Some(m)),
-            Err(ActionError::Refused(m)) => ("skipped", Some("refused"), None, Some(m)),
-            Err(e) => ("failed", None, None, Some(e.to_string())),
-        };
-        match (status, reason) {
-            ("skipped", Some(reason)) => {
-                self.metrics.skipped(&job.action, &job.database, reason);
-            }
-            _ => {
-                let result = if status == "succeeded" {
-                    "success"
-                } else {
-                    "failure"
-                };
-                self.metrics
-                    .action_runs
-                    .get_or_create(&labels(&[
-                        ("action", &job.action),
-                        ("database", &job.database),
-                        ("result", result),
-                    ]))
-                    .inc();
-                if status == "succeeded" && !dry_run {
-                    self.metrics
-                        .action_last_success
-                        .get_or_create(&breaker)
-                        .set(now());
-                }
-                // The breaker as the next job will find it: this run counts
-                // now, so a success closes it at once and the last allowed
-                // failure opens it (dry runs are not attempts).
-                if !dry_run {
-                    let mut after = vec![Attempt {
-                        at: now(),
-                        ok: status == "succeeded",
-                        by_hand: !automatic,
-                    }];
-                    after.extend_from_slice(&attempts);
-                    self.metrics
-                        .breaker_open
-                        .get_or_create(&breaker)
-                        .set(i64::from(safety::breaker_open_failures(&after, &limits)));
-                }
-            }
-        }
+        let c = decide::conclude(&result, job.source, dry_run, &attempts, now(), &limits);
+        self.count(&job, &c);
+        let outcome = result.ok();
+        let (status, error) = (c.status, c.error.clone());
         match &error {
-            Some(e) if status == "failed" => {
+            Some(e) if status == JobStatus::Failed => {
                 tracing::warn!(job = id, action = %job.action, database = %job.database, error = %e, "action failed")
             }
             _ => {
-                tracing::info!(job = id, action = %job.action, database = %job.database, status, seconds, "action finished")
+                tracing::info!(job = id, action = %job.action, database = %job.database, %status, seconds, "action finished")
             }
         }
-        let event = audit(
-            &job,
-            if status == "skipped" {
-                "skipped"
-            } else {
-                "ran"
-            },
-            reason.or(Some(status)),
-            error.clone().or_else(|| {
-                outcome
-                    .as_ref()
-                    .and_then(|o| o.get("summary"))
-                    .and_then(|s| s.as_str())
-                    .map(str::to_string)
-            }),
-        );
-        let reason = reason.map(str::to_string);
-        self.blocking(move |s| {
-            s.finish(
-                id,
-                status,
-                reason.as_deref(),
-                outcome.as_ref(),
-                error.as_deref(),
-                now(),
-            )?;
-            s.audit(&event)?;
-            s.job(id)
-        })
-        .await
-        .flatten()
+        let (kind, reason) = c.audit;
+        let stored = outcome.as_ref().and_then(|o| serde_json::to_value(o).ok());
+        let detail = error
+            .clone()
+            .or_else(|| outcome.as_ref().map(|o| o.summary.clone()));
+        let event = audit(&job, kind, Some(reason), detail);
+        let skip_reason = c.reason;
+        let job = self
+            .blocking(move |s| {
+                s.finish(
+                    id,
+                    status,
+                    skip_reason,
+                    stored.as_ref(),
+                    error.as_deref(),
+                    now(),
+                )?;
+                s.audit(&event)?;
+                s.job(id)
+            })
+            .await
+            .flatten()?;
+        Some(Finished { job, outcome })
+    }
+
+    /// Counts a concluded run in the metrics.
+    fn count(&self, job: &JobRecord, c: &Conclusion) {
+        if let Some(reason) = c.reason {
+            self.metrics.skipped(&job.action, &job.database, reason);
+        }
+        if let Some(result) = c.counted {
+            self.metrics
+                .action_runs
+                .get_or_create(&labels(&[
+                    ("action", &job.action),
+                    ("database", &job.database),
+                    ("result", result.as_str()),
+                ]))
+                .inc();
+        }
+        if c.last_success {
+            self.metrics
+                .action_last_success
+                .get_or_create(&labels(&[
+                    ("action", &job.action),
+                    ("database", &job.database),
+                ]))
+                .set(now());
+        }
+        if let Some(open) = c.breaker_open {
+            self.set_breaker(job, open);
+        }
+    }
+
+    async fn reread(&self, id: i64) -> Option<Finished> {
+        self.blocking(move |s| s.job(id))
+            .await
+            .flatten()
+            .map(Finished::read)
     }
 }
 
-fn audit(job: &JobRecord, event: &str, reason: Option<&str>, detail: Option<String>) -> AuditEvent {
+/// A job as [`Executor::run`] left it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub job: JobRecord,
+    /// The action's outcome, typed, when this call ran it.
+    pub outcome: Option<Outcome>,
+}
+
+impl Finished {
+    fn read(job: JobRecord) -> Self {
+        Finished { job, outcome: None }
+    }
+}
+
+fn audit(
+    job: &JobRecord,
+    event: AuditKind,
+    reason: Option<String>,
+    detail: Option<String>,
+) -> AuditEvent {
     AuditEvent {
         at: now(),
-        event: event.to_string(),
+        event,
         alertname: job.alertname.clone(),
         fingerprint: job.fingerprint.clone(),
         rule: job.rule.clone(),
         action: Some(job.action.clone()),
         database: Some(job.database.clone()),
         job_id: Some(job.id),
-        reason: reason.map(str::to_string),
+        reason,
         detail,
         credential: job.credential.clone(),
     }

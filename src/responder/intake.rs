@@ -8,8 +8,10 @@
 
 use std::time::Duration;
 
+use crate::actions::kind::COMMAND_PREFIX;
 use crate::config::Config;
 use crate::responder::bounded;
+use crate::responder::job::{AuditKind, JobSource, JobStatus, SkipReason};
 use crate::responder::metrics::{labels, ResponderMetrics};
 use crate::responder::plan::{decide, Alert, Decision, Notification};
 use crate::responder::state::{AuditEvent, NewJob, Recorded, StateStore};
@@ -45,10 +47,10 @@ pub fn jobs_needed(planned: &[(Alert, Vec<Decision>)]) -> usize {
 /// The credential of every webhook request (the webhook accepts no other).
 const WEBHOOK_CREDENTIAL: &str = "webhook_token";
 
-fn event(alert: &Alert, kind: &str, now: f64) -> AuditEvent {
+fn event(alert: &Alert, kind: AuditKind, now: f64) -> AuditEvent {
     AuditEvent {
         at: now,
-        event: kind.to_string(),
+        event: kind,
         alertname: alert.alertname().map(bounded::label_value),
         fingerprint: Some(bounded::fingerprint(&alert.fingerprint())),
         credential: Some(WEBHOOK_CREDENTIAL.into()),
@@ -58,7 +60,7 @@ fn event(alert: &Alert, kind: &str, now: f64) -> AuditEvent {
 
 /// The allow-listed labels of an alert, as JSON, for `command` actions.
 fn command_labels(alert: &Alert, action: &str, config: &Config) -> Option<String> {
-    let name = action.strip_prefix("command:")?;
+    let name = action.strip_prefix(COMMAND_PREFIX)?;
     let spec = config.commands.iter().find(|c| c.name == name)?;
     let kept = bounded::labels(
         alert
@@ -143,7 +145,7 @@ pub fn prepare(
             .inc();
         let unmatched = decisions.iter().all(|d| matches!(d, Decision::Unmatched));
         if !unmatched {
-            events.push(event(alert, "received", now));
+            events.push(event(alert, AuditKind::Received, now));
         }
         for d in decisions {
             match d {
@@ -156,7 +158,7 @@ pub fn prepare(
                     cooldown,
                     ..
                 } => {
-                    let mut e = event(alert, "matched", now);
+                    let mut e = event(alert, AuditKind::Matched, now);
                     (e.rule, e.action, e.database) = (
                         Some(rule.clone()),
                         Some(action.clone()),
@@ -165,7 +167,7 @@ pub fn prepare(
                     events.push(e);
                     jobs.push(NewJob {
                         key: key.clone(),
-                        source: "webhook",
+                        source: JobSource::Webhook,
                         rule: Some(rule.clone()),
                         action: action.clone(),
                         database: database.clone(),
@@ -202,7 +204,7 @@ pub fn prepare(
                             metrics.time_to_resolve.observe(took.as_secs_f64());
                         }
                     }
-                    let mut e = event(alert, "resolved", now);
+                    let mut e = event(alert, AuditKind::Resolved, now);
                     e.detail = Some(format!("closed {} remediation(s)", actions.len()));
                     events.push(e);
                 }
@@ -219,8 +221,11 @@ pub fn prepare(
                         .alerts_ignored
                         .get_or_create(&labels(&[("reason", "unknown_database")]))
                         .inc();
-                    let mut e = event(alert, "skipped", now);
-                    (e.rule, e.reason) = (Some(rule.clone()), Some("unknown_database".into()));
+                    let mut e = event(alert, AuditKind::Skipped, now);
+                    (e.rule, e.reason) = (
+                        Some(rule.clone()),
+                        Some(SkipReason::UnknownDatabase.to_string()),
+                    );
                     e.detail = Some(match database {
                         Some(_) => "the alert names a database caretaker does not manage".into(),
                         None => "no database label and several databases configured".into(),
@@ -234,7 +239,7 @@ pub fn prepare(
         // One row for the whole notification, without the alerts' labels.
         events.push(AuditEvent {
             at: now,
-            event: "skipped".into(),
+            event: AuditKind::Skipped,
             reason: Some("unmatched".into()),
             detail: Some(format!("{} alert(s) matched no rule", summary.unmatched)),
             credential: Some(WEBHOOK_CREDENTIAL.into()),
@@ -268,8 +273,8 @@ pub fn settle(
             Recorded::New(id) => summary.accepted.push(id),
             Recorded::Duplicate(id, status, finished) => {
                 summary.duplicates += 1;
-                metrics.skipped(&job.action, &job.database, "duplicate");
-                if status == "succeeded" && is_repeat(reason, finished, now) {
+                metrics.skipped(&job.action, &job.database, SkipReason::Duplicate);
+                if status == JobStatus::Succeeded && is_repeat(reason, finished, now) {
                     metrics
                         .remediation_unresolved
                         .get_or_create(&labels(&[("action", &job.action)]))
@@ -284,14 +289,14 @@ pub fn settle(
                 }
                 let mut e = AuditEvent {
                     at: now,
-                    event: "skipped".into(),
+                    event: AuditKind::Skipped,
                     alertname: job.alertname.clone(),
                     fingerprint: job.fingerprint.clone(),
                     rule: job.rule.clone(),
                     action: Some(job.action.clone()),
                     database: Some(job.database.clone()),
                     job_id: Some(id),
-                    reason: Some("duplicate".into()),
+                    reason: Some(SkipReason::Duplicate.to_string()),
                     detail: None,
                     credential: Some(WEBHOOK_CREDENTIAL.into()),
                 };

@@ -11,10 +11,12 @@ use std::time::{Duration, SystemTime};
 
 use prometheus_client::registry::Registry;
 
-use crate::config::{known_action, Config, ACTIONS};
+use crate::actions::kind::ActionKind;
+use crate::config::{known_action, Config};
 use crate::metrics::unix_seconds;
 use crate::responder::executor::Executor;
 use crate::responder::intake::MANUAL_COOLDOWN;
+use crate::responder::job::JobSource;
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::state::{JobFilter, JobRecord, NewJob, Recorded, StateStore};
 
@@ -80,7 +82,7 @@ pub struct Overrides {
 
 /// The refusal of an override the action has no use for, if any.
 pub fn override_refusal(action: &str, ignore_window: bool) -> Option<String> {
-    (ignore_window && action != "vacuum")
+    (ignore_window && action.parse::<ActionKind>() != Ok(ActionKind::Vacuum))
         .then(|| format!("ignore_window applies to vacuum only, not {action:?}"))
 }
 
@@ -97,7 +99,7 @@ pub async fn run(
     if !known_action(action, &config.commands) {
         return Err(ManualError::UnknownAction {
             action: action.to_string(),
-            known: ACTIONS[..11].join(", "),
+            known: ActionKind::known_list().to_string(),
         });
     }
     if let Some(refusal) = override_refusal(action, overrides.ignore_window) {
@@ -113,7 +115,7 @@ pub async fn run(
     let now = unix_seconds(SystemTime::now());
     let job = NewJob {
         key: format!("cli/{action}/{database}/{now:.6}/{}", std::process::id()),
-        source: "cli",
+        source: JobSource::Cli,
         action: action.to_string(),
         database,
         dry_run: overrides.dry_run,

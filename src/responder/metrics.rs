@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use crate::actions::kind::ActionKind;
 use crate::config::Config;
+use crate::responder::job::SkipReason;
 use crate::responder::safety::{breaker_open_failures, Limits};
 use crate::responder::state::StateStore;
 
@@ -136,12 +138,12 @@ impl ResponderMetrics {
 
 impl ResponderMetrics {
     /// Counts a job that was not run, with its reason.
-    pub fn skipped(&self, action: &str, database: &str, reason: &str) {
+    pub fn skipped(&self, action: &str, database: &str, reason: SkipReason) {
         self.action_skipped
             .get_or_create(&labels(&[
                 ("action", action),
                 ("database", database),
-                ("reason", reason),
+                ("reason", reason.as_str()),
             ]))
             .inc();
     }
@@ -151,16 +153,12 @@ impl ResponderMetrics {
     /// pairs that alerts and schedules can run. The first failure, refusal or
     /// open breaker is then a change that rules can see.
     pub fn initialize(&self, config: &Config) {
-        let actions = crate::config::ACTIONS
-            .iter()
-            .filter(|a| **a != "command")
-            .map(|a| a.to_string())
-            .chain(
-                config
-                    .commands
-                    .iter()
-                    .map(|c| format!("command:{}", c.name)),
-            );
+        let actions = ActionKind::ALL.iter().map(ActionKind::to_string).chain(
+            config
+                .commands
+                .iter()
+                .map(|c| ActionKind::Command(c.name.clone()).to_string()),
+        );
         for action in actions {
             for db in &config.databases {
                 for result in ["success", "failure"] {
@@ -181,18 +179,18 @@ impl ResponderMetrics {
         for (action, database) in automatic_pairs(config) {
             let pair = labels(&[("action", &action), ("database", &database)]);
             let _ = self.breaker_open.get_or_create(&pair);
-            for reason in AUTOMATIC_SKIP_REASONS {
+            for reason in SkipReason::AUTOMATIC {
                 let _ = self.action_skipped.get_or_create(&labels(&[
                     ("action", &action),
                     ("database", &database),
-                    ("reason", reason),
+                    ("reason", reason.as_str()),
                 ]));
             }
         }
         let _ = self.action_skipped.get_or_create(&labels(&[
             ("action", ""),
             ("database", ""),
-            ("reason", "queue_full"),
+            ("reason", SkipReason::QueueFull.as_str()),
         ]));
         for reason in ["no_token_configured", "token_in_query", "missing", "wrong"] {
             let _ = self
@@ -211,11 +209,6 @@ impl ResponderMetrics {
         }
     }
 }
-
-/// Why a job of a known action and database may be skipped (the other
-/// reasons name what the configuration does not know).
-const AUTOMATIC_SKIP_REASONS: [&str; 5] =
-    ["duplicate", "cooldown", "breaker", "disabled", "refused"];
 
 /// The (action, database) pairs that alerts and schedules can run: each
 /// `[[rule]]`'s and `[[schedule]]`'s actions on its database, or on every

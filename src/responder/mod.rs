@@ -5,14 +5,18 @@
 //!   the history's reads; [`plan`] decides what an alert asks for;
 //!   [`intake`] turns the decisions into recorded jobs and audit events.
 //! - [`state`] is caretaker's own database of jobs and audit events.
+//! - [`job`] names the closed sets of a job: status, source, skip reason.
 //! - [`queue`] bounds what is waiting; [`executor`] runs one job through
-//!   cooldown, breaker and locks; [`safety`] holds the pure rules.
+//!   cooldown, breaker and locks; [`decide`] and [`safety`] hold its pure
+//!   decisions and rules.
 
 pub mod bounded;
 pub mod commit;
+pub mod decide;
 pub mod executor;
 pub mod history;
 pub mod intake;
+pub mod job;
 pub mod manual;
 pub mod matcher;
 pub mod metrics;

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::responder::job::SkipReason;
+
 /// Why a job must not run now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {
@@ -20,10 +22,10 @@ pub enum Hold {
 
 impl Hold {
     /// The `reason` label and audit text.
-    pub fn reason(self) -> &'static str {
+    pub fn reason(self) -> SkipReason {
         match self {
-            Hold::Cooldown => "cooldown",
-            Hold::BreakerFailures | Hold::BreakerRate => "breaker",
+            Hold::Cooldown => SkipReason::Cooldown,
+            Hold::BreakerFailures | Hold::BreakerRate => SkipReason::Breaker,
         }
     }
 

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::responder::job::JobSource;
 use crate::responder::state::NewJob;
 
 /// The fire times of `schedule` after `from`, up to and including `to`.
@@ -45,7 +46,7 @@ pub fn jobs_due(config: &Config, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<
                             s.name,
                             at.to_rfc3339()
                         ),
-                        source: "schedule",
+                        source: JobSource::Schedule,
                         rule: Some(format!("schedule:{}", s.name)),
                         action: action.clone(),
                         database: database.clone(),
@@ -135,7 +136,7 @@ database = "a"
         // (from, to]: the 22nd and 23rd at 02:00, not the 21st; x two databases x two actions; one Sunday vacuum.
         assert_eq!(jobs.len(), 9, "{jobs:?}");
         assert_eq!(jobs.iter().filter(|j| j.action == "vacuum").count(), 1);
-        assert!(jobs.iter().all(|j| j.source == "schedule"));
+        assert!(jobs.iter().all(|j| j.source == JobSource::Schedule));
         let keys: std::collections::BTreeSet<_> = jobs.iter().map(|j| j.key.clone()).collect();
         assert_eq!(keys.len(), jobs.len(), "every firing has its own key");
         assert!(jobs_due(

@@ -11,6 +11,7 @@
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{attempts_in, StateStore};
+use crate::responder::job::JobStatus;
 use crate::responder::safety::Attempt;
 
 /// Start times and success of the latest attempts, newest first.
@@ -40,10 +41,10 @@ impl StateStore {
     ) -> rusqlite::Result<Claim<H>> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let status: Option<String> = tx
+        let status: Option<JobStatus> = tx
             .query_row("SELECT status FROM jobs WHERE id = ?1", [id], |r| r.get(0))
             .optional()?;
-        if status.as_deref() != Some("queued") {
+        if status != Some(JobStatus::Queued) {
             return Ok(Claim::NotQueued);
         }
         let attempts = attempts_in(&tx, action, database, 100)?;
@@ -51,8 +52,8 @@ impl StateStore {
             return Ok(Claim::Held(h, attempts));
         }
         tx.execute(
-            "UPDATE jobs SET status = 'running', started_at = ?2, pid = ?3 WHERE id = ?1",
-            params![id, now, std::process::id()],
+            "UPDATE jobs SET status = ?4, started_at = ?2, pid = ?3 WHERE id = ?1",
+            params![id, now, std::process::id(), JobStatus::Running],
         )?;
         tx.commit()?;
         Ok(Claim::Started(attempts))

@@ -1,5 +1,8 @@
 //! Tests of the state database: re-queueing and interrupted jobs.
+use rusqlite::params;
+
 use super::*;
+use crate::responder::job::{JobSource, JobStatus};
 
 /// A `caretaker run` killed between recording its job and starting it
 /// leaves the job queued; the daemon's restart must not run it.
@@ -15,7 +18,14 @@ fn a_dead_cli_job_is_not_requeued() {
         ..Default::default()
     };
     let recorded = store
-        .record(&[job("cli/1", "cli"), job("hook/1", "webhook")], &[], 2.0)
+        .record(
+            &[
+                job("cli/1", JobSource::Cli),
+                job("hook/1", JobSource::Webhook),
+            ],
+            &[],
+            2.0,
+        )
         .expect("record");
     let Recorded::New(webhook) = recorded[1] else {
         panic!("not recorded: {recorded:?}");
@@ -34,7 +44,7 @@ fn only_jobs_of_dead_processes_become_interrupted() {
     let (store, _) = StateStore::open(&path, 1.0).expect("open");
     let job = |key: &str| NewJob {
         key: key.into(),
-        source: "cli",
+        source: JobSource::Cli,
         action: "vacuum".into(),
         database: "memory".into(),
         ..Default::default()
@@ -69,11 +79,11 @@ fn only_jobs_of_dead_processes_become_interrupted() {
     assert_eq!(interrupted, 1);
     assert_eq!(
         store.job(ids[0]).expect("job").expect("live").status,
-        "running"
+        JobStatus::Running
     );
     assert_eq!(
         store.job(ids[1]).expect("job").expect("dead").status,
-        "interrupted"
+        JobStatus::Interrupted
     );
     let _ = live.kill();
     let _ = live.wait();
@@ -116,7 +126,7 @@ fn of_simultaneous_claims_only_one_passes_a_cooldown() {
     let jobs: Vec<NewJob> = (0..10)
         .map(|i| NewJob {
             key: format!("hook/{i}"),
-            source: "webhook",
+            source: JobSource::Webhook,
             action: "integrity_check".into(),
             database: "memory".into(),
             ..Default::default()

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
 use crate::responder::intake::{self, IntakeSummary};
+use crate::responder::job::SkipReason;
 use crate::responder::metrics::ResponderMetrics;
 use crate::responder::plan::{Alert, Decision, Notification};
 use crate::responder::safety;
@@ -53,7 +54,7 @@ impl Responder {
     ) -> Result<IntakeSummary, SubmitError> {
         let planned = intake::decisions(&notification, &config);
         let Some(mut room) = self.queue.reserve(intake::jobs_needed(&planned)) else {
-            self.metrics().skipped("", "", "queue_full");
+            self.metrics().skipped("", "", SkipReason::QueueFull);
             tracing::warn!(
                 alerts = notification.alerts.len(),
                 "job queue full; asking Alertmanager to retry"

@@ -18,9 +18,11 @@ use serde_json::json;
 
 use super::auth::Credential;
 use super::{AppState, WebError};
-use crate::config::{known_action, ACTIONS};
+use crate::actions::kind::ActionKind;
+use crate::config::known_action;
 use crate::metrics::unix_seconds;
 use crate::responder::intake::MANUAL_COOLDOWN;
+use crate::responder::job::JobSource;
 use crate::responder::manual::override_refusal;
 use crate::responder::state::{JobFilter, NewJob};
 use crate::responder::submit::SubmitError;
@@ -99,7 +101,7 @@ pub async fn run(
     if !known_action(&action, &config.commands) {
         return Err(WebError::NotFound(format!(
             "unknown action; known: {}",
-            ACTIONS[..11].join(", ")
+            ActionKind::known_list()
         )));
     }
     if let Some(refusal) = override_refusal(&action, q.ignore_window) {
@@ -121,7 +123,7 @@ pub async fn run(
     let now = unix_seconds(std::time::SystemTime::now());
     let job = NewJob {
         key: format!("api/{action}/{database}/{now:.6}/{}", rand::random::<u32>()),
-        source: "api",
+        source: JobSource::Api,
         credential: Some(credential.as_str()),
         action,
         database,
@@ -156,7 +158,7 @@ pub async fn run(
         .unwrap_or(now + Duration::from_secs(365 * 86_400));
     loop {
         if let Ok(Some(job)) = responder.job(id).await {
-            if !matches!(job.status.as_str(), "queued" | "running") {
+            if job.status.is_final() {
                 return Ok(Json(json!({ "job": job })).into_response());
             }
         }

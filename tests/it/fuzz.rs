@@ -279,11 +279,13 @@ fn assert_state_clean(state: &std::path::Path) -> u64 {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    let actions = caretaker::config::ACTIONS;
     for (action, database, labels) in &rows {
         assert_eq!(database, "memory", "job for unconfigured database");
         assert!(
-            action == "command:page" || (actions.contains(&action.as_str()) && action != "command"),
+            action == "command:page"
+                || caretaker::actions::kind::ActionKind::ALL
+                    .iter()
+                    .any(|k| k.to_string() == *action),
             "job for unconfigured action {action:?}"
         );
         if let Some(l) = labels {

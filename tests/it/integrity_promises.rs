@@ -241,7 +241,7 @@ async fn a_breaker_open_before_a_restart_is_open_from_the_first_scrape() {
         for i in 0..3 {
             let job = NewJob {
                 key: format!("webhook/failed/{i}"),
-                source: "webhook",
+                source: caretaker::responder::job::JobSource::Webhook,
                 action: "purge_expired".into(),
                 database: "memory".into(),
                 ..Default::default()
@@ -255,7 +255,14 @@ async fn a_breaker_open_before_a_restart_is_open_from_the_first_scrape() {
                 .claim(id, "purge_expired", "memory", at, |_| None::<()>)
                 .expect("running");
             store
-                .finish(id, "failed", None, None, Some("failed"), at)
+                .finish(
+                    id,
+                    caretaker::responder::job::JobStatus::Failed,
+                    None,
+                    None,
+                    Some("failed"),
+                    at,
+                )
                 .expect("finish");
         }
     }

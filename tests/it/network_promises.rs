@@ -553,14 +553,14 @@ async fn history_older_than_the_retention_is_deleted_at_startup() {
         let (store, _) = StateStore::open(&state, now).expect("open");
         let job = |key: &str| NewJob {
             key: key.into(),
-            source: "api",
+            source: caretaker::responder::job::JobSource::Api,
             action: "analyze".into(),
             database: "memory".into(),
             ..Default::default()
         };
         let event = |at: f64, detail: &str| AuditEvent {
             at,
-            event: "ran".into(),
+            event: caretaker::responder::job::AuditKind::Ran,
             detail: Some(detail.into()),
             ..Default::default()
         };
@@ -572,7 +572,14 @@ async fn history_older_than_the_retention_is_deleted_at_startup() {
             .expect("new");
         if let Some(caretaker::responder::state::Recorded::New(id)) = ids.first() {
             store
-                .finish(*id, "succeeded", None, None, None, old)
+                .finish(
+                    *id,
+                    caretaker::responder::job::JobStatus::Succeeded,
+                    None,
+                    None,
+                    None,
+                    old,
+                )
                 .expect("finish");
         }
         // A job still queued is kept whatever its age.

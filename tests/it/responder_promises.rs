@@ -127,7 +127,7 @@ async fn run_webhook_jobs(
     for i in 0..n {
         let job = NewJob {
             key: format!("hook/{i}"),
-            source: "webhook",
+            source: caretaker::responder::job::JobSource::Webhook,
             action: "analyze".into(),
             database: "memory".into(),
             cooldown: Duration::from_secs(600),
@@ -146,16 +146,29 @@ async fn run_webhook_jobs(
 async fn a_skipped_job_says_why_in_the_words_of_its_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, jobs) = run_webhook_jobs(dir.path(), 2).await;
-    assert_eq!(jobs[0].status, "succeeded", "{:?}", jobs[0]);
-    assert_eq!(jobs[1].status, "skipped", "{:?}", jobs[1]);
-    assert_eq!(jobs[1].reason.as_deref(), Some("cooldown"));
+    assert_eq!(
+        jobs[0].status,
+        caretaker::responder::job::JobStatus::Succeeded,
+        "{:?}",
+        jobs[0]
+    );
+    assert_eq!(
+        jobs[1].status,
+        caretaker::responder::job::JobStatus::Skipped,
+        "{:?}",
+        jobs[1]
+    );
+    assert_eq!(
+        jobs[1].reason,
+        Some(caretaker::responder::job::SkipReason::Cooldown)
+    );
     let detail = jobs[1].error.as_deref().unwrap_or_default();
     assert!(detail.starts_with("cooldown"), "{detail}");
     assert!(!detail.contains("Cooldown"), "{detail}");
     let audit = store.audit_events(10).expect("audit");
     let skipped = audit
         .iter()
-        .find(|e| e.event == "skipped")
+        .find(|e| e.event == caretaker::responder::job::AuditKind::Skipped)
         .expect("a skip in the audit");
     assert_eq!(skipped.detail.as_deref(), Some(detail));
 }
