@@ -55,7 +55,7 @@ pub struct Outcome {
 /// A check's result as the check computed it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
-    Integrity(crate::collector::integrity::IntegrityReport),
+    Integrity(crate::store::integrity::IntegrityReport),
 }
 
 impl Outcome {

@@ -7,12 +7,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::command::{resolve_commands, FileCommand};
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
 use super::range::ranged;
 use super::responder::{
-    resolve_commands, resolve_responder, resolve_rules, resolve_schedules, FileCommand,
-    FileResponder, FileRule, FileSchedule,
+    resolve_responder, resolve_rules, resolve_schedules, FileResponder, FileRule, FileSchedule,
 };
 use super::{
     line_column, resolve_listen_address, BackupConfig, CollectConfig, Config, ConfigError,

@@ -5,6 +5,7 @@
 //! turned into [`Config`], whose paths are absolute (relative ones resolve
 //! against the file's folder) and whose defaults are filled in. Errors carry the file, line and column.
 
+mod command;
 mod duration;
 mod file;
 mod maintenance;
@@ -17,11 +18,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use command::CommandConfig;
 pub use file::{Compression, IntegrityMode};
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
-pub use responder::{
-    known_action, parse_cron, CommandConfig, ResponderConfig, Rule, ScheduleConfig,
-};
+pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";

@@ -1,13 +1,14 @@
 //! The responder's part of the configuration: safety limits, rules that map
-//! alerts to actions, commands, and caretaker's own state database.
+//! alerts to actions, and caretaker's own state database (`[[command]]`s
+//! are in [`super::command`]).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::command::CommandConfig;
 use super::duration::HumanDuration;
 use super::range::ranged;
 use crate::actions::kind::ActionKind;
@@ -75,21 +76,6 @@ pub struct Rule {
     pub dry_run: bool,
 }
 
-/// A command run by the `command:<name>` action, without a shell.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandConfig {
-    pub name: String,
-    pub argv: Vec<String>,
-    pub timeout: Duration,
-    /// Alert labels passed as `CARETAKER_LABEL_<NAME>` environment variables.
-    pub env_labels: Vec<String>,
-    /// Fixed environment variables; besides these the program sees only
-    /// `PATH`, `LANG`, `CARETAKER_DATABASE*` and the allowed labels.
-    pub env: BTreeMap<String, String>,
-    /// The working folder: `dir`, or the configuration file's folder.
-    pub dir: PathBuf,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileResponder {
@@ -121,18 +107,6 @@ pub(super) struct FileRule {
     retry: bool,
     #[serde(default)]
     dry_run: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct FileCommand {
-    name: Spanned<String>,
-    argv: Spanned<Vec<String>>,
-    timeout: Option<HumanDuration>,
-    #[serde(default)]
-    env_labels: Vec<String>,
-    env: Option<Spanned<BTreeMap<String, String>>>,
-    dir: Option<String>,
 }
 
 /// A problem at a byte offset of the file.
@@ -214,64 +188,6 @@ fn history_retention(raw: &FileResponder, problems: &mut Vec<Problem>) -> Durati
         ));
     }
     kept
-}
-
-/// Whether `name` can be an environment variable set by `[[command]] env`:
-/// a plain identifier, and not one of the `CARETAKER_` names caretaker sets.
-fn valid_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.to_ascii_uppercase().starts_with("CARETAKER_")
-}
-
-pub(super) fn resolve_commands(
-    raw: &[FileCommand],
-    base: &Path,
-    problems: &mut Vec<Problem>,
-) -> Vec<CommandConfig> {
-    let mut out: Vec<CommandConfig> = Vec::new();
-    for c in raw {
-        let at = Some(c.name.span().start);
-        if out.iter().any(|o| &o.name == c.name.get_ref()) {
-            problems.push((
-                at,
-                format!("command name {:?} is used twice", c.name.get_ref()),
-            ));
-        }
-        if c.argv.get_ref().is_empty() || c.argv.get_ref()[0].is_empty() {
-            problems.push((
-                Some(c.argv.span().start),
-                "command argv must name a program".into(),
-            ));
-        }
-        let env = c
-            .env
-            .as_ref()
-            .map(|e| e.get_ref().clone())
-            .unwrap_or_default();
-        let env_at = c.env.as_ref().map(|e| e.span().start);
-        for (name, value) in &env {
-            if !valid_env_name(name) || value.contains('\0') {
-                problems.push((
-                    env_at,
-                    format!("command env {name:?} must be a plain name (letters, digits, '_'; not CARETAKER_*) with a value without NUL bytes"),
-                ));
-            }
-        }
-        out.push(CommandConfig {
-            name: c.name.get_ref().clone(),
-            argv: c.argv.get_ref().clone(),
-            timeout: c.timeout.map_or(Duration::from_secs(60), |h| h.0),
-            env_labels: c.env_labels.clone(),
-            env,
-            dir: c
-                .dir
-                .as_deref()
-                .map_or_else(|| base.to_path_buf(), |d| base.join(d)),
-        });
-    }
-    out
 }
 
 pub(super) fn resolve_rules(
@@ -441,59 +357,5 @@ pub(super) fn resolve_schedules(
 }
 
 #[cfg(test)]
-mod state_path_tests {
-    use super::*;
-
-    #[test]
-    fn state_file_wins_then_the_data_folder_then_the_config_folder() {
-        let base = Path::new("/etc/caretaker");
-        let data = Path::new("/var/lib/caretaker");
-        assert_eq!(
-            state_path(Some("/srv/s.db"), Some(data), base),
-            PathBuf::from("/srv/s.db")
-        );
-        assert_eq!(
-            state_path(Some("s.db"), Some(data), base),
-            base.join("s.db")
-        );
-        assert_eq!(
-            state_path(None, Some(data), base),
-            data.join("caretaker-state.db")
-        );
-        assert_eq!(state_path(None, None, base), base.join(DEFAULT_STATE_FILE));
-    }
-}
-
-#[cfg(test)]
-mod retention_tests {
-    use std::path::Path;
-
-    use crate::config::Config;
-
-    const DB: &str = "[[database]]\nname = \"a\"\npath = \"/srv/a.db\"\n";
-
-    #[test]
-    fn a_history_shorter_than_the_breaker_window_is_refused_where_it_is_written() {
-        let text =
-            format!("[responder]\nbreaker_window = \"2h\"\nhistory_retention = \"1h\"\n{DB}");
-        let errors = Config::parse(Path::new("/c.toml"), &text).expect_err("refused");
-        let e = &errors.0[0];
-        assert_eq!((e.line, e.column), (Some(3), Some(21)), "{e}");
-        assert!(e.to_string().starts_with("/c.toml:3:21: "), "{e}");
-        assert!(e.to_string().contains("breaker_window"), "{e}");
-    }
-
-    #[test]
-    fn a_history_as_long_as_the_window_stays_and_the_default_follows_the_window() {
-        let text =
-            format!("[responder]\nbreaker_window = \"2h\"\nhistory_retention = \"2h\"\n{DB}");
-        let cfg = Config::parse(Path::new("/c.toml"), &text).expect("valid");
-        assert_eq!(cfg.responder.history_retention.as_secs(), 7200);
-        let text = format!("[responder]\nbreaker_window = \"100d\"\n{DB}");
-        let cfg = Config::parse(Path::new("/c.toml"), &text).expect("valid");
-        assert_eq!(
-            cfg.responder.history_retention,
-            cfg.responder.breaker_window
-        );
-    }
-}
+#[path = "responder_tests.rs"]
+mod tests;
