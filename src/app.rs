@@ -15,6 +15,7 @@ use crate::demo;
 pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config_file } => Ok(check_config(&config_file)),
+        Command::GenerateDocs(args) => crate::docs_gen::run(&args),
         Command::Collect {
             config_file,
             once: _,

@@ -144,6 +144,9 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', default_values_t = crate::collect_once::SEED_FIGURES.map(String::from))]
         collectors: Vec<String>,
     },
+    /// Write the manual pages and shell completions (packaging).
+    #[command(hide = true)]
+    GenerateDocs(crate::docs_gen::GenerateDocsArgs),
     /// Check a configuration file: exit 0, or print each error and exit 1.
     CheckConfig {
         #[arg(long = "config.file")]

@@ -13,6 +13,7 @@
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes.
 //! - [`demo`]: the demo and benchmark database generator.
+//! - [`docs_gen`]: the manual pages and shell completions the package ships.
 //! - [`restore`]: putting a backup back in place of a database (the CLI's
 //!   `restore` and `backups list`); the backup actions live in [`actions`].
 
@@ -24,6 +25,7 @@ pub mod collector;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod docs_gen;
 pub mod maintenance_cli;
 pub mod metrics;
 pub mod responder;

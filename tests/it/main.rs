@@ -20,6 +20,7 @@ mod integrity_promises;
 mod landing_privacy;
 mod load;
 mod network_promises;
+mod package_docs;
 mod prometheus;
 mod prune_actions;
 mod reload;
