@@ -16,6 +16,7 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config_file } => Ok(check_config(&config_file)),
         Command::GenerateDocs(args) => crate::docs_gen::run(&args),
+        Command::Status(args) => crate::status::run(&args),
         Command::Collect {
             config_file,
             once: _,

@@ -144,6 +144,9 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', default_values_t = crate::collect_once::SEED_FIGURES.map(String::from))]
         collectors: Vec<String>,
     },
+    /// One line per database: up, size, newest backup, integrity, breakers,
+    /// failed jobs; exit 0 all well, 1 something needs a person, 2 cannot tell.
+    Status(crate::status::StatusArgs),
     /// Write the manual pages and shell completions (packaging).
     #[command(hide = true)]
     GenerateDocs(crate::docs_gen::GenerateDocsArgs),

@@ -14,6 +14,8 @@
 //! - [`web`]: the HTTP routes.
 //! - [`demo`]: the demo and benchmark database generator.
 //! - [`docs_gen`]: the manual pages and shell completions the package ships.
+//! - [`status`]: `caretaker status`, one line per database and an exit code
+//!   for cron and check commands.
 //! - [`restore`]: putting a backup back in place of a database (the CLI's
 //!   `restore` and `backups list`); the backup actions live in [`actions`].
 
@@ -30,4 +32,5 @@ pub mod maintenance_cli;
 pub mod metrics;
 pub mod responder;
 pub mod restore;
+pub mod status;
 pub mod web;

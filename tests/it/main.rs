@@ -29,3 +29,4 @@ mod responder_promises;
 mod restore_promises;
 mod runbook_sections;
 mod runbook_steps;
+mod status_promises;
