@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every check and test of caretaker. Installs what the end-to-end tests
-# use when it is missing: Debian's prometheus, prometheus-alertmanager and
-# chromium, sqlite3, and the Python prometheus-client parser.
+# Runs every check and test of caretaker, the Debian package's included
+# (installed, checked and purged again: needs root or sudo). Installs what the
+# end-to-end tests use when it is missing: Debian's prometheus,
+# prometheus-alertmanager and chromium, sqlite3, the Python prometheus-client
+# parser, and cargo-deb (cargo install).
 set -euo pipefail
 usage() {
   echo "usage: scripts/test.sh [-h|--help]"
@@ -37,4 +39,6 @@ scripts/bench.sh --smoke
 if [ -x scripts/check-deploy.sh ]; then
   scripts/check-deploy.sh
 fi
+# The Debian package, from the debug build above: installs, checks, purges.
+scripts/check-package.sh
 echo "all tests passed"

@@ -147,6 +147,12 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', default_values_t = super::collect::SEED_FIGURES.map(String::from))]
         collectors: Vec<String>,
     },
+    /// One line per database: up, size, newest backup, integrity, breakers,
+    /// failed jobs; exit 0 all well, 1 something needs a person, 2 cannot tell.
+    Status(super::status::StatusArgs),
+    /// Write the manual pages and shell completions (packaging).
+    #[command(hide = true)]
+    GenerateDocs(super::generate_docs::GenerateDocsArgs),
     /// Check a configuration file: exit 0, or print each error and exit 1.
     CheckConfig {
         #[arg(long = "config.file")]

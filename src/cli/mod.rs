@@ -12,11 +12,13 @@ mod backups;
 mod check_config;
 mod collect;
 mod demo;
+mod generate_docs;
 mod history;
 mod restore;
 mod restore_archive;
 mod run;
 mod serve;
+mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ use crate::config::{Config, DatabaseConfig};
 pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig { config_file } => Ok(check_config::check_config(&config_file)),
+        Command::GenerateDocs(args) => generate_docs::run(&args),
+        Command::Status(args) => status::run(&args),
         Command::Demo {
             dir,
             listen_address,
