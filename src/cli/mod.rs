@@ -13,6 +13,7 @@ mod check_config;
 mod collect;
 mod demo;
 mod history;
+mod migrate;
 mod restore;
 mod restore_archive;
 mod run;
@@ -84,6 +85,23 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             database,
             file,
         } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &file),
+        Command::Migrate {
+            config_file,
+            database,
+            dir,
+            rollback,
+            dry_run,
+            busy_timeout,
+        } => migrate::migrate(
+            &load(&config_file)?,
+            database.as_deref(),
+            crate::migrate::Request {
+                dir,
+                rollback,
+                dry_run,
+                busy_timeout,
+            },
+        ),
         Command::Collect {
             config_file,
             once: _,
