@@ -72,8 +72,6 @@ pub fn apply(
     busy_timeout: Duration,
 ) -> Result<(), MigrateError> {
     let shown = shown_name(&file.path);
-    let sql = std::fs::read_to_string(&file.path)
-        .map_err(|e| MigrateError::Refused(format!("cannot read {}: {e}", file.path.display())))?;
     let busy = |e: rusqlite::Error| match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => MigrateError::Busy {
             file: shown.clone(),
@@ -87,7 +85,7 @@ pub fn apply(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(busy)?;
     let before = violations(&tx)?;
-    run_statements(&tx, &shown, &sql, busy_timeout)?;
+    run_statements(&tx, &shown, &file.sql, busy_timeout)?;
     foreign_key_check(&tx, &before, &shown, target)?;
     record(&tx, &file.name, mark, now).map_err(busy)?;
     tx.commit().map_err(busy)

@@ -20,6 +20,18 @@ pub struct MigrationFile {
     pub name: String,
     /// The file whose statements run (`NAME.sql`, or `NAME.down.sql` for a rollback).
     pub path: PathBuf,
+    /// Its text, read once: the copy and the live database run the same
+    /// statements even if the file is edited meanwhile.
+    pub sql: String,
+}
+
+impl MigrationFile {
+    /// Reads `path`, to be recorded as `name`.
+    pub fn read(name: String, path: PathBuf) -> Result<Self, MigrateError> {
+        let sql = std::fs::read_to_string(&path)
+            .map_err(|e| MigrateError::Refused(format!("cannot read {}: {e}", path.display())))?;
+        Ok(Self { name, path, sql })
+    }
 }
 
 /// The forward migrations among `names`, in file name order, less `applied`.
@@ -105,10 +117,7 @@ pub fn rollback_target(
             path.display()
         )));
     }
-    Ok(MigrationFile {
-        name: recorded,
-        path,
-    })
+    MigrationFile::read(recorded, path)
 }
 
 #[cfg(test)]

@@ -231,11 +231,8 @@ fn plan(
     let names = files::file_names(&request.dir)?;
     let pending = files::pending(&names, &applied)
         .into_iter()
-        .map(|name| MigrationFile {
-            path: request.dir.join(&name),
-            name,
-        })
-        .collect();
+        .map(|name| MigrationFile::read(name.clone(), request.dir.join(&name)))
+        .collect::<Result<_, _>>()?;
     Ok((pending, Mark::Success))
 }
 
