@@ -300,6 +300,40 @@ impl Scratch {
         Ok(scratch)
     }
 
+    /// Removes the copies (and their journals) that runs which no longer
+    /// exist left beside `database`: a run killed mid-way cannot remove its
+    /// own. A copy whose process is alive belongs to a running migration.
+    pub fn remove_stale(database: &Path) -> std::io::Result<usize> {
+        let name = database
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!(".{name}.caretaker-migrate-");
+        let folder = match database.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let mut removed = 0;
+        for entry in std::fs::read_dir(folder)? {
+            let entry = entry?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = file.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((pid, _)) = rest.split_once(".tmp") else {
+                continue;
+            };
+            let alive = pid
+                .parse::<u32>()
+                .map_or(true, |pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// The copy's connection.
     pub fn conn(&mut self) -> Result<&mut Connection, MigrateError> {
         self.conn

@@ -169,6 +169,9 @@ pub fn run(
     if !request.dry_run {
         report.backup = Some(fresh_backup(db, &backup_set, now, deadline)?);
     }
+    if let Err(e) = Scratch::remove_stale(&db.path) {
+        tracing::warn!(database = %db.name, error = %e, "could not remove old test copies");
+    }
     let mut scratch = Scratch::copy_of(&db.path, deadline)?;
     for file in &files {
         apply::apply(

@@ -349,6 +349,14 @@ fn a_held_write_lock_ends_in_a_bounded_wait_that_names_the_timeout() {
 #[test]
 fn it_runs_from_the_configuration_folder_with_bare_names() {
     let s = Setup::new(&GOOD);
+    // What a run killed mid-way leaves (no process has this number).
+    let stale = s.path(".memory.db.caretaker-migrate-4194305.tmp");
+    std::fs::write(&stale, b"old copy").expect("stale copy");
+    std::fs::write(
+        s.path(".memory.db.caretaker-migrate-4194305.tmp-journal"),
+        b"j",
+    )
+    .expect("stale journal");
     let out = Command::new(BIN)
         .current_dir(s.dir.path())
         .args(["migrate", "--config.file=caretaker.toml", "migrations"])
