@@ -23,6 +23,8 @@
 //!   [`backups::BackupSet`] of one database's folder (names, checksums,
 //!   listing, verification, retention, the pipeline that writes a backup,
 //!   restore). The collector, the backup actions and the CLI call it.
+//! - [`migrate`]: schema migrations run safely (`caretaker migrate`): a
+//!   backup, every file tried on a private copy, then the live database.
 //! - [`store`]: how every module opens SQLite files (monitoring read-only,
 //!   maintenance read-write), checks them, and creates private files.
 
@@ -34,6 +36,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod metrics;
+pub mod migrate;
 pub mod responder;
 pub mod store;
 pub mod web;

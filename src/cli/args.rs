@@ -153,6 +153,26 @@ pub enum Command {
     /// Write the manual pages and shell completions (packaging).
     #[command(hide = true)]
     GenerateDocs(super::generate_docs::GenerateDocsArgs),
+    /// Apply a folder's pending `*.sql` migrations: a verified backup first,
+    /// every file tried on a private copy, then the live database.
+    Migrate {
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        /// The database; optional when only one is configured.
+        #[arg(long)]
+        database: Option<String>,
+        /// The folder of migration files (`*.sql`; `NAME.down.sql` is NAME's rollback).
+        dir: PathBuf,
+        /// Roll back the applied migration NAME with `NAME.down.sql`.
+        #[arg(long, value_name = "NAME")]
+        rollback: Option<String>,
+        /// List the files that would run and try them on a copy; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How long each file waits for the database's write lock (e.g. 5s).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        busy_timeout: std::time::Duration,
+    },
     /// Check a configuration file: exit 0, or print each error and exit 1.
     CheckConfig {
         #[arg(long = "config.file")]

@@ -14,6 +14,7 @@ mod collect;
 mod demo;
 mod generate_docs;
 mod history;
+mod migrate;
 mod restore;
 mod restore_archive;
 mod run;
@@ -88,6 +89,23 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             database,
             file,
         } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &file),
+        Command::Migrate {
+            config_file,
+            database,
+            dir,
+            rollback,
+            dry_run,
+            busy_timeout,
+        } => migrate::migrate(
+            &load(&config_file)?,
+            database.as_deref(),
+            crate::migrate::Request {
+                dir,
+                rollback,
+                dry_run,
+                busy_timeout,
+            },
+        ),
         Command::Collect {
             config_file,
             once: _,

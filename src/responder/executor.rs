@@ -54,7 +54,7 @@ pub fn lock_path(database: &Path) -> PathBuf {
 /// Takes the cross-process lock, waiting up to `wait`. The lock file is
 /// created 0600 and never through a link: a link planted at its path would
 /// make caretaker create (or, run as root, clobber) a file anywhere.
-fn lock_file(database: &Path, wait: Duration) -> Result<File, ActionError> {
+pub fn lock_file(database: &Path, wait: Duration) -> Result<File, ActionError> {
     let path = lock_path(database);
     let file = private::open_or_create(&path).map_err(|e| {
         if private::is_link_refusal(&e) {

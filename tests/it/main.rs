@@ -20,6 +20,7 @@ mod http;
 mod integrity_promises;
 mod landing_privacy;
 mod load;
+mod migrate;
 mod network_promises;
 mod package_docs;
 mod prometheus;

@@ -260,6 +260,21 @@ fn every_caretaker_command_of_the_runbooks_runs_as_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = demo(dir.path());
     let backups = dir.path().join("backups");
+    // The migration the runbooks' `caretaker migrate` lines name.
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).expect("migrations folder");
+    for (file, sql) in [
+        (
+            "20251015120000_add_pattern_type_index.sql",
+            "CREATE INDEX idx_patterns_type_confidence ON patterns(type, confidence DESC);",
+        ),
+        (
+            "20251015120000_add_pattern_type_index.down.sql",
+            "DROP INDEX idx_patterns_type_confidence;",
+        ),
+    ] {
+        std::fs::write(migrations.join(file), sql).expect("migration");
+    }
     let mut ran = 0;
     let mut last_backup = unix_seconds();
     for line in &commands {
@@ -268,6 +283,7 @@ fn every_caretaker_command_of_the_runbooks_runs_as_written() {
             "NAME" => "memory".into(),
             "DB" => dir.path().join("memory.db").display().to_string(),
             "BACKUPS" => backups.display().to_string(),
+            "MIGRATIONS" => migrations.display().to_string(),
             other => panic!("{line}: unknown variable ${other}"),
         };
         let mut words = shell_words(line, &var);
