@@ -375,15 +375,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Arc::new(ResponderMetrics::register(&mut registry));
+    let address = listener
+        .local_addr()
+        .context("reading the listen address")?;
     let runtime = Runtime::start(config, shutdown.clone(), metrics).await?;
+    runtime.responder.set_listen_port(address.port());
     let state = Arc::new(AppState {
         registry,
         runtime: runtime.clone(),
     });
     let reload = tokio::spawn(reload_loop(runtime.clone(), shutdown.clone()));
-    let address = listener
-        .local_addr()
-        .context("reading the listen address")?;
     tracing::info!(%address, "listening");
     let limits = crate::web::serve::Limits::from(&runtime.config().web);
     crate::web::serve::serve(listener, router(state), limits, shutdown.clone()).await;

@@ -14,6 +14,7 @@ mod dashboards;
 mod example_rules;
 mod failures;
 mod figures;
+mod fleet_promises;
 mod fuzz;
 mod golden;
 mod http;
