@@ -34,6 +34,19 @@ pub(super) fn check_config(path: &Path) -> ExitCode {
         path.display(),
         config.databases.len()
     );
+    for report in &config.discovered {
+        println!(
+            "discover {:?}: {} database(s)",
+            report.label,
+            report.databases.len()
+        );
+        for (name, db) in &report.databases {
+            println!("  {name} = {}", db.display());
+        }
+        for refused in &report.refused {
+            eprintln!("{}: error: {refused}", path.display());
+        }
+    }
     // What the responder answers to; an alert for any other instance is ignored.
     let identities = identities(
         &config.responder.instance,
