@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::backups::names::shared_folders;
 use crate::config::Config;
+use crate::responder::plan::identities;
 use crate::web::auth::{Credentials, SHARED_CREDENTIAL_WARNING};
 
 pub(super) fn check_config(path: &Path) -> ExitCode {
@@ -33,6 +34,26 @@ pub(super) fn check_config(path: &Path) -> ExitCode {
         path.display(),
         config.databases.len()
     );
+    for report in &config.discovered {
+        println!(
+            "discover {:?}: {} database(s)",
+            report.label,
+            report.databases.len()
+        );
+        for (name, db) in &report.databases {
+            println!("  {name} = {}", db.display());
+        }
+        for refused in &report.refused {
+            eprintln!("{}: error: {refused}", path.display());
+        }
+    }
+    // What the responder answers to; an alert for any other instance is ignored.
+    let identities = identities(
+        &config.responder.instance,
+        sysinfo::System::host_name().as_deref(),
+        config.web.listen_address.port(),
+    );
+    println!("responder instance: {}", identities.join(", "));
     for (dir, names) in shared_folders(&config) {
         eprintln!(
             "{}: warning: databases {} share the backup folder {}: each counts, verifies and prunes only the files named after it",

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::command::{resolve_commands, FileCommand};
+use super::discover;
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
 use super::range::ranged;
@@ -38,6 +39,9 @@ struct FileConfig {
     command: Vec<FileCommand>,
     #[serde(default)]
     schedule: Vec<FileSchedule>,
+    /// `[[discover]]`: read as tables, see [`super::discover`].
+    #[serde(default)]
+    discover: Vec<toml::Table>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,23 +166,48 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             message,
         }
     };
-    let raw: FileConfig = super::parse::parse(text).map_err(|errors| {
-        let errors = errors.iter().map(|e| {
-            let message = e.message().trim().to_string();
-            error_at(e.span().map(|s| s.start), message)
-        });
-        ConfigErrors(errors.collect())
-    })?;
+    let parse = |text: &str| -> Result<FileConfig, ConfigErrors> {
+        super::parse::parse(text).map_err(|errors| {
+            let errors = errors.iter().map(|e| {
+                let message = e.message().trim().to_string();
+                error_at(e.span().map(|s| s.start), message)
+            });
+            ConfigErrors(errors.collect())
+        })
+    };
+    let raw = parse(text)?;
+    // Discovered databases are resolved as if they had been written here.
+    let (raw, discover, discovered) = match discover::specs(&raw.discover, base) {
+        Ok(specs) if specs.is_empty() => (raw, specs, Vec::new()),
+        Ok(specs) => {
+            let explicit: Vec<(String, PathBuf)> = raw
+                .database
+                .iter()
+                .map(|d| (d.name.get_ref().clone(), absolute(base, d.path.get_ref())))
+                .collect();
+            let (generated, reports) = discover::generate(&specs, &explicit)
+                .map_err(|e| ConfigErrors(vec![error_at(None, format!("discover: {e}"))]))?;
+            let raw = if generated.is_empty() {
+                raw
+            } else {
+                parse(&format!("{text}\n{generated}")).map_err(|e| {
+                    ConfigErrors(
+                        e.0.into_iter()
+                            .map(|mut e| {
+                                e.message = format!("a discovered database: {}", e.message);
+                                e
+                            })
+                            .collect(),
+                    )
+                })?
+            };
+            (raw, specs, reports)
+        }
+        Err(e) => return Err(ConfigErrors(vec![error_at(None, e)])),
+    };
 
     let mut errors = Vec::new();
-    let resolve_path = |p: &str| -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
+    let resolve_path = |p: &str| absolute(base, p);
 
     let listen_address = match &raw.web.listen_address {
         Some(addr) => match resolve_listen_address(addr.get_ref()) {
@@ -363,7 +392,19 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             rules,
             commands,
             schedules,
+            discover,
+            discovered,
         }),
         _ => Err(ConfigErrors(errors)),
+    }
+}
+
+/// `p` against the configuration's folder when relative.
+fn absolute(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
     }
 }

@@ -6,6 +6,7 @@
 //! against the file's folder) and whose defaults are filled in. Errors carry the file, line and column.
 
 mod command;
+pub mod discover;
 mod duration;
 mod file;
 mod maintenance;
@@ -40,6 +41,10 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub commands: Vec<CommandConfig>,
     pub schedules: Vec<ScheduleConfig>,
+    /// `[[discover]]` entries; their matches are already in `databases`.
+    pub discover: Vec<discover::DiscoverSpec>,
+    /// What each entry matched when this configuration was loaded.
+    pub discovered: Vec<discover::DiscoverReport>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

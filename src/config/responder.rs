@@ -60,6 +60,9 @@ pub struct ResponderConfig {
     pub notify_url: Option<String>,
     /// Jobs and audit events older than this are deleted (at startup and hourly).
     pub history_retention: Duration,
+    /// The `instance` label values that name this caretaker (`responder.instance`);
+    /// empty means the defaults of [`crate::responder::plan::identities`].
+    pub instance: Vec<String>,
 }
 
 /// Maps alerts to actions.
@@ -92,6 +95,7 @@ pub(super) struct FileResponder {
     state_file: Option<String>,
     notify_url: Option<String>,
     history_retention: Option<Spanned<HumanDuration>>,
+    instance: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,7 +167,24 @@ pub(super) fn resolve_responder(
         ),
         notify_url: raw.notify_url.clone(),
         history_retention: history_retention(raw, problems),
+        instance: instance(raw, problems),
     }
+}
+
+/// `responder.instance`: a list of non-empty names; an empty list would make
+/// every alert that carries an `instance` label someone else's.
+fn instance(raw: &FileResponder, problems: &mut Vec<Problem>) -> Vec<String> {
+    let Some(list) = &raw.instance else {
+        return Vec::new();
+    };
+    let at = Some(list.span().start);
+    if list.get_ref().is_empty() {
+        problems.push((at, "responder.instance must name at least one instance (host:port as Prometheus scrapes it), or be left out for the defaults".into()));
+    }
+    if list.get_ref().iter().any(|i| i.trim().is_empty()) {
+        problems.push((at, "responder.instance entries must not be empty".into()));
+    }
+    list.get_ref().clone()
 }
 
 /// `responder.history_retention`: the breaker counts the runs of its window

@@ -56,3 +56,30 @@ mod retention_tests {
         );
     }
 }
+
+mod instance_tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(responder: &str) -> Result<Config, crate::config::ConfigErrors> {
+        Config::parse(
+            Path::new("/c.toml"),
+            &format!("[[database]]\nname = \"m\"\npath = \"m.db\"\n[responder]\n{responder}\n"),
+        )
+    }
+
+    #[test]
+    fn instance_is_a_list_of_names_and_never_empty() {
+        let config = parse("instance = [\"db1:10210\", \"db1.example.com:10210\"]").expect("valid");
+        assert_eq!(
+            config.responder.instance,
+            ["db1:10210", "db1.example.com:10210"]
+        );
+        assert!(parse("").expect("valid").responder.instance.is_empty());
+        for bad in ["instance = []", "instance = [\"\"]"] {
+            let errors = parse(bad).expect_err(bad).to_string();
+            assert!(errors.contains("responder.instance"), "{errors}");
+        }
+    }
+}

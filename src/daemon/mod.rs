@@ -6,6 +6,7 @@
 //! change of the file) validates the new file first and keeps the old
 //! configuration running when the new one is invalid.
 
+mod discovery;
 mod reload;
 
 use std::sync::{Arc, RwLock};
@@ -47,6 +48,8 @@ pub struct Runtime {
     collection: tokio::sync::Mutex<Option<Collection>>,
     /// The bearer tokens in force; replaced whole by a reload that can read them.
     credentials: RwLock<Arc<Credentials>>,
+    /// Refused discovered paths so far, by glob (a counter across reloads).
+    discovery_errors: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     cancel: CancellationToken,
 }
 
@@ -132,6 +135,7 @@ impl Runtime {
             readiness: RwLock::new(Vec::new()),
             collection: tokio::sync::Mutex::new(None),
             credentials: RwLock::new(Arc::new(credentials)),
+            discovery_errors: std::sync::Mutex::new(Default::default()),
             cancel,
         });
         let workers = config.responder.max_concurrent;
@@ -237,6 +241,13 @@ impl Runtime {
         }
         let names: Vec<String> = config.databases.iter().map(|d| d.name.clone()).collect();
         self.snapshot.retain_databases(&names);
+        let mut errors = self
+            .discovery_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let discovered = discovery::publish(&config, &mut errors);
+        drop(errors);
+        self.snapshot.set_fixed("discovery", discovered);
         let collection = Collection::start(jobs_for(&config), self.snapshot.clone(), &self.cancel);
         *self.readiness.write().unwrap_or_else(|e| e.into_inner()) =
             collection.readiness_keys().to_vec();
@@ -375,20 +386,23 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Arc::new(ResponderMetrics::register(&mut registry));
+    let address = listener
+        .local_addr()
+        .context("reading the listen address")?;
     let runtime = Runtime::start(config, shutdown.clone(), metrics).await?;
+    runtime.responder.set_listen_port(address.port());
     let state = Arc::new(AppState {
         registry,
         runtime: runtime.clone(),
     });
     let reload = tokio::spawn(reload_loop(runtime.clone(), shutdown.clone()));
-    let address = listener
-        .local_addr()
-        .context("reading the listen address")?;
+    let rescan = tokio::spawn(discovery::discovery_loop(runtime.clone(), shutdown.clone()));
     tracing::info!(%address, "listening");
     let limits = crate::web::serve::Limits::from(&runtime.config().web);
     crate::web::serve::serve(listener, router(state), limits, shutdown.clone()).await;
     shutdown.cancel();
     let _ = reload.await;
+    let _ = rescan.await;
     runtime.stop().await;
     Ok(())
 }

@@ -54,13 +54,14 @@ pub fn prepare(dir: &Path, options: &DemoOptions) -> anyhow::Result<PathBuf> {
         let listen = options
             .listen_address
             .map_or_else(|| DEFAULT_LISTEN_ADDRESS.to_string(), |a| a.to_string());
+        let responder = demo_responder(&listen);
         let text = format!(
             r#"# caretaker demo configuration: see README.md for every key.
 [web]
 listen_address = "{listen}"
 token_file = "token"
 
-[[database]]
+{responder}[[database]]
 name = "memory"
 path = "memory.db"
 [database.backup]
@@ -121,6 +122,20 @@ cooldown = "1d"
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     }
     Ok(config)
+}
+
+/// The demo's `[responder]` section: the `instance` names Prometheus scrapes
+/// it by (`caretaker:<port>` in docker-compose.yml, `localhost` and
+/// `127.0.0.1` on this host), so the demo never ignores its own alerts. On
+/// port 0 the bound port is not known yet: the defaults follow it.
+fn demo_responder(listen: &str) -> String {
+    let port = listen.rsplit(':').next().unwrap_or("0");
+    if port == "0" {
+        return String::new();
+    }
+    format!(
+        "[responder]\n# Alerts whose instance label names another caretaker are ignored.\ninstance = [\"caretaker:{port}\", \"localhost:{port}\", \"127.0.0.1:{port}\"]\n\n"
+    )
 }
 
 /// Takes a first backup when the folder has none, so the demo starts with

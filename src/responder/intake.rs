@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::responder::bounded;
 use crate::responder::job::{AuditKind, JobSource, JobStatus, SkipReason};
 use crate::responder::metrics::{labels, ResponderMetrics};
-use crate::responder::plan::{decide, Alert, Decision, Notification};
+use crate::responder::plan::{decide_here, Alert, Decision, Notification};
 use crate::responder::state::{AuditEvent, NewJob, Recorded, StateStore};
 
 /// What a notification turned into.
@@ -25,13 +25,20 @@ pub struct IntakeSummary {
     pub unmatched: usize,
     pub unknown_database: usize,
     pub resolved: usize,
+    /// Alerts whose `instance` names another caretaker.
+    pub other_instance: usize,
 }
 
-/// Every decision of a notification, alert by alert.
-pub fn decisions(n: &Notification, config: &Config) -> Vec<(Alert, Vec<Decision>)> {
+/// Every decision of a notification, alert by alert, for the caretaker
+/// that `identities` name (see [`crate::responder::plan::identities`]).
+pub fn decisions(
+    n: &Notification,
+    config: &Config,
+    identities: &[String],
+) -> Vec<(Alert, Vec<Decision>)> {
     n.alerts
         .iter()
-        .map(|a| (a.clone(), decide(a, config)))
+        .map(|a| (a.clone(), decide_here(a, config, identities)))
         .collect()
 }
 
@@ -143,7 +150,9 @@ pub fn prepare(
             .alerts_received
             .get_or_create(&labels(&[("status", status)]))
             .inc();
-        let unmatched = decisions.iter().all(|d| matches!(d, Decision::Unmatched));
+        let unmatched = decisions
+            .iter()
+            .all(|d| matches!(d, Decision::Unmatched | Decision::OtherInstance { .. }));
         if !unmatched {
             events.push(event(alert, AuditKind::Received, now));
         }
@@ -214,6 +223,20 @@ pub fn prepare(
                         .alerts_ignored
                         .get_or_create(&labels(&[("reason", "unmatched")]))
                         .inc();
+                }
+                Decision::OtherInstance { instance } => {
+                    summary.other_instance += 1;
+                    metrics
+                        .alerts_ignored
+                        .get_or_create(&labels(&[("reason", "other_instance")]))
+                        .inc();
+                    let mut e = event(alert, AuditKind::Skipped, now);
+                    e.reason = Some("other_instance".into());
+                    e.detail = Some(format!(
+                        "the alert is for instance {:?}, not this caretaker",
+                        bounded::label_value(instance)
+                    ));
+                    events.push(e);
                 }
                 Decision::UnknownDatabase { rule, database } => {
                     summary.unknown_database += 1;

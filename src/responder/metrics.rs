@@ -202,7 +202,7 @@ impl ResponderMetrics {
                 .alerts_received
                 .get_or_create(&labels(&[("status", status)]));
         }
-        for reason in ["unmatched", "unknown_database"] {
+        for reason in ["unmatched", "unknown_database", "other_instance"] {
             let _ = self
                 .alerts_ignored
                 .get_or_create(&labels(&[("reason", reason)]));

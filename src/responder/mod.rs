@@ -29,6 +29,7 @@ pub mod scheduler;
 pub mod state;
 pub mod submit;
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 use executor::Executor;
@@ -40,6 +41,12 @@ pub struct Responder {
     pub queue: Arc<JobQueue>,
     /// Serialises the rate check and the recording of runs by hand.
     manual_turn: tokio::sync::Mutex<()>,
+    /// The port caretaker listens on, for its default `instance` identities
+    /// (the bound port: a listener on port 0 or `--web.listen-address` wins
+    /// over `web.listen_address`).
+    listen_port: AtomicU16,
+    /// This host's name, read once.
+    host: Option<String>,
 }
 
 impl Responder {
@@ -48,6 +55,22 @@ impl Responder {
             executor,
             queue,
             manual_turn: tokio::sync::Mutex::new(()),
+            listen_port: AtomicU16::new(0),
+            host: sysinfo::System::host_name(),
         }
+    }
+
+    /// Records the port caretaker listens on.
+    pub fn set_listen_port(&self, port: u16) {
+        self.listen_port.store(port, Ordering::Relaxed);
+    }
+
+    /// The `instance` label values that name this caretaker under `config`.
+    pub fn identities(&self, config: &crate::config::Config) -> Vec<String> {
+        let port = match self.listen_port.load(Ordering::Relaxed) {
+            0 => config.web.listen_address.port(),
+            port => port,
+        };
+        plan::identities(&config.responder.instance, self.host.as_deref(), port)
     }
 }

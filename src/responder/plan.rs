@@ -81,6 +81,47 @@ pub enum Decision {
         rule: String,
         database: Option<String>,
     },
+    /// The alert's `instance` label names another caretaker: never act here.
+    OtherInstance { instance: String },
+}
+
+/// The `instance` values that name this caretaker: `responder.instance` when
+/// set, else this host's name, `localhost` and `127.0.0.1`, each with the
+/// port caretaker listens on (what a Prometheus scraping it usually labels).
+pub fn identities(configured: &[String], host: Option<&str>, port: u16) -> Vec<String> {
+    if !configured.is_empty() {
+        return configured.to_vec();
+    }
+    let mut out: Vec<String> = host
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{h}:{port}"))
+        .into_iter()
+        .collect();
+    for local in ["localhost", "127.0.0.1"] {
+        let id = format!("{local}:{port}");
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// The alert's `instance` when it names a caretaker other than `identities`;
+/// an alert without the label is nobody else's.
+pub fn other_instance<'a>(alert: &'a Alert, identities: &[String]) -> Option<&'a str> {
+    let instance = alert.labels.get("instance")?;
+    (!identities.iter().any(|i| i == instance)).then_some(instance.as_str())
+}
+
+/// Decides about one alert for the caretaker named by `identities`: an alert
+/// for another instance is ignored whole (firing or resolved).
+pub fn decide_here(alert: &Alert, config: &Config, identities: &[String]) -> Vec<Decision> {
+    match other_instance(alert, identities) {
+        Some(instance) => vec![Decision::OtherInstance {
+            instance: instance.to_string(),
+        }],
+        None => decide(alert, config),
+    }
 }
 
 /// The key that identifies one job of one alert episode.
@@ -240,6 +281,48 @@ mod tests {
             decide(&alert(&[("alertname", "Other")], "resolved"), &two),
             vec![Decision::Resolved]
         );
+    }
+
+    #[test]
+    fn an_alert_for_another_instance_never_becomes_a_job() {
+        let ids = identities(&[], Some("db1"), 10210);
+        assert_eq!(ids, ["db1:10210", "localhost:10210", "127.0.0.1:10210"]);
+        let purge = |instance: Option<&str>, status: &str| {
+            let mut labels = vec![("alertname", "CaretakerExpiredEntriesHigh")];
+            labels.extend(instance.map(|i| ("instance", i)));
+            decide_here(&alert(&labels, status), &config(""), &ids)
+        };
+        for status in ["firing", "resolved"] {
+            assert_eq!(
+                purge(Some("db2:10210"), status),
+                vec![Decision::OtherInstance {
+                    instance: "db2:10210".into()
+                }]
+            );
+        }
+        assert!(matches!(
+            &purge(Some("db1:10210"), "firing")[0],
+            Decision::Run { .. }
+        ));
+        assert!(matches!(
+            &purge(Some("127.0.0.1:10210"), "firing")[0],
+            Decision::Run { .. }
+        ));
+        assert!(
+            matches!(&purge(None, "firing")[0], Decision::Run { .. }),
+            "no instance label: today's behaviour"
+        );
+        let configured = identities(&["db1.example.com:10210".into()], Some("db1"), 10210);
+        assert_eq!(configured, ["db1.example.com:10210"]);
+        assert_eq!(
+            other_instance(
+                &alert(&[("instance", "localhost:10210")], "firing"),
+                &configured
+            ),
+            Some("localhost:10210"),
+            "an explicit list replaces the defaults"
+        );
+        assert_eq!(identities(&[], None, 1)[0], "localhost:1");
     }
 
     #[test]

@@ -52,7 +52,8 @@ impl Responder {
         notification: Notification,
         config: Arc<Config>,
     ) -> Result<IntakeSummary, SubmitError> {
-        let planned = intake::decisions(&notification, &config);
+        let identities = self.identities(&config);
+        let planned = intake::decisions(&notification, &config, &identities);
         let Some(mut room) = self.queue.reserve(intake::jobs_needed(&planned)) else {
             self.metrics().skipped("", "", SkipReason::QueueFull);
             tracing::warn!(

@@ -61,6 +61,7 @@ async fn receive(state: &AppState, body: &[u8]) -> Result<(StatusCode, Json<Valu
         "unmatched": summary.unmatched,
         "unknown_database": summary.unknown_database,
         "resolved": summary.resolved,
+        "other_instance": summary.other_instance,
     });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }

@@ -125,7 +125,7 @@ fn alerts(alertname: &str, n: usize) -> Value {
         .map(|i| {
             json!({
                 "status": "firing",
-                "labels": {"alertname": alertname, "database": "memory", "instance": format!("i{i}")},
+                "labels": {"alertname": alertname, "database": "memory", "replica": format!("i{i}")},
                 "annotations": {}, "startsAt": "2026-01-01T00:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "", "fingerprint": format!("f{i:015}")
             })
