@@ -79,7 +79,7 @@ impl ResponderMetrics {
         );
         r.register(
             "caretaker_alerts_ignored",
-            "Alerts acknowledged without action, by reason (unmatched, unknown_database)",
+            "Alerts acknowledged without action, by reason (unmatched, unknown_database, other_instance)",
             m.alerts_ignored.clone(),
         );
         r.register(
