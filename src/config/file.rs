@@ -16,8 +16,8 @@ use super::responder::{
     resolve_responder, resolve_rules, resolve_schedules, FileResponder, FileRule, FileSchedule,
 };
 use super::{
-    line_column, resolve_listen_address, BackupConfig, CollectConfig, Config, ConfigError,
-    ConfigErrors, DatabaseConfig, PruneConfig, WebConfig, DEFAULT_LISTEN_ADDRESS,
+    absolute, line_column, resolve_listen_address, BackupConfig, CollectConfig, Config,
+    ConfigError, ConfigErrors, DatabaseConfig, PruneConfig, WebConfig, DEFAULT_LISTEN_ADDRESS,
 };
 
 #[derive(Debug, Deserialize)]
@@ -396,15 +396,5 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             discovered,
         }),
         _ => Err(ConfigErrors(errors)),
-    }
-}
-
-/// `p` against the configuration's folder when relative.
-fn absolute(base: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
     }
 }

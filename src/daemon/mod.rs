@@ -7,6 +7,7 @@
 //! configuration running when the new one is invalid.
 
 mod discovery;
+mod handle;
 mod reload;
 
 use std::sync::{Arc, RwLock};
@@ -30,7 +31,8 @@ use crate::responder::state::StateStore;
 use crate::responder::Responder;
 use crate::responder::{history, notifier, published, scheduler};
 use crate::web::auth::Credentials;
-use crate::web::{router, AppHandle, AppState};
+use crate::web::{router, AppState};
+use handle::announce_credentials;
 use reload::reload_loop;
 
 /// How long shutdown waits for running actions.
@@ -348,33 +350,6 @@ impl Runtime {
                 tracing::warn!("actions still running at shutdown; their transactions roll back");
             }
         }
-    }
-}
-
-impl AppHandle for Runtime {
-    fn config(&self) -> Arc<Config> {
-        Runtime::config(self)
-    }
-    fn snapshot(&self) -> &Arc<Snapshot> {
-        &self.snapshot
-    }
-    fn ready(&self) -> bool {
-        Runtime::ready(self)
-    }
-    fn credentials(&self) -> Arc<Credentials> {
-        Runtime::credentials(self)
-    }
-    fn responder(&self) -> &Responder {
-        &self.responder
-    }
-}
-
-/// Says in the log which endpoints are open, and warns when one token opens both.
-fn announce_credentials(config: &Config, credentials: &Credentials) {
-    if config.web.token_file.is_none() && config.web.api_token_file.is_none() {
-        tracing::info!("no web.token_file configured: the webhook and the API answer 403");
-    } else if credentials.shared() {
-        tracing::warn!("{}", crate::web::auth::SHARED_CREDENTIAL_WARNING);
     }
 }
 
