@@ -21,6 +21,7 @@ mod integrity_promises;
 mod landing_privacy;
 mod load;
 mod network_promises;
+mod offsite;
 mod prometheus;
 mod prune_actions;
 mod reload;
