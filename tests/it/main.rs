@@ -20,6 +20,7 @@ mod http;
 mod integrity_promises;
 mod landing_privacy;
 mod load;
+mod moto;
 mod network_promises;
 mod offsite;
 mod prometheus;

@@ -2,120 +2,15 @@
 //! server on a loopback port), decrypted by Debian's `age` command: what
 //! caretaker uploads is readable without caretaker.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::common::create_db;
+use crate::moto::Moto;
 
 const SECRET: &str = "s3cr3t-never-logged-42";
-
-/// moto's server on a free loopback port, killed when dropped.
-pub struct Moto {
-    pub port: u16,
-    child: Child,
-}
-
-impl Moto {
-    pub fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server (python3 -m pip install \"moto[server]\")");
-        let moto = Moto { port, child };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http(port, "GET", "/", b"").is_none() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        moto
-    }
-
-    pub fn create_bucket(&self, bucket: &str) {
-        let (status, _) = http(self.port, "PUT", &format!("/{bucket}"), b"").expect("moto");
-        assert_eq!(status, 200, "create bucket {bucket}");
-    }
-
-    /// An object's bytes, fetched with boto3 (installed with moto): not
-    /// through caretaker's own client.
-    pub fn get(&self, key: &str) -> Vec<u8> {
-        let (bucket, key) = key.split_once('/').expect("bucket/key");
-        let out = self.boto3(
-            &format!(
-            "sys.stdout.buffer.write(s3.get_object(Bucket={bucket:?}, Key={key:?})['Body'].read())"
-        ),
-            b"",
-        );
-        out
-    }
-
-    fn boto3(&self, statement: &str, stdin: &[u8]) -> Vec<u8> {
-        let script = format!(
-            "import sys, boto3\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{}', region_name='us-east-1', aws_access_key_id='a', aws_secret_access_key='b')\n{statement}\n",
-            self.port
-        );
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("stdin");
-        let out = child.wait_with_output().expect("boto3");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One plain HTTP/1.0 request; `None` when nothing listens.
-fn http(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer).ok()?;
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let status = std::str::from_utf8(&answer[..split])
-        .ok()?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some((status, answer[split + 4..].to_vec()))
-}
 
 /// A new age identity (Debian's `age-keygen`): its file and its recipient.
 fn age_identity(dir: &Path) -> (PathBuf, String) {
@@ -330,4 +225,88 @@ fn a_server_that_is_gone_fails_the_upload_not_the_backup() {
     assert_eq!(local_backups(dir.path()).len(), 1);
     assert_eq!(failures(dir.path()), 1);
     assert!(!log.contains(SECRET), "{log}");
+}
+
+fn caretaker(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_caretaker"))
+        .args(args)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("caretaker.toml").display()
+        ))
+        .output()
+        .expect("caretaker");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn an_altered_remote_backup_fails_verify_and_restore_falls_back_to_an_older_one_without_a_local_folder(
+) {
+    let moto = Moto::start();
+    moto.create_bucket("caretaker-backups");
+    let (dir, _) = setup(moto.port, "caretaker-backups");
+    let (first, log) = run_backup(dir.path());
+    assert_eq!(
+        first["outcome"]["figures"]["offsite_backups_uploaded"], 1.0,
+        "{first} {log}"
+    );
+    // Rows only the newer backup holds.
+    let conn = rusqlite::Connection::open(dir.path().join("memory.db")).expect("open");
+    conn.execute("DELETE FROM patterns WHERE rowid % 2 = 0", [])
+        .expect("delete");
+    drop(conn);
+    let (second, log) = run_backup(dir.path());
+    assert_eq!(
+        second["outcome"]["figures"]["offsite_backups_uploaded"], 1.0,
+        "{second} {log}"
+    );
+    let names: Vec<String> = local_backups(dir.path())
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    let (older, newer) = (&names[0], &names[1]);
+
+    let (ok, text) = caretaker(dir.path(), &["backups", "list", "--from=offsite"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(older.as_str()) && text.contains(newer.as_str()),
+        "{text}"
+    );
+    let (ok, text) = caretaker(dir.path(), &["backups", "verify", "--from=offsite"]);
+    assert!(ok, "{text}");
+    assert_eq!(text.matches("ok ").count(), 2, "{text}");
+
+    // Someone alters the newer remote copy (a valid age file of other content).
+    let mut altered = moto.get(&format!("caretaker-backups/hosts/db1/{newer}.age"));
+    let last = altered.len() - 1;
+    altered[last] ^= 0x55;
+    moto.put(
+        &format!("caretaker-backups/hosts/db1/{newer}.age"),
+        &altered,
+    );
+    let (ok, text) = caretaker(dir.path(), &["backups", "verify", "--from=offsite"]);
+    assert!(!ok, "verify must refuse an altered backup: {text}");
+    assert!(
+        text.contains("FAILED") && text.contains(newer.as_str()),
+        "{text}"
+    );
+    assert!(text.contains("ok "), "{text}");
+
+    // A new host: no backup folder at all; the restore falls back to the older copy.
+    std::fs::remove_dir_all(dir.path().join("backups")).expect("rm backups");
+    let (ok, text) = caretaker(dir.path(), &["restore", "--from=offsite"]);
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("skipped {newer}")), "{text}");
+    let conn = rusqlite::Connection::open(dir.path().join("memory.db")).expect("open");
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM patterns", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 500, "the older backup's rows are back");
+    assert!(dir.path().join("backups").join(older).exists());
+    assert!(!text.contains(SECRET));
 }

@@ -23,8 +23,10 @@
 //! - [`manifest`]: what a backup holds, beside it (local and remote);
 //! - [`store`]: opening the store and its keys;
 //! - [`upload`]: encrypt and upload, and the failure count;
-//! - [`remote`]: listing and downloading remote backups.
+//! - [`remote`]: listing remote backups;
+//! - [`fetch`]: downloading, decrypting and checking one.
 
+pub mod fetch;
 pub mod manifest;
 pub mod remote;
 pub mod store;
