@@ -310,3 +310,63 @@ fn an_altered_remote_backup_fails_verify_and_restore_falls_back_to_an_older_one_
     assert!(dir.path().join("backups").join(older).exists());
     assert!(!text.contains(SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exporter_reports_the_offsite_store_from_its_background_listing() {
+    use crate::common::{value, Caretaker};
+    let moto = Moto::start();
+    moto.create_bucket("caretaker-backups");
+    let (dir, _) = setup(moto.port, "caretaker-backups");
+    let config = format!(
+        "[collect]\nbackups_interval = \"1s\"\n{}",
+        std::fs::read_to_string(dir.path().join("caretaker.toml")).expect("config")
+    );
+    let path = dir.path().to_path_buf();
+    let ct = Caretaker::start(dir, &config).await;
+    let db = [("database", "memory")];
+    let wait = std::time::Duration::from_secs(60);
+    ct.wait_for("reachable, no backups", wait, |s| {
+        value(s, "caretaker_offsite_reachable", &db) == Some(1.0)
+            && value(s, "caretaker_offsite_backup_files", &db) == Some(0.0)
+    })
+    .await;
+    let p = path.clone();
+    let (job, log) = tokio::task::spawn_blocking(move || run_backup(&p))
+        .await
+        .expect("join");
+    assert_eq!(
+        job["outcome"]["figures"]["offsite_backups_uploaded"], 1.0,
+        "{job} {log}"
+    );
+    let samples = ct
+        .wait_for("one offsite backup", wait, |s| {
+            value(s, "caretaker_offsite_backup_files", &db) == Some(1.0)
+        })
+        .await;
+    let size = value(&samples, "caretaker_offsite_backup_last_size_bytes", &db);
+    assert!(size.is_some_and(|s| s > 0.0), "{size:?}");
+    let when = value(
+        &samples,
+        "caretaker_offsite_backup_last_success_timestamp_seconds",
+        &db,
+    );
+    assert!(when.is_some_and(|w| w > 1.7e9), "{when:?}");
+    assert_eq!(
+        value(&samples, "caretaker_offsite_upload_failures_total", &db),
+        Some(0.0)
+    );
+
+    drop(moto);
+    let p = path.clone();
+    let (job, _) = tokio::task::spawn_blocking(move || run_backup(&p))
+        .await
+        .expect("join");
+    assert_eq!(job["status"], "succeeded", "{job}");
+    ct.wait_for("unreachable, one failure", wait, |s| {
+        value(s, "caretaker_offsite_reachable", &db) == Some(0.0)
+            && value(s, "caretaker_offsite_upload_failures_total", &db) == Some(1.0)
+    })
+    .await;
+    assert!(!ct.metrics_text().await.contains(SECRET));
+    ct.stop().await;
+}
