@@ -2,8 +2,8 @@
 # Runs every check and test of caretaker, the Debian package's included
 # (installed, checked and purged again: needs root or sudo). Installs what the
 # end-to-end tests use when it is missing: Debian's prometheus,
-# prometheus-alertmanager and chromium, sqlite3, the Python prometheus-client
-# parser, and cargo-deb (cargo install).
+# prometheus-alertmanager and chromium, sqlite3, age and zstd, the Python
+# prometheus-client parser, moto's S3 server, and cargo-deb (cargo install).
 set -euo pipefail
 usage() {
   echo "usage: scripts/test.sh [-h|--help]"
@@ -25,12 +25,17 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alert
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Debian's sqlite3 (the image's): tests/it/runbook_sections.rs runs the runbooks' steps with it.
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+# Debian's age decrypts what caretaker uploads (tests/it/offsite.rs); zstd decompresses it.
+command -v age >/dev/null 2>&1 || missing+=(age)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   sudo_if_needed apt-get -o DPkg::Lock::Timeout=600 update -qq
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus-client
+# moto's standalone S3 server (and boto3, with it): tests/it/offsite.rs starts it on a loopback port.
+command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q "moto[server]"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

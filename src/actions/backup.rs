@@ -5,7 +5,10 @@
 use std::time::Instant;
 
 use super::{Action, ActionContext, ActionError, Outcome};
+use crate::backups::offsite::upload::{count_failure, upload_pending, Uploaded};
+use crate::backups::offsite::{Offsite, OffsiteError};
 use crate::backups::BackupSet;
+use crate::config::OffsiteConfig;
 use crate::store::private;
 
 pub struct Backup;
@@ -51,14 +54,34 @@ impl Action for Backup {
                     (0, format!("; retention failed: {e}"))
                 }
             };
+        let offsite = cfg
+            .offsite
+            .as_ref()
+            .map(|o| upload_offsite(o, &set, deadline));
+        let offsite_note = match &offsite {
+            None => String::new(),
+            Some(Ok(up)) => format!("; uploaded {} offsite", up.backups),
+            Some(Err(_)) => "; offsite upload failed (retried at the next backup)".to_string(),
+        };
         let ratio = written.bytes_copied as f64 / written.bytes_written.max(1) as f64;
         let summary = format!(
-            "backed up {} to {} ({} bytes, ratio {ratio:.1}) in {seconds:.1} s; removed {files_removed} old backups{retention_note}",
+            "backed up {} to {} ({} bytes, ratio {ratio:.1}) in {seconds:.1} s; removed {files_removed} old backups{retention_note}{offsite_note}",
             db.name,
             written.path.display(),
             written.bytes_written,
         );
-        Ok(Outcome::new(summary)
+        let mut outcome = Outcome::new(summary);
+        if let Some(result) = &offsite {
+            let up = result.as_ref().ok().cloned().unwrap_or_default();
+            outcome = outcome
+                .figure("offsite_backups_uploaded", up.backups as f64)
+                .figure("offsite_bytes_uploaded", up.bytes as f64)
+                .figure(
+                    "offsite_upload_failed",
+                    f64::from(u8::from(result.is_err())),
+                );
+        }
+        Ok(outcome
             .figure("bytes_database", bytes_database as f64)
             .figure("bytes_copied", written.bytes_copied as f64)
             .figure("bytes_written", written.bytes_written as f64)
@@ -69,4 +92,20 @@ impl Action for Backup {
             .figure("seconds_compress", written.phases.compress)
             .figure("files_removed", files_removed as f64))
     }
+}
+
+/// Uploads what the store lacks. A failure never fails the local backup:
+/// it is counted (`caretaker_offsite_upload_failures_total`), logged, and
+/// retried by the next backup, which uploads every backup still missing.
+fn upload_offsite(
+    cfg: &OffsiteConfig,
+    set: &BackupSet,
+    deadline: Instant,
+) -> Result<Uploaded, OffsiteError> {
+    let result = Offsite::open(cfg, set.database()).and_then(|o| upload_pending(&o, set, deadline));
+    if let Err(e) = &result {
+        let failures = count_failure(set.dir(), set.database()).unwrap_or(0);
+        tracing::warn!(database = %set.database(), error = %e, failures, "offsite upload failed");
+    }
+    result
 }

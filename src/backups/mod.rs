@@ -22,6 +22,7 @@
 
 pub mod listing;
 pub mod names;
+pub mod offsite;
 pub mod pipeline;
 pub mod restore;
 pub mod retention;
@@ -172,6 +173,7 @@ impl BackupSet {
             let bytes = size(&path) + size(&sidecar);
             if !dry_run {
                 remove_if_present(&sidecar)?;
+                remove_if_present(&offsite::manifest::manifest_of(&path))?;
                 remove_if_present(&path)?;
             }
             tracing::info!(file = %path.display(), dry_run, "backup past retention");

@@ -26,12 +26,13 @@ use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 use super::sidecar::CHECKSUM_SUFFIX;
 use crate::config::{Compression, Config};
 
-/// True for names that are never backups: sidecars, hidden and temporary files.
+/// True for names that are never backups: sidecars, manifests, hidden and temporary files.
 pub fn is_backup_name(name: &str) -> bool {
     !(name.starts_with('.')
         || name.ends_with(CHECKSUM_SUFFIX)
         || name.ends_with(".tmp")
-        || name.ends_with(".partial"))
+        || name.ends_with(".partial")
+        || name.ends_with(super::offsite::manifest::MANIFEST_SUFFIX))
 }
 
 /// The file name of `database`'s backup taken at `taken`.

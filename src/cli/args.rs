@@ -44,6 +44,16 @@ pub enum BackupsCommand {
     Verify,
 }
 
+/// Where `backups` and `restore` find backups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackupSource {
+    /// The backup folder.
+    #[default]
+    Local,
+    /// `[database.backup.offsite]`: downloaded, decrypted and checked first.
+    Offsite,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve metrics for the databases of a configuration file.
@@ -115,6 +125,10 @@ pub enum Command {
         /// Restore even while other processes have the database open.
         #[arg(long)]
         force: bool,
+        /// `offsite`: restore from `[database.backup.offsite]` (downloaded
+        /// into the backup folder first; `--backup` then names a remote backup).
+        #[arg(long, value_enum, default_value_t)]
+        from: BackupSource,
     },
     /// List or verify a database's backups.
     Backups {
@@ -124,6 +138,9 @@ pub enum Command {
         config_file: PathBuf,
         #[arg(long)]
         database: Option<String>,
+        /// `offsite`: the backups in `[database.backup.offsite]`.
+        #[arg(long, value_enum, default_value_t)]
+        from: BackupSource,
     },
     /// Load an archive written by prune_patterns or purge_expired back into its database.
     RestoreArchive {

@@ -15,6 +15,7 @@ mod demo;
 mod generate_docs;
 mod history;
 mod migrate;
+mod offsite;
 mod restore;
 mod restore_archive;
 mod run;
@@ -26,7 +27,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-pub use args::{BackupsCommand, Cli, Command, LogFormat};
+pub use args::{BackupSource, BackupsCommand, Cli, Command, LogFormat};
 
 use crate::config::{Config, DatabaseConfig};
 
@@ -70,6 +71,13 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             command,
             config_file,
             database,
+            from: BackupSource::Offsite,
+        } => offsite::backups(&load(&config_file)?, command, database.as_deref()),
+        Command::Backups {
+            command,
+            config_file,
+            database,
+            from: BackupSource::Local,
         } => backups::backups(&load(&config_file)?, command, database.as_deref()),
         Command::Restore {
             config_file,
@@ -77,6 +85,21 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             backup,
             before,
             force,
+            from: BackupSource::Offsite,
+        } => offsite::restore(
+            &load(&config_file)?,
+            database.as_deref(),
+            backup,
+            before.as_deref(),
+            force,
+        ),
+        Command::Restore {
+            config_file,
+            database,
+            backup,
+            before,
+            force,
+            from: BackupSource::Local,
         } => restore::restore(
             &load(&config_file)?,
             database.as_deref(),

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::offsite::OffsiteFigures;
 use super::{CollectError, Collector};
 use crate::backups::listing::{list_own, BackupFile, ChecksumCache};
 use crate::backups::names::belongs_to;
+use crate::config::OffsiteConfig;
 use crate::metrics::{unix_seconds, MetricSet};
 use crate::store::space::filesystem_of;
 
@@ -21,6 +23,8 @@ pub struct BackupsCollector {
     /// In a folder shared with other databases: this database's name and
     /// theirs (see `backups::names`).
     owner: Option<(String, Vec<String>)>,
+    /// `[database.backup.offsite]`, listed on the same interval.
+    offsite: Option<OffsiteFigures>,
 }
 
 impl BackupsCollector {
@@ -30,7 +34,14 @@ impl BackupsCollector {
             max_age,
             cache: Mutex::new(ChecksumCache::default()),
             owner: None,
+            offsite: None,
         }
+    }
+
+    /// Also lists `database`'s offsite store on each collection.
+    pub fn offsite(mut self, cfg: Option<&OffsiteConfig>, database: &str) -> Self {
+        self.offsite = cfg.map(|c| OffsiteFigures::new(c, database, &self.dir));
+        self
     }
 
     /// Counts only `database`'s files when `others` keep backups in the same
@@ -77,6 +88,9 @@ impl Collector for BackupsCollector {
                 vec![],
                 fs.avail as f64,
             );
+        }
+        if let Some(offsite) = &self.offsite {
+            offsite.add_to(&mut set);
         }
         let (files, total) = match self.scan(deadline) {
             Ok(scan) => scan,

@@ -90,10 +90,14 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
         }
         if let Some(backup) = &db.backup {
             let mut j = job(
-                Arc::new(BackupsCollector::new(&backup.dir, backup.max_age).shared(
-                    &db.name,
-                    crate::backups::names::sharing(config, &db.name, &backup.dir),
-                )),
+                Arc::new(
+                    BackupsCollector::new(&backup.dir, backup.max_age)
+                        .shared(
+                            &db.name,
+                            crate::backups::names::sharing(config, &db.name, &backup.dir),
+                        )
+                        .offsite(backup.offsite.as_ref(), &db.name),
+                ),
                 c.backups_interval,
                 c.timeout,
                 true,

@@ -11,6 +11,7 @@ use super::command::{resolve_commands, FileCommand};
 use super::discover;
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
+use super::offsite::{resolve_offsite, FileOffsite};
 use super::range::ranged;
 use super::responder::{
     resolve_responder, resolve_rules, resolve_schedules, FileResponder, FileRule, FileSchedule,
@@ -120,6 +121,7 @@ struct FileBackup {
     verify: IntegrityMode,
     verify_newest: Option<Spanned<i64>>,
     timeout: Option<HumanDuration>,
+    offsite: Option<FileOffsite>,
 }
 
 fn quick() -> IntegrityMode {
@@ -297,10 +299,16 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 Compression::Zstd => (1..=22, 3),
                 Compression::Gzip => (1..=9, 6),
             };
+            let retention = d(b.retention, Duration::from_secs(30 * DAY));
+            let monthly_retention = d(b.monthly_retention, Duration::from_secs(365 * DAY));
+            let offsite = b
+                .offsite
+                .as_ref()
+                .map(|o| resolve_offsite(o, base, retention, monthly_retention, &mut problems));
             BackupConfig {
                 dir: resolve_path(&b.dir),
-                retention: d(b.retention, Duration::from_secs(30 * DAY)),
-                monthly_retention: d(b.monthly_retention, Duration::from_secs(365 * DAY)),
+                retention,
+                monthly_retention,
                 max_age: d(b.max_age, Duration::from_secs(26 * 3600)),
                 compression: b.compression,
                 level: i32::try_from(ranged(
@@ -321,6 +329,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 ))
                 .unwrap_or(3),
                 timeout: d(b.timeout, Duration::from_secs(3600)),
+                offsite,
             }
         });
         let p = &db.prune;

@@ -10,6 +10,7 @@ pub mod discover;
 mod duration;
 mod file;
 mod maintenance;
+mod offsite;
 mod parse;
 mod range;
 mod responder;
@@ -22,6 +23,7 @@ use std::time::Duration;
 pub use command::CommandConfig;
 pub use file::{Compression, IntegrityMode};
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
+pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
 pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
@@ -152,6 +154,8 @@ pub struct BackupConfig {
     pub verify_newest: usize,
     /// A backup that takes longer is abandoned and its temporary files removed.
     pub timeout: Duration,
+    /// `[database.backup.offsite]`: copies off the host.
+    pub offsite: Option<OffsiteConfig>,
 }
 
 /// One problem found in a configuration file, with its position when known.

@@ -44,6 +44,7 @@ pub fn database(dir: &Path, compression: Compression) -> DatabaseConfig {
             verify: IntegrityMode::Quick,
             verify_newest: 3,
             timeout: Duration::from_secs(600),
+            offsite: None,
         }),
         archive_dir: dir.join("archive"),
         prune: PruneConfig::default(),

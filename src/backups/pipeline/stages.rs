@@ -252,6 +252,7 @@ mod tests {
             verify: IntegrityMode::Full,
             verify_newest: 1,
             timeout: Duration::from_secs(60),
+            offsite: None,
         }
     }
 

@@ -1,0 +1,147 @@
+//! `caretaker backups list|verify --from=offsite` and `caretaker restore
+//! --from=offsite`: the backups in `[database.backup.offsite]`. Each is
+//! downloaded into the backup folder (created when missing: a new host needs
+//! only the configuration), decrypted and checked against its sidecar before
+//! anything else; a restore then puts it in the folder as a local backup and
+//! runs the local restore on it (checks, `.before-restore` copy, rollback).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use super::BackupsCommand;
+use crate::backups::offsite::{Offsite, RemoteBackup};
+use crate::backups::restore::{restore as restore_database, RestoreChoice};
+use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
+use crate::backups::verify::{check_database_file, decompress};
+use crate::config::{BackupConfig, Config, DatabaseConfig};
+
+fn offsite_of(db: &DatabaseConfig) -> anyhow::Result<(&BackupConfig, Offsite)> {
+    let Some((backup, cfg)) = db
+        .backup
+        .as_ref()
+        .and_then(|b| b.offsite.as_ref().map(|o| (b, o)))
+    else {
+        bail!("database {} has no [database.backup.offsite]", db.name);
+    };
+    Ok((backup, Offsite::open(cfg, &db.name)?))
+}
+
+/// Lists or verifies every remote backup; exit 1 when one fails.
+pub(super) fn backups(
+    config: &Config,
+    command: BackupsCommand,
+    database: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let db = super::pick_database(config, database)?;
+    let (backup, offsite) = offsite_of(db)?;
+    let remote = offsite.list().context("listing the offsite store")?;
+    let mut failed = 0;
+    for r in &remote {
+        let taken = humantime::format_rfc3339_seconds(r.taken);
+        match command {
+            BackupsCommand::List => println!("{taken}  {:>12}  offsite  {}", r.size, r.name),
+            BackupsCommand::Verify => match verify(&offsite, r, backup, db) {
+                Ok(()) => println!("ok      {taken}  {}", r.name),
+                Err(e) => {
+                    failed += 1;
+                    println!("FAILED  {taken}  {}: {e}", r.name);
+                }
+            },
+        }
+    }
+    if remote.is_empty() {
+        println!("no offsite backups of {}", db.name);
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Download, decrypt, checksum, decompress and check one remote backup;
+/// every file it made is removed.
+fn verify(
+    offsite: &Offsite,
+    remote: &RemoteBackup,
+    backup: &BackupConfig,
+    db: &DatabaseConfig,
+) -> Result<(), String> {
+    let fetched = offsite
+        .fetch(&remote.name, &backup.dir)
+        .map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let plain = TempFile(hidden_sibling(
+        fetched.path(),
+        &format!("verify.{}.tmp", run_tag()),
+    ));
+    decompress(fetched.path(), &plain.0, deadline)
+        .map_err(|e| format!("cannot decompress: {e}"))?;
+    check_database_file(&plain.0, db.integrity_check, deadline)
+}
+
+/// Restores from the newest remote backup that checks out (or the chosen
+/// one), falling back to older ones when a newer one does not.
+pub(super) fn restore(
+    config: &Config,
+    database: Option<&str>,
+    backup: Option<PathBuf>,
+    before: Option<&str>,
+    force: bool,
+) -> anyhow::Result<ExitCode> {
+    let db = super::pick_database(config, database)?;
+    let (local, offsite) = offsite_of(db)?;
+    let remote = offsite.list().context("listing the offsite store")?;
+    let before = before
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(std::time::SystemTime::from)
+                .with_context(|| format!("--before {t:?} is not an RFC 3339 time"))
+        })
+        .transpose()?;
+    let wanted = backup.map(|b| {
+        b.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    });
+    let candidates: Vec<&RemoteBackup> = remote
+        .iter()
+        .filter(|r| wanted.as_ref().is_none_or(|w| &r.name == w))
+        .filter(|r| before.is_none_or(|t| r.taken < t))
+        .collect();
+    if candidates.is_empty() {
+        bail!("no offsite backup of {} matches", db.name);
+    }
+    for r in candidates {
+        let placed = offsite
+            .fetch(&r.name, &local.dir)
+            .and_then(|f| f.publish(&local.dir));
+        match placed {
+            Ok(path) => {
+                println!("downloaded {} into {}", r.name, path.display());
+                let report = restore_database(db, RestoreChoice::File(path), force)?;
+                println!(
+                    "restored {} from {} ({} bytes, {:.1} s); previous files kept: {}",
+                    db.name,
+                    report.backup.display(),
+                    report.bytes,
+                    report.seconds,
+                    report
+                        .moved_aside
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => println!("skipped {}: {e}", r.name),
+        }
+    }
+    bail!(
+        "no offsite backup of {} could be downloaded and checked",
+        db.name
+    )
+}
