@@ -11,6 +11,7 @@ use super::command::{resolve_commands, FileCommand};
 use super::discover;
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
+use super::modes::{Compression, IntegrityMode};
 use super::offsite::{resolve_offsite, FileOffsite};
 use super::range::ranged;
 use super::responder::{
@@ -126,28 +127,6 @@ struct FileBackup {
 
 fn quick() -> IntegrityMode {
     IntegrityMode::Quick
-}
-
-/// How backups are compressed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Compression {
-    /// `.zst`, multi-threaded: the default, several times faster than gzip.
-    #[default]
-    Zstd,
-    /// `.gz`, for tools that only know gzip.
-    Gzip,
-}
-
-/// Which SQLite check the integrity collector runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IntegrityMode {
-    /// `PRAGMA quick_check`: about ten times faster, skips index consistency.
-    Quick,
-    /// `PRAGMA integrity_check`.
-    #[default]
-    Full,
 }
 
 const DAY: u64 = 24 * 3600;

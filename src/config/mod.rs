@@ -10,6 +10,7 @@ pub mod discover;
 mod duration;
 mod file;
 mod maintenance;
+mod modes;
 mod offsite;
 mod parse;
 mod range;
@@ -21,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use command::CommandConfig;
-pub use file::{Compression, IntegrityMode};
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
+pub use modes::{Compression, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
 pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
 
