@@ -122,19 +122,7 @@ pub(super) fn restore(
             Ok(path) => {
                 println!("downloaded {} into {}", r.name, path.display());
                 let report = restore_database(db, RestoreChoice::File(path), force)?;
-                println!(
-                    "restored {} from {} ({} bytes, {:.1} s); previous files kept: {}",
-                    db.name,
-                    report.backup.display(),
-                    report.bytes,
-                    report.seconds,
-                    report
-                        .moved_aside
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                super::restore::print_restored(&db.name, &report);
                 return Ok(ExitCode::SUCCESS);
             }
             Err(e) => println!("skipped {}: {e}", r.name),

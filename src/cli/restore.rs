@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::backups::restore::{restore as restore_database, RestoreChoice};
+use crate::backups::restore::{restore as restore_database, RestoreChoice, RestoreReport};
 use crate::config::Config;
 
 pub(super) fn restore(
@@ -31,9 +31,14 @@ pub(super) fn restore(
     for (path, why) in &report.skipped {
         println!("skipped {}: {why}", path.display());
     }
+    print_restored(&db.name, &report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The line that says what was restored and where the previous files went.
+pub(super) fn print_restored(database: &str, report: &RestoreReport) {
     println!(
-        "restored {} from {} ({} bytes, {:.1} s); previous files kept: {}",
-        db.name,
+        "restored {database} from {} ({} bytes, {:.1} s); previous files kept: {}",
         report.backup.display(),
         report.bytes,
         report.seconds,
@@ -44,5 +49,4 @@ pub(super) fn restore(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(ExitCode::SUCCESS)
 }
