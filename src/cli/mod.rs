@@ -71,42 +71,34 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             command,
             config_file,
             database,
-            from: BackupSource::Offsite,
-        } => offsite::backups(&load(&config_file)?, command, database.as_deref()),
-        Command::Backups {
-            command,
-            config_file,
-            database,
-            from: BackupSource::Local,
-        } => backups::backups(&load(&config_file)?, command, database.as_deref()),
+            from,
+        } => {
+            let run = match from {
+                BackupSource::Local => backups::backups,
+                BackupSource::Offsite => offsite::backups,
+            };
+            run(&load(&config_file)?, command, database.as_deref())
+        }
         Command::Restore {
             config_file,
             database,
             backup,
             before,
             force,
-            from: BackupSource::Offsite,
-        } => offsite::restore(
-            &load(&config_file)?,
-            database.as_deref(),
-            backup,
-            before.as_deref(),
-            force,
-        ),
-        Command::Restore {
-            config_file,
-            database,
-            backup,
-            before,
-            force,
-            from: BackupSource::Local,
-        } => restore::restore(
-            &load(&config_file)?,
-            database.as_deref(),
-            backup,
-            before.as_deref(),
-            force,
-        ),
+            from,
+        } => {
+            let run = match from {
+                BackupSource::Local => restore::restore,
+                BackupSource::Offsite => offsite::restore,
+            };
+            run(
+                &load(&config_file)?,
+                database.as_deref(),
+                backup,
+                before.as_deref(),
+                force,
+            )
+        }
         Command::RestoreArchive {
             config_file,
             database,
