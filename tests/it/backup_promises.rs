@@ -16,12 +16,9 @@ use caretaker::backups::verify::verify_backup;
 use caretaker::config::IntegrityMode;
 use serde_json::{json, Value};
 
+use crate::common::caretaker;
 use crate::common::{create_db, value, Caretaker};
 use crate::responder::{write_token, TOKEN};
-
-fn caretaker() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_caretaker"))
-}
 
 fn far() -> Instant {
     Instant::now() + Duration::from_secs(600)

@@ -1,10 +1,6 @@
 //! The binary's subcommands as a user runs them.
 
-use std::process::Command;
-
-fn caretaker() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_caretaker"))
-}
+use crate::common::{caretaker, check_config};
 
 #[test]
 fn check_config_prints_every_error_with_its_position() {
@@ -15,11 +11,7 @@ fn check_config_prints_every_error_with_its_position() {
         "[[database]]\nname = \"x y\"\npath = \"a.db\"\n[web]\nlisten_address = \"nowhere\"\n",
     )
     .expect("write");
-    let out = caretaker()
-        .arg("check-config")
-        .arg(format!("--config.file={}", path.display()))
-        .output()
-        .expect("run");
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();

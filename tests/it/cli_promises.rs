@@ -2,14 +2,11 @@
 //! error of a configuration file at once, and logs that name a database as
 //! its name.
 
+use crate::common::{caretaker, check_config};
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn caretaker() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_caretaker"))
-}
 
 #[test]
 fn check_config_reports_every_toml_syntax_error() {
@@ -21,11 +18,7 @@ fn check_config_reports_every_toml_syntax_error() {
         "[web]\nlisten_address = \n[collect]\ntimeout = \"10s\"\nlabel_limit = = 3\n",
     )
     .expect("write");
-    let out = caretaker()
-        .arg("check-config")
-        .arg(format!("--config.file={}", path.display()))
-        .output()
-        .expect("run");
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in [2, 5] {
@@ -48,11 +41,7 @@ fn check_config_reports_a_mistake_in_each_section() {
         "[web]\nlisten_adress = \"127.0.0.1:1\"\n[collect]\ntimeout = 5\n[[database]]\nname = \"a\"\n",
     )
     .expect("write");
-    let out = caretaker()
-        .arg("check-config")
-        .arg(format!("--config.file={}", path.display()))
-        .output()
-        .expect("run");
+    let out = check_config(&path);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for (line, word) in [(2, "listen_adress"), (4, "integer"), (5, "path")] {

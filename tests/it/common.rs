@@ -186,3 +186,17 @@ pub fn one_database_config(extra_collect: &str) -> String {
         "[collect]\n{extra_collect}\n[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n"
     )
 }
+
+/// The real caretaker binary, for tests that run it as a user does.
+pub fn caretaker() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_caretaker"))
+}
+
+/// `caretaker check-config --config.file=PATH`, run to completion.
+pub fn check_config(path: &Path) -> std::process::Output {
+    caretaker()
+        .arg("check-config")
+        .arg(format!("--config.file={}", path.display()))
+        .output()
+        .expect("run check-config")
+}

@@ -2,12 +2,8 @@
 //! package installs (scripts/check-package.sh installs them and reads them
 //! with man and bash).
 
+use crate::common::caretaker;
 use std::collections::BTreeSet;
-use std::process::Command;
-
-fn caretaker() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_caretaker"))
-}
 
 /// The subcommands `caretaker --help` lists (without `help`).
 fn listed_subcommands() -> BTreeSet<String> {
