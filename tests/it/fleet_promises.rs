@@ -43,17 +43,7 @@ async fn an_alert_for_another_instance_is_acknowledged_and_changes_nothing() {
     assert_eq!(reply["other_instance"], 1);
     assert!(ct.jobs().await.is_empty(), "no job for another host");
     assert_eq!(ignored(&ct.metrics().await), Some(1.0));
-    let audit: Value = ct
-        .client
-        .get(format!("{}/api/v1/audit", ct.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
-    let events = audit["events"].as_array().expect("events");
+    let events = ct.audit_events().await;
     assert!(
         events
             .iter()

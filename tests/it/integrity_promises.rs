@@ -343,24 +343,13 @@ async fn a_vacuum_by_hand_may_override_the_window_and_the_audit_says_so() {
     assert_eq!(answer["job"]["status"], "succeeded", "{answer}");
     let api_job = answer["job"]["id"].as_i64();
 
-    let audit: serde_json::Value = ct
-        .client
-        .get(format!("{}/api/v1/audit?limit=100", ct.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
-    let overrides: Vec<_> = audit["events"]
-        .as_array()
-        .expect("events")
+    let audit = ct.audit_events().await;
+    let overrides: Vec<_> = audit
         .iter()
         .filter(|e| e["event"] == "override" && e["reason"] == "ignore_window")
         .map(|e| e["job_id"].as_i64())
         .collect();
-    assert_eq!(overrides.len(), 2, "both overrides are audited: {audit}");
-    assert!(overrides.contains(&api_job), "{audit}");
+    assert_eq!(overrides.len(), 2, "both overrides are audited: {audit:?}");
+    assert!(overrides.contains(&api_job), "{audit:?}");
     ct.stop().await;
 }

@@ -94,6 +94,21 @@ impl Caretaker {
         body["jobs"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The audit's newest events (`/api/v1/audit`, its default limit).
+    pub async fn audit_events(&self) -> Vec<Value> {
+        let body: Value = self
+            .client
+            .get(format!("{}/api/v1/audit", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        body["events"].as_array().cloned().expect("events")
+    }
+
     pub async fn wait_jobs_done(&self, n: usize) -> Vec<Value> {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
@@ -455,17 +470,7 @@ async fn actions_run_by_hand_through_the_api() {
             .status(),
         400
     );
-    let audit: Value = ct
-        .client
-        .get(format!("{}/api/v1/audit", ct.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("json");
-    let events = audit["events"].as_array().expect("events");
+    let events = ct.audit_events().await;
     assert!(
         events
             .iter()
