@@ -205,12 +205,7 @@ fn history_of(config: &Config, database: &str, now: SystemTime) -> anyhow::Resul
     let now = unix_seconds(now);
     let (store, _) = StateStore::open(path, now)?;
     let r = &config.responder;
-    let limits = Limits {
-        cooldown: Duration::ZERO,
-        max_runs: r.breaker_max_runs,
-        window: r.breaker_window,
-        failures: r.breaker_failures,
-    };
+    let limits = Limits::of(r, Duration::ZERO);
     let commands = config
         .commands
         .iter()

@@ -208,12 +208,7 @@ impl Executor {
             );
             self.blocking(move |s| s.audit(&event)).await;
         }
-        let limits = Limits {
-            cooldown: Duration::from_secs_f64(job.cooldown_seconds),
-            max_runs: r.breaker_max_runs,
-            window: r.breaker_window,
-            failures: r.breaker_failures,
-        };
+        let limits = Limits::of(r, Duration::from_secs_f64(job.cooldown_seconds));
         let dry_run = r.dry_run || job.dry_run;
         let locked = (action.mutates() || action.writes_files()) && !dry_run;
         let in_process = self.database_lock(&db.name);

@@ -240,12 +240,7 @@ impl ResponderMetrics {
     /// that was open when caretaker stopped shows open again at once.
     pub fn restore_breakers(&self, config: &Config, state: &StateStore) -> rusqlite::Result<()> {
         let r = &config.responder;
-        let limits = Limits {
-            cooldown: Duration::ZERO,
-            max_runs: r.breaker_max_runs,
-            window: r.breaker_window,
-            failures: r.breaker_failures,
-        };
+        let limits = Limits::of(r, Duration::ZERO);
         for (action, database) in automatic_pairs(config) {
             let attempts = state.attempts(&action, &database, 100)?;
             let open = breaker_open_failures(&attempts, &limits);

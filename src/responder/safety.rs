@@ -57,6 +57,18 @@ pub struct Limits {
     pub failures: u32,
 }
 
+impl Limits {
+    /// The breaker of `[responder]`, with `cooldown` (a rule's own setting).
+    pub fn of(responder: &crate::config::ResponderConfig, cooldown: Duration) -> Limits {
+        Limits {
+            cooldown,
+            max_runs: responder.breaker_max_runs,
+            window: responder.breaker_window,
+            failures: responder.breaker_failures,
+        }
+    }
+}
+
 /// One earlier run of an action on a database.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Attempt {
