@@ -90,9 +90,11 @@ impl WebSecurity {
             );
             match parsed {
                 (Ok(n), Ok(v)) => headers.push((n, v)),
-                _ => return Err(error(format!(
+                _ => {
+                    return Err(error(format!(
                     "http_server_config.headers: {name:?} has a value that is not a valid header"
-                ))),
+                )))
+                }
             }
         }
         Ok(WebSecurity {
