@@ -86,7 +86,9 @@ fn alert() -> Value {
 async fn clients_without_the_ca_the_password_or_tls_are_refused_and_change_nothing() {
     let dir = wal_database();
     let pki = Pki::new(dir.path());
-    write_web_config(dir.path(), &pki, "server", "server", "", &users_yaml());
+    let headers = "http_server_config:\n  headers:\n    X-Frame-Options: deny\n";
+    let rest = format!("{}{headers}", users_yaml());
+    write_web_config(dir.path(), &pki, "server", "server", "", &rest);
     let ct = Caretaker::start_with(
         dir,
         &tls_config(),
@@ -137,6 +139,7 @@ async fn clients_without_the_ca_the_password_or_tls_are_refused_and_change_nothi
         .unwrap()
         .to_owned();
     assert!(challenge.starts_with("Basic"), "{challenge}");
+    assert_eq!(wrong.headers()["x-frame-options"], "deny");
     // An unknown user, and no credentials at all, on a GET too.
     let unknown = trusting
         .get(format!("{}/metrics", ct.base))
@@ -189,6 +192,7 @@ async fn clients_without_the_ca_the_password_or_tls_are_refused_and_change_nothi
         .await
         .unwrap();
     assert_eq!(ok.status(), 202);
+    assert_eq!(ok.headers()["x-frame-options"], "deny");
     assert_eq!(jobs(&ct).await.len(), 1);
     ct.stop().await;
 }
@@ -352,4 +356,28 @@ fn expired_and_mismatched_certificates_stop_startup_and_fail_check_config() {
         stdout.contains("TLS") && stdout.contains("basic auth for 1 user"),
         "{stdout}"
     );
+}
+
+#[tokio::test]
+async fn the_web_config_example_in_docs_security_md_loads() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/security.md")).unwrap();
+    let section = &doc[doc.find("### TLS natively").expect("section")..];
+    let start = section.find("```yaml\n").expect("yaml block") + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    for (from, to) in [
+        ("server.crt", "caretaker.crt"),
+        ("server.key", "caretaker.key"),
+        ("ca.crt", "clients-ca.crt"),
+    ] {
+        std::fs::copy(pki.path(from), dir.path().join(to)).unwrap();
+    }
+    std::fs::write(dir.path().join("web.yml"), yaml).unwrap();
+    let security = caretaker::web::security::WebSecurity::load(Some(&dir.path().join("web.yml")))
+        .expect("the example loads");
+    assert!(security.tls().is_some() && security.headers().len() == 1);
+    let users = security.users().expect("users");
+    assert!(users.verify("prometheus", "example").await);
 }
