@@ -11,8 +11,9 @@
 //!   activity, integrity, backups, host, process) and the runner that calls
 //!   them in the background.
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
-//! - [`web`]: the HTTP routes, their one error type and the token check;
-//!   they see the daemon only through [`web::AppHandle`].
+//! - [`web`]: the HTTP routes, their one error type, the token and
+//!   basic-auth checks, and the server loop with TLS from the web config
+//!   file ([`web::security`]); they see the daemon only through [`web::AppHandle`].
 //! - [`demo`]: the demo and benchmark database generator.
 //! - [`responder`]: alerts and schedules turned into jobs: webhook intake,
 //!   planning, safety rules, queue, executor, state database and audit, and

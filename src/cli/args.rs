@@ -63,6 +63,10 @@ pub enum Command {
         /// Overrides web.listen_address (host:port; the host may be a name such as localhost).
         #[arg(long = "web.listen-address", value_parser = listen_address)]
         listen_address: Option<SocketAddr>,
+        /// The Prometheus exporter toolkit's web config file (YAML: TLS, client
+        /// certificates, basic-auth users); overrides web.config_file.
+        #[arg(long = "web.config.file")]
+        web_config_file: Option<PathBuf>,
     },
     /// Create a demo database, backup folder and configuration, then serve them.
     Demo {
@@ -70,6 +74,10 @@ pub enum Command {
         dir: PathBuf,
         #[arg(long = "web.listen-address", value_parser = listen_address)]
         listen_address: Option<SocketAddr>,
+        /// The Prometheus exporter toolkit's web config file (YAML: TLS, client
+        /// certificates, basic-auth users); overrides web.config_file.
+        #[arg(long = "web.config.file")]
+        web_config_file: Option<PathBuf>,
         /// Patterns in the generated database.
         #[arg(long, default_value_t = 5000)]
         patterns: u64,
@@ -194,6 +202,10 @@ pub enum Command {
     CheckConfig {
         #[arg(long = "config.file")]
         config_file: PathBuf,
+        /// The Prometheus exporter toolkit's web config file (YAML: TLS, client
+        /// certificates, basic-auth users); checked instead of web.config_file.
+        #[arg(long = "web.config.file")]
+        web_config_file: Option<PathBuf>,
     },
 }
 

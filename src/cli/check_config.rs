@@ -4,12 +4,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::backups::names::shared_folders;
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::responder::plan::identities;
 use crate::web::auth::{Credentials, SHARED_CREDENTIAL_WARNING};
+use crate::web::security::WebSecurity;
 
-pub(super) fn check_config(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
+pub(super) fn check_config(path: &Path, overrides: &Overrides) -> ExitCode {
+    let mut config = match Config::load(path) {
         Ok(config) => config,
         Err(errors) => {
             for e in &errors.0 {
@@ -25,6 +26,15 @@ pub(super) fn check_config(path: &Path) -> ExitCode {
             eprintln!("{}: {problem}", path.display());
         }
         return ExitCode::FAILURE;
+    }
+    // So does it a web config file (TLS, users) it cannot use.
+    overrides.apply(&mut config);
+    match WebSecurity::load(config.web.config_file.as_deref()) {
+        Ok(security) => println!("web: {}", security.describe()),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
     }
     if credentials.shared() {
         eprintln!("{}: warning: {SHARED_CREDENTIAL_WARNING}", path.display());

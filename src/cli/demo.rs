@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::demo::{first_backup, prepare, sample_alert_command, DemoOptions};
 
 pub(super) fn demo(
     dir: &Path,
     listen_address: Option<SocketAddr>,
+    overrides: Overrides,
     patterns: u64,
     pattern_bytes: usize,
     no_serve: bool,
@@ -35,5 +36,5 @@ pub(super) fn demo(
         "Fire a sample alert and watch it become a purge_expired job (curl .../api/v1/actions):"
     );
     println!("{}", sample_alert_command(dir, &listen.to_string()));
-    super::serve::serve(config, listen_address)
+    super::serve::serve(config, listen_address, overrides)
 }

@@ -29,25 +29,53 @@ use anyhow::{bail, Context};
 
 pub use args::{BackupSource, BackupsCommand, Cli, Command, LogFormat};
 
-use crate::config::{Config, DatabaseConfig};
+use crate::config::{Config, DatabaseConfig, Overrides};
+
+/// The flags that replace parts of the file; paths made absolute here, so
+/// they name the same file at every reload.
+fn overrides(web_config_file: Option<std::path::PathBuf>) -> anyhow::Result<Overrides> {
+    let web_config_file = web_config_file
+        .map(|p| std::path::absolute(&p).with_context(|| format!("resolving {}", p.display())))
+        .transpose()?;
+    Ok(Overrides { web_config_file })
+}
 
 /// Runs one subcommand to completion.
 pub fn main(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::CheckConfig { config_file } => Ok(check_config::check_config(&config_file)),
+        Command::CheckConfig {
+            config_file,
+            web_config_file,
+        } => Ok(check_config::check_config(
+            &config_file,
+            &overrides(web_config_file)?,
+        )),
         Command::GenerateDocs(args) => generate_docs::run(&args),
         Command::Status(args) => status::run(&args),
         Command::Demo {
             dir,
             listen_address,
+            web_config_file,
             patterns,
             pattern_bytes,
             no_serve,
-        } => demo::demo(&dir, listen_address, patterns, pattern_bytes, no_serve),
+        } => demo::demo(
+            &dir,
+            listen_address,
+            overrides(web_config_file)?,
+            patterns,
+            pattern_bytes,
+            no_serve,
+        ),
         Command::Serve {
             config_file,
             listen_address,
-        } => serve::serve(load(&config_file)?, listen_address),
+            web_config_file,
+        } => serve::serve(
+            load(&config_file)?,
+            listen_address,
+            overrides(web_config_file)?,
+        ),
         Command::Run {
             action,
             config_file,

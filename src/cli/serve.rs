@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 
 /// Serves `config` on `listen_override`, or on `web.listen_address`.
 pub(super) fn serve(
     config: Config,
     listen_override: Option<SocketAddr>,
+    overrides: Overrides,
 ) -> anyhow::Result<ExitCode> {
     super::runtime()?.block_on(async move {
         let address = listen_override.unwrap_or(config.web.listen_address);
@@ -20,7 +21,7 @@ pub(super) fn serve(
             .with_context(|| format!("listening on {address}"))?;
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
-        crate::daemon::run(config, listener, shutdown).await?;
+        crate::daemon::run_with(config, overrides, listener, shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -57,6 +57,9 @@ pub struct WebConfig {
     pub token_file: Option<PathBuf>,
     /// The bearer token of the action API; when set, the webhook's token no longer opens it.
     pub api_token_file: Option<PathBuf>,
+    /// The exporter toolkit's web config file (TLS, basic-auth users, headers;
+    /// see `web::security`); `--web.config.file` overrides it.
+    pub config_file: Option<PathBuf>,
     /// Open connections served at once; further ones wait to be accepted.
     pub max_connections: usize,
     /// A connection that has not sent a request's headers within this is closed
@@ -65,6 +68,22 @@ pub struct WebConfig {
     /// Runs of one action on one database the API accepts per `api_window`.
     pub api_max_runs: u32,
     pub api_window: Duration,
+}
+
+/// What command-line flags replace in the file, at startup and at every
+/// reload alike.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// `--web.config.file`: replaces `web.config_file`.
+    pub web_config_file: Option<PathBuf>,
+}
+
+impl Overrides {
+    pub fn apply(&self, config: &mut Config) {
+        if let Some(path) = &self.web_config_file {
+            config.web.config_file = Some(path.clone());
+        }
+    }
 }
 
 /// Resolves `host:port` (an IP address or a host name such as `localhost`) to

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::metrics::Snapshot;
 use crate::responder::Responder;
 use crate::web::auth::Credentials;
+use crate::web::security::WebSecurity;
 use crate::web::AppHandle;
 
 impl AppHandle for Runtime {
@@ -25,6 +26,9 @@ impl AppHandle for Runtime {
     }
     fn responder(&self) -> &Responder {
         &self.responder
+    }
+    fn web_security(&self) -> Arc<WebSecurity> {
+        Runtime::web_security(self)
     }
 }
 

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::actions::archive;
 use crate::backups::temporaries::remove_stale_temporaries;
 use crate::collector::runner::{jobs_for, Collection};
-use crate::config::Config;
+use crate::config::{Config, Overrides};
 use crate::metrics::{unix_seconds, MetricSet, Snapshot, SourceKey};
 use crate::responder::executor::Executor;
 use crate::responder::metrics::ResponderMetrics;
@@ -31,9 +31,10 @@ use crate::responder::state::StateStore;
 use crate::responder::Responder;
 use crate::responder::{history, notifier, published, scheduler};
 use crate::web::auth::Credentials;
+use crate::web::security::WebSecurity;
 use crate::web::{router, AppState};
 use handle::announce_credentials;
-use reload::reload_loop;
+use reload::{load_web_security, reload_loop};
 
 /// How long shutdown waits for running actions.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -50,6 +51,11 @@ pub struct Runtime {
     collection: tokio::sync::Mutex<Option<Collection>>,
     /// The bearer tokens in force; replaced whole by a reload that can read them.
     credentials: RwLock<Arc<Credentials>>,
+    /// The web config file in force (TLS, users); replaced whole by a reload
+    /// that can use the new one. Read at each connection and request.
+    web_security: RwLock<Arc<WebSecurity>>,
+    /// Flags that replace parts of the file at every load.
+    overrides: Overrides,
     /// Refused discovered paths so far, by glob (a counter across reloads).
     discovery_errors: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     cancel: CancellationToken,
@@ -60,9 +66,14 @@ impl Runtime {
     /// `cancel` fires. Fails when caretaker's state database cannot be opened.
     pub async fn start(
         config: Config,
+        overrides: Overrides,
         cancel: CancellationToken,
         metrics: Arc<ResponderMetrics>,
     ) -> anyhow::Result<Arc<Self>> {
+        // A web config file that cannot be used stops caretaker here, before
+        // it listens: serving plain HTTP instead of the TLS asked for is no fallback.
+        let web_security = load_web_security(&config).await?;
+        tracing::info!(web = %web_security.describe(), "web config");
         let state_path = config.responder.state_path.clone();
         metrics.initialize(&config);
         let (restore, restored) = (metrics.clone(), config.clone());
@@ -137,6 +148,8 @@ impl Runtime {
             readiness: RwLock::new(Vec::new()),
             collection: tokio::sync::Mutex::new(None),
             credentials: RwLock::new(Arc::new(credentials)),
+            web_security: RwLock::new(Arc::new(web_security)),
+            overrides,
             discovery_errors: std::sync::Mutex::new(Default::default()),
             cancel,
         });
@@ -216,6 +229,13 @@ impl Runtime {
         &self.snapshot
     }
 
+    pub fn web_security(&self) -> Arc<WebSecurity> {
+        self.web_security
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn credentials(&self) -> Arc<Credentials> {
         self.credentials
             .read()
@@ -257,81 +277,6 @@ impl Runtime {
         *slot = Some(collection);
     }
 
-    fn record_reload(&self, ok: bool) {
-        let mut set = MetricSet::new();
-        set.gauge(
-            "caretaker_config_last_reload_successful",
-            "1 if the last attempt to load the configuration succeeded",
-            vec![],
-            if ok { 1.0 } else { 0.0 },
-        );
-        if ok {
-            self.snapshot.set_fixed("reload_time", {
-                let mut t = MetricSet::new();
-                t.gauge(
-                    "caretaker_config_last_reload_success_timestamp_seconds",
-                    "When the configuration was last loaded successfully",
-                    vec![],
-                    unix_seconds(SystemTime::now()),
-                );
-                t
-            });
-        }
-        self.snapshot.set_fixed("reload", set);
-    }
-
-    /// Reloads the configuration file. An invalid file is refused and logged,
-    /// and the running configuration stays. Returns whether it was accepted.
-    pub async fn reload(&self) -> bool {
-        let current = self.config();
-        match Config::load(&current.source) {
-            Ok(new) => {
-                // A token file that cannot be used refuses the whole reload:
-                // the running configuration and its tokens stay in force.
-                let (credentials, problems) = Credentials::load(&new.web);
-                if !problems.is_empty() {
-                    for problem in &problems {
-                        tracing::error!(error = %problem, "configuration refused; the previous one and its tokens keep running");
-                    }
-                    self.record_reload(false);
-                    return false;
-                }
-                if credentials != *self.credentials() {
-                    announce_credentials(&new, &credentials);
-                }
-                *self.credentials.write().unwrap_or_else(|e| e.into_inner()) =
-                    Arc::new(credentials);
-                if new.web.listen_address != current.web.listen_address {
-                    tracing::warn!(
-                        "web.listen_address changed; it takes effect at the next restart"
-                    );
-                }
-                self.responder.executor.metrics.initialize(&new);
-                if new.responder.state_path != current.responder.state_path
-                    || new.responder.max_concurrent != current.responder.max_concurrent
-                    || new.responder.queue_size != current.responder.queue_size
-                {
-                    tracing::warn!("responder state_file, max_concurrent and queue_size take effect at the next restart");
-                }
-                if new != *current {
-                    tracing::info!(databases = new.databases.len(), "configuration reloaded");
-                    self.apply(new).await;
-                } else {
-                    tracing::debug!("configuration unchanged");
-                }
-                self.record_reload(true);
-                true
-            }
-            Err(errors) => {
-                for e in &errors.0 {
-                    tracing::error!(error = %e, "configuration refused; the previous one keeps running");
-                }
-                self.record_reload(false);
-                false
-            }
-        }
-    }
-
     async fn stop(&self) {
         if let Some(collection) = self.collection.lock().await.take() {
             collection.stop().await;
@@ -359,12 +304,23 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    run_with(config, Overrides::default(), listener, shutdown).await
+}
+
+/// [`run`], with command-line `overrides` applied to every load of the file.
+pub async fn run_with(
+    mut config: Config,
+    overrides: Overrides,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    overrides.apply(&mut config);
     let mut registry = Registry::default();
     let metrics = Arc::new(ResponderMetrics::register(&mut registry));
     let address = listener
         .local_addr()
         .context("reading the listen address")?;
-    let runtime = Runtime::start(config, shutdown.clone(), metrics).await?;
+    let runtime = Runtime::start(config, overrides, shutdown.clone(), metrics).await?;
     runtime.responder.set_listen_port(address.port());
     let state = Arc::new(AppState {
         registry,
@@ -374,7 +330,9 @@ pub async fn run(
     let rescan = tokio::spawn(discovery::discovery_loop(runtime.clone(), shutdown.clone()));
     tracing::info!(%address, "listening");
     let limits = crate::web::serve::Limits::from(&runtime.config().web);
-    crate::web::serve::serve(listener, router(state), limits, shutdown.clone()).await;
+    let current = runtime.clone();
+    let tls = move || current.web_security().tls();
+    crate::web::serve::serve(listener, router(state), limits, tls, shutdown.clone()).await;
     shutdown.cancel();
     let _ = reload.await;
     let _ = rescan.await;

@@ -1,16 +1,129 @@
-//! What makes a running caretaker re-read its configuration: SIGHUP, and
-//! changes of the file (watched through its folder, since editors replace
-//! files rather than write them in place).
+//! What makes a running caretaker re-read its configuration (SIGHUP, and
+//! changes of the file, watched through its folder since editors replace
+//! files rather than write them in place), and the reload itself: the new
+//! file, its token files and its web config file are all checked before
+//! anything of the running configuration is replaced.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Runtime;
+use crate::config::Config;
+use crate::metrics::{unix_seconds, MetricSet};
+use crate::web::auth::Credentials;
+use crate::web::security::WebSecurity;
+
+use super::handle::announce_credentials;
+
+/// Reads the web config file of `config` (if any) on the blocking pool.
+pub(super) async fn load_web_security(config: &Config) -> anyhow::Result<WebSecurity> {
+    let path = config.web.config_file.clone();
+    tokio::task::spawn_blocking(move || WebSecurity::load(path.as_deref()))
+        .await
+        .context("loading the web config file")?
+        .map_err(anyhow::Error::from)
+}
+
+impl Runtime {
+    pub(super) fn record_reload(&self, ok: bool) {
+        let mut set = MetricSet::new();
+        set.gauge(
+            "caretaker_config_last_reload_successful",
+            "1 if the last attempt to load the configuration succeeded",
+            vec![],
+            if ok { 1.0 } else { 0.0 },
+        );
+        if ok {
+            self.snapshot.set_fixed("reload_time", {
+                let mut t = MetricSet::new();
+                t.gauge(
+                    "caretaker_config_last_reload_success_timestamp_seconds",
+                    "When the configuration was last loaded successfully",
+                    vec![],
+                    unix_seconds(SystemTime::now()),
+                );
+                t
+            });
+        }
+        self.snapshot.set_fixed("reload", set);
+    }
+
+    /// Reloads the configuration file. An invalid file is refused and logged,
+    /// and the running configuration stays. Returns whether it was accepted.
+    pub async fn reload(&self) -> bool {
+        let current = self.config();
+        match Config::load(&current.source) {
+            Ok(mut new) => {
+                self.overrides.apply(&mut new);
+                // So does a web config file that cannot be used: the TLS and
+                // users in force keep serving.
+                let web_security = match load_web_security(&new).await {
+                    Ok(loaded) => loaded,
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "configuration refused; the previous one and its web config keep running");
+                        self.record_reload(false);
+                        return false;
+                    }
+                };
+                // A token file that cannot be used refuses the whole reload:
+                // the running configuration and its tokens stay in force.
+                let (credentials, problems) = Credentials::load(&new.web);
+                if !problems.is_empty() {
+                    for problem in &problems {
+                        tracing::error!(error = %problem, "configuration refused; the previous one and its tokens keep running");
+                    }
+                    self.record_reload(false);
+                    return false;
+                }
+                if credentials != *self.credentials() {
+                    announce_credentials(&new, &credentials);
+                }
+                *self.credentials.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(credentials);
+                let described = web_security.describe();
+                if described != self.web_security().describe() {
+                    tracing::info!(web = %described, "web config changed; new connections use it");
+                }
+                *self.web_security.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(web_security);
+                if new.web.listen_address != current.web.listen_address {
+                    tracing::warn!(
+                        "web.listen_address changed; it takes effect at the next restart"
+                    );
+                }
+                self.responder.executor.metrics.initialize(&new);
+                if new.responder.state_path != current.responder.state_path
+                    || new.responder.max_concurrent != current.responder.max_concurrent
+                    || new.responder.queue_size != current.responder.queue_size
+                {
+                    tracing::warn!("responder state_file, max_concurrent and queue_size take effect at the next restart");
+                }
+                if new != *current {
+                    tracing::info!(databases = new.databases.len(), "configuration reloaded");
+                    self.apply(new).await;
+                } else {
+                    tracing::debug!("configuration unchanged");
+                }
+                self.record_reload(true);
+                true
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "configuration refused; the previous one keeps running");
+                }
+                self.record_reload(false);
+                false
+            }
+        }
+    }
+}
 
 /// Sends on `tx` whenever the file at `path` is written, created or replaced.
 fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {

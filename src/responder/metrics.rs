@@ -84,7 +84,7 @@ impl ResponderMetrics {
         );
         r.register(
             "caretaker_auth_failures",
-            "Refused requests to token-protected endpoints, by reason",
+            "Refused requests (bearer token or basic auth), by reason",
             m.auth_failures.clone(),
         );
         r.register(
@@ -192,7 +192,14 @@ impl ResponderMetrics {
             ("database", ""),
             ("reason", SkipReason::QueueFull.as_str()),
         ]));
-        for reason in ["no_token_configured", "token_in_query", "missing", "wrong"] {
+        for reason in [
+            "no_token_configured",
+            "token_in_query",
+            "missing",
+            "wrong",
+            "basic_auth_missing",
+            "basic_auth_wrong",
+        ] {
             let _ = self
                 .auth_failures
                 .get_or_create(&labels(&[("reason", reason)]));

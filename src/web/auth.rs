@@ -173,6 +173,10 @@ pub enum Refusal {
     TokenInQuery,
     Missing,
     Wrong,
+    /// `basic_auth_users` are set and the request brought no `Basic` credentials.
+    BasicMissing,
+    /// The `Basic` user name or password is wrong.
+    BasicWrong,
 }
 
 impl Refusal {
@@ -184,7 +188,14 @@ impl Refusal {
             Refusal::TokenInQuery => "token_in_query",
             Refusal::Missing => "missing",
             Refusal::Wrong => "wrong",
+            Refusal::BasicMissing => "basic_auth_missing",
+            Refusal::BasicWrong => "basic_auth_wrong",
         }
+    }
+
+    /// Whether the client is asked for basic-auth credentials.
+    pub fn is_basic(self) -> bool {
+        matches!(self, Refusal::BasicMissing | Refusal::BasicWrong)
     }
 
     pub fn status(self) -> StatusCode {
@@ -210,6 +221,8 @@ impl Refusal {
             Refusal::TokenInQuery => "tokens are not accepted in the query string; send Authorization: Bearer <token>\n",
             Refusal::Missing => "missing Authorization: Bearer <token>\n",
             Refusal::Wrong => "invalid token\n",
+            Refusal::BasicMissing => "missing Authorization: Basic <user:password>\n",
+            Refusal::BasicWrong => "invalid user name or password\n",
         }
     }
 }
@@ -246,10 +259,13 @@ pub fn check(
     }) {
         return Err(Refusal::TokenInQuery);
     }
+    // With basic_auth_users set a request brings two Authorization headers,
+    // one per scheme: the bearer token is whichever names `Bearer`.
     let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer)
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(bearer)
         .ok_or(Refusal::Missing)?;
     if token.matches(presented) {
         Ok(credential)

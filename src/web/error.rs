@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::Refusal;
 
+/// What a 401 for basic auth asks the client for.
+const BASIC_CHALLENGE: &str = "Basic realm=\"caretaker\", charset=\"UTF-8\"";
+
 /// What a handler answers instead of its result.
 #[derive(Debug)]
 pub enum WebError {
@@ -49,6 +52,12 @@ impl IntoResponse for WebError {
             WebError::NotFound(message) => {
                 (StatusCode::NOT_FOUND, format!("{message}\n")).into_response()
             }
+            WebError::Refused(refusal) if refusal.is_basic() => (
+                refusal.status(),
+                [(header::WWW_AUTHENTICATE, BASIC_CHALLENGE)],
+                refusal.message(),
+            )
+                .into_response(),
             WebError::Refused(refusal) => (refusal.status(), refusal.message()).into_response(),
             WebError::TooManyRequests {
                 retry_after_seconds,

@@ -1,8 +1,11 @@
-//! The one place where requests to protected routes are authenticated.
+//! The one place where requests are authenticated.
 //!
-//! A route layer checks the bearer token from the headers before any body
-//! extractor runs, so an unauthenticated client never makes caretaker read
-//! (or buffer) a body. Refusals are counted on every request but logged at
+//! With `basic_auth_users` in the web config file, a layer over every route
+//! ([`basic_auth`]) asks each request for a user and password first. A route
+//! layer then checks the bearer token of the webhook and the API
+//! ([`authenticate`]), so those need both when both are configured. Both
+//! look only at headers, before any body extractor runs, so an
+//! unauthenticated client never makes caretaker read (or buffer) a body. Refusals are counted on every request but logged at
 //! most once per [`REFUSAL_LOG_EVERY`], with the number left unsaid, so a
 //! flood of bad requests cannot flood the log either.
 
@@ -14,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::{self, Scope};
+use super::auth::{self, Refusal, Scope};
 use super::{AppState, WebError};
 use crate::responder::metrics::labels;
 
@@ -68,18 +71,70 @@ pub async fn authenticate(
         }
         Err(refusal) => refusal,
     };
-    let metrics = guard.app.runtime.responder().metrics();
+    refuse(&guard.app, Some(guard.scope), &guard.log, &request, refusal)
+}
+
+/// What [`basic_auth`] needs.
+#[derive(Clone)]
+pub struct BasicGuard {
+    pub app: Arc<AppState>,
+    pub log: Arc<RefusalLog>,
+}
+
+/// Asks for `basic_auth_users` credentials when the web config file sets
+/// users, and adds its `http_server_config.headers` to every answer.
+pub async fn basic_auth(State(guard): State<BasicGuard>, request: Request, next: Next) -> Response {
+    let security = guard.app.runtime.web_security();
+    let mut response = match security.users() {
+        None => next.run(request).await,
+        Some(users) => {
+            let presented = request
+                .headers()
+                .get_all(axum::http::header::AUTHORIZATION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(super::security::basic::credentials);
+            match presented {
+                None => refuse(
+                    &guard.app,
+                    None,
+                    &guard.log,
+                    &request,
+                    Refusal::BasicMissing,
+                ),
+                Some((user, password)) if users.verify(&user, &password).await => {
+                    next.run(request).await
+                }
+                Some(_) => refuse(&guard.app, None, &guard.log, &request, Refusal::BasicWrong),
+            }
+        }
+    };
+    for (name, value) in security.headers() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// Counts, logs (rate-limited, never a credential) and answers a refusal.
+fn refuse(
+    app: &AppState,
+    scope: Option<Scope>,
+    log: &RefusalLog,
+    request: &Request,
+    refusal: Refusal,
+) -> Response {
+    let metrics = app.runtime.responder().metrics();
     metrics
         .auth_failures
         .get_or_create(&labels(&[("reason", refusal.reason())]))
         .inc();
-    if guard.scope == Scope::Webhook {
+    if scope == Some(Scope::Webhook) {
         metrics
             .webhook_requests
             .get_or_create(&labels(&[("code", refusal.status().as_str())]))
             .inc();
     }
-    if let Some(suppressed) = guard.log.admit(Instant::now()) {
+    if let Some(suppressed) = log.admit(Instant::now()) {
         tracing::warn!(
             path = request.uri().path(),
             reason = refusal.reason(),

@@ -3,8 +3,10 @@
 //!
 //! Handlers only read shared state: `/metrics` encodes the snapshot that the
 //! collectors keep current, so a scrape never waits on SQLite or the disk.
-//! Protected routes are authenticated by one route layer ([`guard`]) before
-//! their body is read; [`serve`] bounds connections and header read time.
+//! Requests are authenticated in [`guard`] (basic auth on every route when
+//! the web config file sets users, the bearer token on the webhook and API)
+//! before their body is read; [`serve`] bounds connections and header read
+//! time and speaks TLS when [`security`] says so.
 //! Every refusal and failure is a [`WebError`]. The running caretaker is seen
 //! only through [`AppHandle`], so this layer never reaches into the daemon.
 
@@ -15,6 +17,7 @@ mod guard;
 mod hooks;
 mod landing;
 mod negotiate;
+pub mod security;
 pub mod serve;
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ use crate::metrics::{Snapshot, OPENMETRICS_CONTENT_TYPE};
 use crate::responder::Responder;
 use auth::Credentials;
 pub use error::WebError;
+use security::WebSecurity;
 
 /// What the handlers need of the running caretaker, and nothing more: the
 /// daemon implements it, the handlers call it.
@@ -49,6 +53,8 @@ pub trait AppHandle: Send + Sync {
     fn credentials(&self) -> Arc<Credentials>;
     /// Where notifications and runs by hand go in and the history is read.
     fn responder(&self) -> &Responder;
+    /// The web config file in force: TLS, basic-auth users, headers.
+    fn web_security(&self) -> Arc<WebSecurity>;
 }
 
 /// What the handlers share.
@@ -95,6 +101,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(webhook)
         .merge(api)
         .layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(from_fn_with_state(
+            guard::BasicGuard {
+                app: state.clone(),
+                log: log.clone(),
+            },
+            guard::basic_auth,
+        ))
         .with_state(state)
 }
 

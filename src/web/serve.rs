@@ -9,6 +9,12 @@
 //!   connection between requests, is disconnected, so half-sent requests
 //!   cannot hold permits forever.
 //!
+//! - TLS when the web config file in force sets a certificate: each new
+//!   connection takes the rustls configuration current when it is accepted
+//!   (a reload changes it for new connections only), and its handshake must
+//!   end within the header read timeout too. A client that speaks plain HTTP
+//!   to the TLS port gets a plain 400 saying so, not a silent hang-up.
+//!
 //! On shutdown it stops accepting, asks every connection to finish its
 //! current request, and waits for them.
 
@@ -20,7 +26,9 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -46,11 +54,16 @@ impl From<&WebConfig> for Limits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` fires, then drains.
+/// What a plain-HTTP request to the TLS port is answered.
+const PLAIN_TO_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nThis caretaker speaks HTTPS: use https:// (see docs/security.md).\n";
+
+/// Serves `router` on `listener` until `shutdown` fires, then drains. Each
+/// accepted connection asks `tls` whether (and how) to speak TLS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: impl Fn() -> Option<Arc<ServerConfig>>,
     shutdown: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -78,22 +91,26 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         let shutdown = shutdown.clone();
+        let tls = tls();
         connections.spawn(async move {
             let _permit = permit;
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout);
-            let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended");
+            match tls {
+                None => serve_connection(stream, service, limits, shutdown).await,
+                Some(config) => {
+                    let handshake = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        done = tokio::time::timeout(
+                            limits.header_read_timeout,
+                            handshake(stream, config),
+                        ) => done,
+                    };
+                    match handshake {
+                        Ok(Some(stream)) => {
+                            serve_connection(stream, service, limits, shutdown).await
+                        }
+                        Ok(None) => {}
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
@@ -101,6 +118,56 @@ pub async fn serve(
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// The TLS handshake; `None` when it failed (a plain-HTTP client is told why).
+async fn handshake(
+    mut stream: TcpStream,
+    config: Arc<ServerConfig>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    // A TLS ClientHello starts with the handshake record type 0x16; an HTTP
+    // request starts with a method's capital letter.
+    let mut first = [0u8; 1];
+    if matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase()) {
+        let _ = stream.write_all(PLAIN_TO_TLS).await;
+        let _ = stream.shutdown().await;
+        tracing::debug!("plain HTTP request on the TLS port refused");
+        return None;
+    }
+    match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Serves HTTP/1 on one connection until it ends or shutdown finishes it.
+async fn serve_connection<I>(
+    io: I,
+    service: TowerToHyperService<Router>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 fn is_connection_error(e: &std::io::Error) -> bool {

@@ -106,20 +106,32 @@ pub struct Caretaker {
 impl Caretaker {
     /// Writes `config` (TOML) as `caretaker.toml` in `dir` and starts caretaker on port 0.
     pub async fn start(dir: tempfile::TempDir, config: &str) -> Caretaker {
+        Self::start_with(dir, config, "http", reqwest::Client::new()).await
+    }
+
+    /// [`Caretaker::start`] for a caretaker that speaks `scheme` (`https`
+    /// with a web config file), asked through `client` (which trusts its CA
+    /// and brings its credentials).
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        config: &str,
+        scheme: &str,
+        client: reqwest::Client,
+    ) -> Caretaker {
         let config_path = dir.path().join("caretaker.toml");
         std::fs::write(&config_path, config).expect("write config");
         let cfg = Config::load(&config_path).expect("valid config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let base = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(caretaker::daemon::run(cfg, listener, shutdown.clone()));
         let c = Caretaker {
             dir,
             base,
             config_path,
-            client: reqwest::Client::new(),
+            client,
             shutdown,
             task: Some(task),
         };

@@ -77,7 +77,7 @@ impl InProcess {
         let cancel = CancellationToken::new();
         let mut registry = Registry::default();
         let metrics = Arc::new(ResponderMetrics::register(&mut registry));
-        let runtime = Runtime::start(cfg, cancel.clone(), metrics)
+        let runtime = Runtime::start(cfg, Default::default(), cancel.clone(), metrics)
             .await
             .expect("runtime");
         let state = Arc::new(AppState { registry, runtime });

@@ -36,3 +36,4 @@ mod restore_promises;
 mod runbook_sections;
 mod runbook_steps;
 mod status_promises;
+mod tls;
