@@ -164,7 +164,7 @@ impl Slugs {
 }
 
 /// One heading's anchor, before de-duplication.
-pub fn slug(heading: &str) -> String {
+fn slug(heading: &str) -> String {
     heading
         .trim()
         .to_lowercase()
