@@ -158,7 +158,10 @@ CaretakerDiskUsageCritical CaretakerMemoryHigh CaretakerCpuHigh CaretakerCollect
 CaretakerConfigReloadFailed CaretakerTargetDown CaretakerTargetAbsent
 CaretakerActionFailing CaretakerActionBreakerOpen CaretakerRemediationUnresolved
 CaretakerWebhookAuthFailures CaretakerJobQueueBacklog""".split()
-RUNBOOK = "https://github.com/caretaker/caretaker/blob/main/docs/runbooks.md#"
+# The shared runbook link (see the comment at the top of alerts/caretaker.rules.yml).
+RUNBOOK = ('{{ with $externalLabels.caretaker_runbook_base }}{{ . }}{{ else }}{{ with $labels.instance }}'
+           '{{ or $externalLabels.caretaker_runbook_scheme "http" }}://{{ . }}/runbooks'
+           '{{ else }}file:///usr/share/doc/caretaker/runbooks.md{{ end }}{{ end }}#')
 # Alerts on series without a database label: their annotations cannot name one.
 NO_DATABASE_GROUPS = {"caretaker.host", "caretaker.self"}
 NO_DATABASE_ALERTS = {"CaretakerRemediationUnresolved", "CaretakerWebhookAuthFailures",
@@ -231,7 +234,9 @@ for name, a in sorted(alerts.items()):
             errors.append(f"{name}: annotations do not name $labels.database")
     url = ann.get("runbook_url", "")
     if not url.startswith(RUNBOOK):
-        errors.append(f"{name}: runbook_url must start with {RUNBOOK}")
+        errors.append(f"{name}: runbook_url must be the shared link form: {RUNBOOK}<anchor>")
+    elif url[len(RUNBOOK):] != name.lower():
+        errors.append(f"{name}: runbook_url must end in #{name.lower()}")
     elif url[len(RUNBOOK):] not in anchors:
         errors.append(f"{name}: docs/runbooks.md has no section #{url[len(RUNBOOK):]}")
     fires = re.search(rf"alertname:\s*{name}\s*\n\s*exp_alerts:\s*\n\s*- exp_labels", tests)

@@ -64,7 +64,7 @@ td, th {{ border: 1px solid #ccc; padding: .3em .8em; text-align: left; }}
 <table id="collectors"><tr><th>collector</th><th>database</th><th>last run</th><th>duration</th></tr>{collectors}</table>
 <h2>Actions</h2>
 <p id="actions">Run counts and outcomes are in <a href="/metrics">/metrics</a> (<code>caretaker_action_runs_total</code>). The job history is at <a href="/api/v1/actions">/api/v1/actions</a> and the audit at <a href="/api/v1/audit">/api/v1/audit</a>, with the bearer token of <code>web.token_file</code>.</p>
-<p><a href="/metrics">Metrics</a> · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
+<p><a href="/metrics">Metrics</a> · <a href="/runbooks">Runbooks</a> (what each alert means, what to do) · <a href="/-/healthy">Health</a> · <a href="/-/ready">Readiness</a></p>
 </body></html>
 "#,
         version = env!("CARGO_PKG_VERSION"),

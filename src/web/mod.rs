@@ -1,5 +1,5 @@
-//! The HTTP face of caretaker: `/metrics`, health, readiness and a landing page,
-//! the webhook and the action API.
+//! The HTTP face of caretaker: `/metrics`, health, readiness, a landing page
+//! and the runbooks, the webhook and the action API.
 //!
 //! Handlers only read shared state: `/metrics` encodes the snapshot that the
 //! collectors keep current, so a scrape never waits on SQLite or the disk.
@@ -17,6 +17,7 @@ mod guard;
 mod hooks;
 mod landing;
 mod negotiate;
+mod runbooks;
 pub mod security;
 pub mod serve;
 
@@ -93,8 +94,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit", get(api::audit))
         .route("/api/v1/actions/{action}", post(api::run))
         .route_layer(guard(auth::Scope::Api));
+    let runbooks = runbooks::RunbooksPage::render();
     Router::new()
         .route("/", get(landing::page))
+        .route("/runbooks", get(move || async move { runbooks.respond() }))
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))

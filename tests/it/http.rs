@@ -92,7 +92,7 @@ async fn health_readiness_and_landing_page() {
 }
 
 /// Renders a page in headless Chromium and returns its DOM.
-fn chromium_dump(url: &str) -> String {
+pub fn chromium_dump(url: &str) -> String {
     let profile = tempfile::tempdir().expect("profile");
     let out = Command::new("chromium")
         .args([

@@ -33,6 +33,7 @@ mod reload;
 mod responder;
 mod responder_promises;
 mod restore_promises;
+mod runbook_links;
 mod runbook_sections;
 mod runbook_steps;
 mod status_promises;

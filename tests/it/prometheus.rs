@@ -30,6 +30,11 @@ impl Drop for Server {
 
 /// Starts `prometheus` with `config` (YAML) in `dir`, on a free loopback port.
 pub fn start_prometheus(dir: &Path, config: &str) -> Server {
+    start_prometheus_with(dir, config, &[])
+}
+
+/// [`start_prometheus`] with more command-line flags.
+pub fn start_prometheus_with(dir: &Path, config: &str, flags: &[&str]) -> Server {
     let config_path = dir.join("prometheus.yml");
     std::fs::write(&config_path, config).expect("write prometheus.yml");
     let port = free_port();
@@ -41,6 +46,7 @@ pub fn start_prometheus(dir: &Path, config: &str) -> Server {
             dir.join("tsdb").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
