@@ -315,8 +315,8 @@ for path in files:
     if isinstance(query, dict):
         query = query.get("query")
     if (not db or db.get("type") != "query" or not db.get("multi") or not db.get("includeAll")
-            or query != "label_values(caretaker_database_up, database)"):
-        err("no database variable (query label_values(caretaker_database_up, database), multi, includeAll)")
+            or not re.fullmatch(r'label_values\(caretaker_database_up(\{[^}]*\})?, database\)', query or "")):
+        err("no database variable (query label_values(caretaker_database_up{...}, database), multi, includeAll)")
     for name, v in variables.items():
         if v.get("type") == "query" and v.get("datasource") != DS:
             err(f"variable {name} does not use ${{datasource}}")

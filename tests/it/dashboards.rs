@@ -40,10 +40,12 @@ fn expressions(v: &Value, out: &mut Vec<String>) {
 }
 
 /// Grafana's variables replaced by real values; `label_values(expr, label)` becomes `expr`.
-fn substitute(expr: &str, instance: &str) -> String {
+pub fn substitute(expr: &str, instance: &str) -> String {
     let e = expr
         .replace("$database", "memory")
         .replace("${database}", "memory")
+        .replace("$job", "caretaker")
+        .replace("${job}", "caretaker")
         .replace("$instance", instance)
         .replace("${instance}", instance)
         .replace("$__rate_interval", "1m")

@@ -10,6 +10,7 @@ mod cli_promises;
 mod command_promises;
 mod common;
 mod crash;
+mod dashboard_fleet;
 mod dashboards;
 mod discovery_promises;
 mod example_rules;
