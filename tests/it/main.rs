@@ -17,6 +17,7 @@ mod example_rules;
 mod failures;
 mod figures;
 mod fleet_promises;
+mod fleet_routing;
 mod fuzz;
 mod golden;
 mod http;
