@@ -13,13 +13,13 @@ use crate::common::{value, Caretaker, Sample};
 use crate::responder::{responder_config, wal_database};
 
 /// The script's configuration for `hosts` (`INSTANCE URL` lines).
-fn generated_config(hosts: &str, token_file: &Path) -> String {
+fn generated_config(hosts: &str, token_file: &Path, group_wait: &str) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/alertmanager-routes.sh");
     let mut child = Command::new("bash")
         .arg(script)
         .arg("--token-file")
         .arg(token_file)
-        .args(["--group-wait", "0s"])
+        .args(["--group-wait", group_wait])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -92,7 +92,7 @@ async fn one_alertmanager_routes_each_host_to_its_caretaker_and_misrouted_copies
 
     let hosts = format!("# two caretakers\n{ia} {}\n{ib} {}/\n", a.base, b.base);
     let config = misrouted(
-        &generated_config(&hosts, &token_file),
+        &generated_config(&hosts, &token_file, "0s"),
         &a.base,
         &b.base,
         &token_file,
@@ -178,4 +178,22 @@ async fn one_alertmanager_routes_each_host_to_its_caretaker_and_misrouted_copies
     drop(am);
     a.stop().await;
     b.stop().await;
+}
+
+/// The example's Alertmanager configuration is the script's output for the
+/// example's host list, so the two never drift apart.
+#[test]
+fn the_fleet_examples_alertmanager_config_is_generated_from_its_hosts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/fleet");
+    let hosts = std::fs::read_to_string(dir.join("hosts")).expect("hosts");
+    let shipped = std::fs::read_to_string(dir.join("alertmanager.yml")).expect("alertmanager.yml");
+    let generated = generated_config(
+        &hosts,
+        Path::new("/etc/alertmanager/caretaker_token"),
+        "10s",
+    );
+    assert_eq!(
+        shipped, generated,
+        "regenerate: scripts/alertmanager-routes.sh --token-file /etc/alertmanager/caretaker_token < config/fleet/hosts > config/fleet/alertmanager.yml"
+    );
 }

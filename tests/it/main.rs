@@ -16,6 +16,7 @@ mod discovery_promises;
 mod example_rules;
 mod failures;
 mod figures;
+mod fleet;
 mod fleet_promises;
 mod fleet_routing;
 mod fuzz;
