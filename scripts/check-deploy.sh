@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment files: alert rules and their tests, Prometheus and
-# Alertmanager configuration, docker-compose.yml, the Grafana dashboards and
-# the runbooks. The dashboard queries and recording rules run against a real
-# Prometheus scraping a real caretaker in tests/it/dashboards.rs.
+# Alertmanager configuration (the fleet example's in config/fleet/ too),
+# docker-compose.yml, the Grafana dashboards and the runbooks. The dashboard
+# queries and recording rules run against a real Prometheus scraping a real
+# caretaker in tests/it/dashboards.rs, and through federation in tests/it/fleet.rs.
 #
 #   scripts/check-deploy.sh            (from anywhere; works in the repo root)
 #   VERBOSE=1 scripts/check-deploy.sh  (also print the output of passing checks)
@@ -258,6 +259,22 @@ sys.exit(1 if errors else 0)
 PY
 }
 
+# The fleet example (docs/fleet.md): each Prometheus configuration with the
+# rules loaded, the generated Alertmanager configuration, and its routes.
+check_fleet_example() {
+    local f out
+    for f in config/fleet/prometheus-*.yml; do
+        sed "s#/etc/prometheus/alerts/#$ROOT/alerts/#g" "$f" >"$TMP/fleet.yml" || return 1
+        out=$(promtool check config "$TMP/fleet.yml" 2>&1) || { echo "$f: $out"; return 1; }
+        echo "$f: ok"
+    done
+    echo "check-deploy-token-0123456789" >"$TMP/caretaker_token" || return 1
+    sed "s#/etc/alertmanager/caretaker_token#$TMP/caretaker_token#g" config/fleet/alertmanager.yml >"$TMP/alertmanager.yml"
+    amtool check-config "$TMP/alertmanager.yml" || return 1
+    expect_route caretaker-db2-10210 alertname=CaretakerWalLarge instance=db2:10210 || return 1
+    expect_route default alertname=CaretakerWalLarge instance=db3:10210
+}
+
 # Dashboards: valid JSON, stable unique uid, the datasource and database
 # variables, no __inputs, ${datasource} everywhere, a description on every
 # panel, the database filter on every per-database selector.
@@ -464,6 +481,7 @@ step "promtool check config config/prometheus.yml (rules loaded)" check_promethe
 step "amtool check-config config/alertmanager.yml" check_alertmanager_config
 step "amtool config routes test (caretaker / default)" check_alertmanager_routes
 step "check-jsonschema vendor.compose-spec docker-compose.yml" check_compose
+step "config/fleet: promtool and amtool, per-host routes" check_fleet_example
 step "alert names, annotations, runbook anchors, test coverage" check_alerts_and_runbooks
 step "dashboards: uid, variables, \${datasource}, descriptions" check_dashboards
 step "Dockerfile, .dockerignore, provisioning files present" check_files
