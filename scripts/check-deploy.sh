@@ -158,7 +158,7 @@ CaretakerBackupVerificationFailed CaretakerBackupFilesystemFilling CaretakerDisk
 CaretakerDiskUsageCritical CaretakerMemoryHigh CaretakerCpuHigh CaretakerCollectorFailing
 CaretakerConfigReloadFailed CaretakerTargetDown CaretakerTargetAbsent
 CaretakerActionFailing CaretakerActionBreakerOpen CaretakerRemediationUnresolved
-CaretakerWebhookAuthFailures CaretakerJobQueueBacklog""".split()
+CaretakerWebhookAuthFailures CaretakerAlertsMisrouted CaretakerJobQueueBacklog""".split()
 # The shared runbook link (see the comment at the top of alerts/caretaker.rules.yml).
 RUNBOOK = ('{{ with $externalLabels.caretaker_runbook_base }}{{ . }}{{ else }}{{ with $labels.instance }}'
            '{{ or $externalLabels.caretaker_runbook_scheme "http" }}://{{ . }}/runbooks'
@@ -166,7 +166,7 @@ RUNBOOK = ('{{ with $externalLabels.caretaker_runbook_base }}{{ . }}{{ else }}{{
 # Alerts on series without a database label: their annotations cannot name one.
 NO_DATABASE_GROUPS = {"caretaker.host", "caretaker.self"}
 NO_DATABASE_ALERTS = {"CaretakerRemediationUnresolved", "CaretakerWebhookAuthFailures",
-                      "CaretakerJobQueueBacklog"}
+                      "CaretakerAlertsMisrouted", "CaretakerJobQueueBacklog"}
 
 def slug(heading):
     s = heading.strip().lower()
