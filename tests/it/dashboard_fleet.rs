@@ -46,6 +46,23 @@ pub fn panels(dashboard: &Value) -> Vec<&Value> {
     out
 }
 
+/// The first query of the panel titled `title` in dashboard `file`.
+pub fn panel_expr(file: &str, title: &str) -> String {
+    let dashboards = dashboards();
+    let (_, dashboard) = dashboards
+        .iter()
+        .find(|(f, _)| f == file)
+        .unwrap_or_else(|| panic!("no dashboard {file}"));
+    let panel = panels(dashboard)
+        .into_iter()
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("{file}: no panel {title:?}"));
+    panel["targets"][0]["expr"]
+        .as_str()
+        .expect("a query")
+        .to_string()
+}
+
 /// Every PromQL expression drawn on a dashboard: panel targets and annotations.
 pub fn panel_expressions(dashboard: &Value) -> Vec<String> {
     let targets = panels(dashboard)

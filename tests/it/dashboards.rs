@@ -158,8 +158,9 @@ async fn run_action(ct: &Caretaker, action: &str, status: &str) {
 }
 
 /// Gives every responder metric a series: an alert remediated, repeated and
-/// resolved; an alert no rule matches; runs by hand (one disabled, one that
-/// fails until its breaker opens); a request with a wrong token.
+/// resolved; an alert no rule matches; an alert for another host's caretaker;
+/// runs by hand (one disabled, one that fails until its breaker opens); a
+/// request with a wrong token.
 pub async fn responder_traffic(ct: &Caretaker) {
     let starts = "2026-01-01T00:00:00Z";
     let firing = notification("firing", "CaretakerWalLarge", "fp-dash", starts);
@@ -176,7 +177,9 @@ pub async fn responder_traffic(ct: &Caretaker) {
     repeat["notification_reason"] = json!("repeat interval elapsed");
     let resolved = notification("resolved", "CaretakerWalLarge", "fp-dash", starts);
     let unmatched = notification("firing", "SomethingElse", "fp-other", starts);
-    for body in [&repeat, &resolved, &unmatched] {
+    let mut misrouted = notification("firing", "CaretakerWalLarge", "fp-misrouted", starts);
+    misrouted["alerts"][0]["labels"]["instance"] = json!("db9.example.com:10210");
+    for body in [&repeat, &resolved, &unmatched, &misrouted] {
         let r = ct.post("/hooks/alertmanager", Some(TOKEN), body).await;
         assert_eq!(r.status(), 202);
     }
@@ -209,6 +212,10 @@ pub async fn responder_traffic(ct: &Caretaker) {
             ("action", "wal_checkpoint"),
         ),
         ("caretaker_alerts_ignored_total", ("reason", "unmatched")),
+        (
+            "caretaker_alerts_ignored_total",
+            ("reason", "other_instance"),
+        ),
         ("caretaker_auth_failures_total", ("reason", "wrong")),
     ] {
         assert_eq!(value(&m, name, &[labels]), Some(1.0), "{name}");
@@ -307,6 +314,7 @@ async fn dashboards_and_rules_work_on_live_data() {
         "CaretakerActionBreakerOpen",
         "CaretakerRemediationUnresolved",
         "CaretakerWebhookAuthFailures",
+        "CaretakerAlertsMisrouted",
     ];
     let firing = poll(
         "the responder's alerts",
@@ -326,6 +334,12 @@ async fn dashboards_and_rules_work_on_live_data() {
         !firing.contains("CaretakerJobQueueBacklog"),
         "the queue is empty: {firing:?}"
     );
+    // The "Misrouted alerts" panel counts the misrouted alert above (not
+    // only its zero series): Prometheus has run for less than its window.
+    let panel = crate::dashboard_fleet::panel_expr("remediation.json", "Misrouted alerts");
+    let q = substitute(&panel, "caretaker", &instance);
+    let data = query(&client, &prom.base, &q).await;
+    assert_eq!(data["result"][0]["value"][1], "1", "{q}: {data}");
 
     // Every metric the rules and dashboards name is one caretaker exposes.
     let exposed = ct.metrics_text().await;
