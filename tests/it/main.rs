@@ -18,6 +18,7 @@ mod figures;
 mod fleet_promises;
 mod fuzz;
 mod golden;
+mod heartbeat;
 mod http;
 mod integrity_promises;
 mod landing_privacy;
