@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 
 use super::BackupsCommand;
 use crate::backups::offsite::{Offsite, RemoteBackup};
-use crate::backups::restore::{restore as restore_database, RestoreChoice};
+use crate::backups::restore::{restore_with, RestoreChoice};
 use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
 use crate::backups::verify::{check_database_file, decompress};
 use crate::config::{BackupConfig, Config, DatabaseConfig};
@@ -121,7 +121,8 @@ pub(super) fn restore(
         match placed {
             Ok(path) => {
                 println!("downloaded {} into {}", r.name, path.display());
-                let report = restore_database(db, RestoreChoice::File(path), force)?;
+                let seams = super::restore::showing_progress();
+                let report = restore_with(db, RestoreChoice::File(path), force, &seams)?;
                 super::restore::print_restored(&db.name, &report);
                 return Ok(ExitCode::SUCCESS);
             }

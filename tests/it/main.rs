@@ -28,6 +28,7 @@ mod moto;
 mod network_promises;
 mod offsite;
 mod package_docs;
+mod progress;
 mod prometheus;
 mod prune_actions;
 mod reload;
