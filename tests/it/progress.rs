@@ -154,3 +154,49 @@ fn long_commands_draw_a_bar_on_a_terminal_and_log_lines_otherwise() {
         "{done}"
     );
 }
+
+/// Downloads from the offsite store (a `file://` folder here) show their
+/// bytes too, for `backups verify --from=offsite` and `restore --from=offsite`.
+#[test]
+fn offsite_downloads_draw_a_bar_on_a_terminal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    demo(dir.path());
+    let remote = dir.path().join("remote");
+    std::fs::create_dir(&remote).expect("remote folder");
+    let config = dir.path().join("offsite.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n\
+             [database.backup.offsite]\nurl = \"file://{}\"\nencrypt = false\n",
+            remote.display()
+        ),
+    )
+    .expect("write config");
+    let flag = format!("--config.file={}", config.display());
+    let args = |words: &[&str]| -> Vec<String> {
+        words
+            .iter()
+            .map(|w| w.to_string())
+            .chain([flag.clone()])
+            .collect()
+    };
+    // The backup uploads itself; piped, so no bar.
+    let (_, stderr) = piped(&args(&["run", "backup"]));
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+
+    let shown = on_terminal(&args(&["backups", "verify", "--from=offsite"]));
+    assert!(
+        !redraws(&shown, "downloading memory-").is_empty(),
+        "{shown:?}"
+    );
+    assert!(!redraws(&shown, "decompressing").is_empty(), "{shown:?}");
+    assert!(shown.contains("ok "), "{shown:?}");
+
+    let shown = on_terminal(&args(&["restore", "--from=offsite", "--force"]));
+    assert!(
+        !redraws(&shown, "downloading memory-").is_empty(),
+        "{shown:?}"
+    );
+    assert!(shown.contains("restored memory from"), "{shown:?}");
+}
