@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::backups::restore::{restore as restore_database, RestoreChoice, RestoreReport};
+use crate::backups::restore::{restore_with, RestoreChoice, RestoreReport, RestoreSeams};
 use crate::config::Config;
 
 pub(super) fn restore(
@@ -27,12 +27,20 @@ pub(super) fn restore(
         ),
         (None, None) => RestoreChoice::Newest,
     };
-    let report = restore_database(db, choice, force)?;
+    let report = restore_with(db, choice, force, &showing_progress())?;
     for (path, why) in &report.skipped {
         println!("skipped {}: {why}", path.display());
     }
     print_restored(&db.name, &report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Restore's options from the command line: progress on standard error.
+pub(super) fn showing_progress() -> RestoreSeams<'static> {
+    RestoreSeams {
+        progress: super::progress::reporter(),
+        ..Default::default()
+    }
 }
 
 /// The line that says what was restored and where the previous files went.

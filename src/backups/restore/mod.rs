@@ -38,6 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{BackupSet, DatabaseBackup};
 use crate::config::DatabaseConfig;
+use crate::progress::Reporter;
 pub use holders::{holders_of, Holder};
 use place::{Folder, Identity};
 use steps::{
@@ -130,12 +131,15 @@ pub fn list_backups(db: &DatabaseConfig) -> Result<Vec<DatabaseBackup>, RestoreE
     set.list(far_future()).map_err(io("listing", set.dir()))
 }
 
-/// Test seams of [`restore_with`]: plain fields, empty in production.
+/// Options of [`restore_with`]: test seams (plain fields, empty in
+/// production) and where progress is shown.
 #[derive(Default)]
 pub struct RestoreSeams<'a> {
     /// Called with the temporary file's path once its integrity check
     /// passed, before its mode and owner are set.
     pub after_check: Option<&'a dyn Fn(&Path)>,
+    /// Where the decompression and the check are shown (`caretaker restore`).
+    pub progress: Reporter,
 }
 
 /// Restores `db` from the chosen backup. Refuses while another process has
@@ -179,7 +183,7 @@ pub fn restore_with(
     let mut skipped = Vec::new();
     let mut chosen = None;
     for path in candidates {
-        match prepare(&path, &folder, &temp_name)? {
+        match prepare(&path, &folder, &temp_name, &seams.progress)? {
             Ok(file) => {
                 chosen = Some((path, file));
                 break;
