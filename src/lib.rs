@@ -8,7 +8,8 @@
 //! - [`config`]: the TOML configuration, validated with file, line and column.
 //! - [`daemon`]: the long-running process: collectors, reload, HTTP server.
 //! - [`collector`]: one file per source of figures (database, patterns,
-//!   activity, integrity, backups, host, process) and the runner that calls
+//!   activity, integrity, backups, host, process, the `[[query]]` probes)
+//!   and the runner that calls
 //!   them in the background.
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes, their one error type, the token and

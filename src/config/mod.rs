@@ -13,6 +13,7 @@ mod maintenance;
 mod modes;
 mod offsite;
 mod parse;
+mod query;
 mod range;
 mod responder;
 
@@ -25,6 +26,7 @@ pub use command::CommandConfig;
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
 pub use modes::{Compression, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
+pub use query::QueryConfig;
 pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
@@ -44,6 +46,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub commands: Vec<CommandConfig>,
     pub schedules: Vec<ScheduleConfig>,
+    /// `[[query]]` probes, run on every database.
+    pub queries: Vec<QueryConfig>,
     /// `[[discover]]` entries; their matches are already in `databases`.
     pub discover: Vec<discover::DiscoverSpec>,
     /// What each entry matched when this configuration was loaded.

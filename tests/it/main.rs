@@ -29,6 +29,7 @@ mod offsite;
 mod package_docs;
 mod prometheus;
 mod prune_actions;
+mod query_probes;
 mod reload;
 mod responder;
 mod responder_promises;
