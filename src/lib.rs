@@ -9,8 +9,7 @@
 //! - [`daemon`]: the long-running process: collectors, reload, HTTP server.
 //! - [`collector`]: one file per source of figures (database, patterns,
 //!   activity, integrity, backups, host, process, the `[[query]]` probes)
-//!   and the runner that calls
-//!   them in the background.
+//!   and the runner that calls them in the background.
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes, their one error type, the token and
 //!   basic-auth checks, and the server loop with TLS from the web config
