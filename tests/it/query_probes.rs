@@ -229,3 +229,74 @@ fn check_config_checks_probes_against_the_real_database() {
         before
     );
 }
+
+/// The shipped probes, run once on a demo database and on one whose
+/// trajectory index was dropped (a drifted schema).
+#[test]
+fn the_shipped_probes_use_the_seed_indexes_and_find_a_missing_one() {
+    use caretaker::collector::query::QueryCollector;
+    use caretaker::collector::Collector;
+    use caretaker::demo::SEED_PROBES;
+
+    let example = crate::runbook_steps::repo_file("config/caretaker.toml");
+    assert!(
+        example.contains(SEED_PROBES),
+        "config/caretaker.toml ships the seed probes"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("memory.db");
+    generate(
+        &path,
+        &GenerateOptions {
+            patterns: 1000,
+            ..GenerateOptions::default()
+        },
+    )
+    .expect("generate");
+    let config = caretaker::config::Config::parse(
+        &dir.path().join("caretaker.toml"),
+        &format!("{DB}{SEED_PROBES}"),
+    )
+    .expect("the shipped probes are valid");
+    let names: Vec<&str> = config.queries.iter().map(|q| q.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["pattern_lookup", "memory_lookup", "recent_trajectories"]
+    );
+    let run = || {
+        let c = QueryCollector::new(&path, config.queries.clone(), 20);
+        c.collect(std::time::Instant::now() + c.timeout())
+            .expect("collect")
+    };
+    let set = run();
+    for q in &names {
+        assert_eq!(
+            set.value("caretaker_query_full_scan", &[("query", q)]),
+            Some(0.0),
+            "{q}"
+        );
+        assert_eq!(
+            set.value(
+                "caretaker_query_failures",
+                &[("query", q), ("reason", "error")]
+            ),
+            Some(0.0),
+            "{q}"
+        );
+    }
+    rusqlite::Connection::open(&path)
+        .and_then(|c| c.execute_batch("DROP INDEX idx_task_trajectories_created"))
+        .expect("drift");
+    let set = run();
+    assert_eq!(
+        set.value(
+            "caretaker_query_full_scan",
+            &[("query", "recent_trajectories")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        set.value("caretaker_query_full_scan", &[("query", "pattern_lookup")]),
+        Some(0.0)
+    );
+}
