@@ -26,6 +26,8 @@
 //!   restore). The collector, the backup actions and the CLI call it.
 //! - [`migrate`]: schema migrations run safely (`caretaker migrate`): a
 //!   backup, every file tried on a private copy, then the live database.
+//! - [`report`]: `caretaker report`, the seeds' weekly and monthly reports
+//!   (Markdown, or HTML with inline SVG charts) from the files alone.
 //! - [`store`]: how every module opens SQLite files (monitoring read-only,
 //!   maintenance read-write), checks them, and creates private files.
 
@@ -38,6 +40,7 @@ pub mod daemon;
 pub mod demo;
 pub mod metrics;
 pub mod migrate;
+pub mod report;
 pub mod responder;
 pub mod store;
 pub mod web;

@@ -16,6 +16,7 @@ mod generate_docs;
 mod history;
 mod migrate;
 mod offsite;
+mod report;
 mod restore;
 mod restore_archive;
 mod run;
@@ -154,6 +155,19 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             once: _,
             collectors,
         } => collect::collect(&load(&config_file)?, collectors),
+        Command::Report {
+            config_file,
+            database,
+            period,
+            format,
+            output,
+        } => report::report(
+            &load(&config_file)?,
+            database.as_deref(),
+            period,
+            format,
+            output.as_deref(),
+        ),
     }
 }
 

@@ -31,6 +31,7 @@ mod prometheus;
 mod prune_actions;
 mod query_probes;
 mod reload;
+mod report;
 mod responder;
 mod responder_promises;
 mod restore_promises;
