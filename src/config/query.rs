@@ -98,7 +98,8 @@ impl QueryConfig {
 }
 
 pub(super) fn resolve_queries(raw: &[FileQuery], problems: &mut Vec<Problem>) -> Vec<QueryConfig> {
-    let schema = seed_schema();
+    // Only a file with probes pays for the in-memory schema.
+    let schema = if raw.is_empty() { None } else { seed_schema() };
     let mut out: Vec<QueryConfig> = Vec::new();
     for q in raw {
         let name = q.name.get_ref();
