@@ -2,7 +2,6 @@
 //! writes it to `--output` (a temporary name, synced, then renamed, so a
 //! half-written report never looks complete).
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -39,31 +38,8 @@ pub(super) fn report(
     };
     match output {
         None => print!("{text}"),
-        Some(path) => write_replacing(path, text.as_bytes())
+        Some(path) => crate::report::write_file(path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it.
-pub(crate) fn write_replacing(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

@@ -356,7 +356,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
     let commands = resolve_commands(&raw.command, base, &mut problems);
     let rules = resolve_rules(&raw.rule, &names, &commands, &mut problems);
-    let schedules = resolve_schedules(&raw.schedule, &names, &commands, &mut problems);
+    let schedules = resolve_schedules(&raw.schedule, &names, &commands, base, &mut problems);
     let responder = resolve_responder(&raw.responder, base, &mut problems);
     let queries = resolve_queries(&raw.query, &mut problems);
     errors.extend(problems.into_iter().map(|(at, msg)| error_at(at, msg)));

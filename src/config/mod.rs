@@ -27,7 +27,9 @@ pub use maintenance::{CleanupConfig, VacuumConfig, Window};
 pub use modes::{Compression, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
 pub use query::QueryConfig;
-pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
+pub use responder::{
+    known_action, parse_cron, ReportSchedule, ResponderConfig, Rule, ScheduleConfig,
+};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";

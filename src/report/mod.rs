@@ -11,6 +11,8 @@
 pub mod figures;
 pub mod render;
 
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backups::BackupSet;
@@ -21,7 +23,8 @@ use crate::config::{Config, DatabaseConfig};
 use crate::metrics::{unix_seconds, MetricSet};
 
 /// How far back a report looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Period {
     Week,
     Month,
@@ -199,4 +202,27 @@ pub fn gather(
 /// `SystemTime` from Unix seconds.
 pub fn at(seconds: f64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0))
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it.
+pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

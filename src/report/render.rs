@@ -8,7 +8,8 @@ use super::Report;
 use crate::web::escape;
 
 /// How a report is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Html,
     Markdown,

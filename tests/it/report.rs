@@ -225,3 +225,69 @@ fn the_html_report_is_self_contained_and_its_charts_render() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_writes_reports_into_its_folder_and_posts_their_summary() {
+    use tokio::sync::mpsc;
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = setup();
+    let config = format!(
+        "[responder]\nnotify_url = \"{hook}\"\n{CONFIG}\n[[schedule]]\nname = \"weekly-report\"\ncron = \"* * * * * *\"\nreport = {{ period = \"week\", dir = \"reports\" }}\n"
+    );
+    let ct = crate::common::Caretaker::start(dir, &config).await;
+    let body = tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv())
+        .await
+        .expect("a notification in time")
+        .expect("a body");
+    let text: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let text = text["text"].as_str().expect("text");
+    assert!(
+        text.contains("report:weekly-report on memory succeeded")
+            && text.contains("memory weekly report:")
+            && text.contains("patterns added"),
+        "{text}"
+    );
+    let reports: Vec<_> = std::fs::read_dir(ct.dir.path().join("reports"))
+        .expect("reports folder")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        reports
+            .iter()
+            .any(|n| n.starts_with("memory-week-") && n.ends_with(".html")),
+        "{reports:?}"
+    );
+    let html =
+        std::fs::read_to_string(ct.dir.path().join("reports").join(&reports[0])).expect("read");
+    assert_eq!(html.matches("<svg").count(), 4);
+    ct.stop().await;
+    server.abort();
+}
+
+#[test]
+fn a_schedule_needs_actions_or_a_report() {
+    let text = format!("{CONFIG}[[schedule]]\nname = \"empty\"\ncron = \"0 2 * * *\"\n");
+    let e = caretaker::config::Config::parse(Path::new("/x/caretaker.toml"), &text).unwrap_err();
+    assert!(e.to_string().contains("needs actions or a report"), "{e}");
+    let text = format!(
+        "{CONFIG}[[schedule]]\nname = \"r\"\ncron = \"0 2 * * *\"\nreport = {{ period = \"year\", dir = \"x\" }}\n"
+    );
+    assert!(caretaker::config::Config::parse(Path::new("/x/caretaker.toml"), &text).is_err());
+}
