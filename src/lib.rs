@@ -8,8 +8,8 @@
 //! - [`config`]: the TOML configuration, validated with file, line and column.
 //! - [`daemon`]: the long-running process: collectors, reload, HTTP server.
 //! - [`collector`]: one file per source of figures (database, patterns,
-//!   activity, integrity, backups, host, process) and the runner that calls
-//!   them in the background.
+//!   activity, integrity, backups, host, process, the `[[query]]` probes)
+//!   and the runner that calls them in the background.
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes, their one error type, the token and
 //!   basic-auth checks, and the server loop with TLS from the web config
@@ -28,6 +28,8 @@
 //!   stages and bytes, to a bar or log lines the CLI chooses.
 //! - [`migrate`]: schema migrations run safely (`caretaker migrate`): a
 //!   backup, every file tried on a private copy, then the live database.
+//! - [`report`]: `caretaker report`, the seeds' weekly and monthly reports
+//!   (Markdown, or HTML with inline SVG charts) from the files alone.
 //! - [`store`]: how every module opens SQLite files (monitoring read-only,
 //!   maintenance read-write), checks them, and creates private files.
 
@@ -41,6 +43,7 @@ pub mod demo;
 pub mod metrics;
 pub mod migrate;
 pub mod progress;
+pub mod report;
 pub mod responder;
 pub mod store;
 pub mod web;

@@ -9,6 +9,9 @@ use std::str::FromStr;
 /// The prefix of a `[[command]]`'s action name.
 pub const COMMAND_PREFIX: &str = "command:";
 
+/// The prefix of a `[[schedule]]`'s report action (`report:<schedule>`).
+pub const REPORT_PREFIX: &str = "report:";
+
 /// One kind of maintenance, as named in configuration, the state database,
 /// metrics and the audit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,6 +29,8 @@ pub enum ActionKind {
     CleanupFiles,
     /// `command:<name>`: the `[[command]]` called `name`.
     Command(String),
+    /// `report:<name>`: the report the `[[schedule]]` called `name` writes.
+    Report(String),
 }
 
 impl ActionKind {
@@ -58,7 +63,7 @@ impl ActionKind {
             ActionKind::WalCheckpoint => "wal_checkpoint",
             ActionKind::IntegrityCheck => "integrity_check",
             ActionKind::CleanupFiles => "cleanup_files",
-            ActionKind::Command(_) => return None,
+            ActionKind::Command(_) | ActionKind::Report(_) => return None,
         })
     }
 
@@ -67,6 +72,7 @@ impl ActionKind {
         match (self.builtin_name(), self) {
             (Some(name), _) => Cow::Borrowed(name),
             (None, ActionKind::Command(name)) => Cow::Owned(format!("{COMMAND_PREFIX}{name}")),
+            (None, ActionKind::Report(name)) => Cow::Owned(format!("{REPORT_PREFIX}{name}")),
             (None, _) => Cow::Borrowed(""),
         }
     }
@@ -97,6 +103,9 @@ impl FromStr for ActionKind {
     fn from_str(s: &str) -> Result<Self, UnknownAction> {
         if let Some(name) = s.strip_prefix(COMMAND_PREFIX) {
             return Ok(ActionKind::Command(name.to_string()));
+        }
+        if let Some(name) = s.strip_prefix(REPORT_PREFIX) {
+            return Ok(ActionKind::Report(name.to_string()));
         }
         Self::ALL
             .iter()

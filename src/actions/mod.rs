@@ -160,6 +160,7 @@ pub mod pragma;
 pub mod prune;
 pub mod purge;
 pub mod registry;
+pub mod report;
 pub mod retention;
 pub mod vacuum;
 pub mod verify_backups;

@@ -105,6 +105,23 @@ pub enum Command {
         #[arg(long)]
         ignore_window: bool,
     },
+    /// The seeds' weekly or monthly report of a database (every database
+    /// without `--database`), from its file and caretaker's history; no
+    /// daemon needed.
+    Report {
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, value_enum)]
+        period: crate::report::Period,
+        /// `html`: one self-contained file with inline SVG charts.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: crate::report::render::Format,
+        /// Write here (a temporary file, synced, then renamed) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Show the latest jobs from caretaker's state database.
     History {
         #[arg(long = "config.file")]

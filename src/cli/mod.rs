@@ -17,6 +17,7 @@ mod history;
 mod migrate;
 mod offsite;
 mod progress;
+mod report;
 mod restore;
 mod restore_archive;
 mod run;
@@ -155,6 +156,19 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             once: _,
             collectors,
         } => collect::collect(&load(&config_file)?, collectors),
+        Command::Report {
+            config_file,
+            database,
+            period,
+            format,
+            output,
+        } => report::report(
+            &load(&config_file)?,
+            database.as_deref(),
+            period,
+            format,
+            output.as_deref(),
+        ),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod offsite;
 pub mod pattern_scan;
 pub mod patterns;
 pub mod process;
+pub mod query;
 pub mod runner;
 
 use std::time::Instant;

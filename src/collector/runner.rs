@@ -22,6 +22,7 @@ use super::host::HostCollector;
 use super::integrity::IntegrityCollector;
 use super::patterns::PatternsCollector;
 use super::process::ProcessCollector;
+use super::query::QueryCollector;
 use super::Collector;
 use crate::config::Config;
 use crate::metrics::{Snapshot, SourceKey};
@@ -85,6 +86,11 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             c.integrity_timeout,
             false,
         ));
+        if !config.queries.is_empty() {
+            let probes = QueryCollector::new(&db.path, config.queries.clone(), c.label_limit);
+            let (tick, timeout) = (probes.tick(), probes.timeout());
+            jobs.push(job(Arc::new(probes), tick, timeout, false));
+        }
         if let Some(parent) = db.path.parent() {
             host_paths.push(parent.to_path_buf());
         }

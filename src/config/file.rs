@@ -13,6 +13,7 @@ use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
 use super::modes::{Compression, IntegrityMode};
 use super::offsite::{resolve_offsite, FileOffsite};
+use super::query::{resolve_queries, FileQuery};
 use super::range::ranged;
 use super::responder::{
     resolve_responder, resolve_rules, resolve_schedules, FileResponder, FileRule, FileSchedule,
@@ -41,6 +42,8 @@ struct FileConfig {
     command: Vec<FileCommand>,
     #[serde(default)]
     schedule: Vec<FileSchedule>,
+    #[serde(default)]
+    query: Vec<FileQuery>,
     /// `[[discover]]`: read as tables, see [`super::discover`].
     #[serde(default)]
     discover: Vec<toml::Table>,
@@ -360,8 +363,9 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
     let commands = resolve_commands(&raw.command, base, &mut problems);
     let rules = resolve_rules(&raw.rule, &names, &commands, &mut problems);
-    let schedules = resolve_schedules(&raw.schedule, &names, &commands, &mut problems);
+    let schedules = resolve_schedules(&raw.schedule, &names, &commands, base, &mut problems);
     let responder = resolve_responder(&raw.responder, base, &mut problems);
+    let queries = resolve_queries(&raw.query, &mut problems);
     errors.extend(problems.into_iter().map(|(at, msg)| error_at(at, msg)));
 
     match listen_address {
@@ -391,6 +395,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             rules,
             commands,
             schedules,
+            queries,
             discover,
             discovered,
         }),

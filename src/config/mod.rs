@@ -14,6 +14,7 @@ mod maintenance;
 mod modes;
 mod offsite;
 mod parse;
+mod query;
 mod range;
 mod responder;
 
@@ -27,7 +28,10 @@ pub use heartbeat::HeartbeatUrl;
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
 pub use modes::{Compression, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
-pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
+pub use query::QueryConfig;
+pub use responder::{
+    known_action, parse_cron, ReportSchedule, ResponderConfig, Rule, ScheduleConfig,
+};
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
@@ -46,6 +50,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub commands: Vec<CommandConfig>,
     pub schedules: Vec<ScheduleConfig>,
+    /// `[[query]]` probes, run on every database.
+    pub queries: Vec<QueryConfig>,
     /// `[[discover]]` entries; their matches are already in `databases`.
     pub discover: Vec<discover::DiscoverSpec>,
     /// What each entry matched when this configuration was loaded.

@@ -117,12 +117,37 @@ name = "prune"
 matchers = ['alertname=~"CaretakerPruneCandidatesHigh|CaretakerOrphanedEmbeddings"']
 actions = ["prune_patterns"]
 cooldown = "1d"
-"#
+{SEED_PROBES}"#
         );
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     }
     Ok(config)
 }
+
+/// The `[[query]]` probes caretaker ships (in the demo and in
+/// `config/caretaker.toml`): the seeds' common lookups, each timed and
+/// checked for a plan without an index (seed 001, "Query Performance
+/// Monitoring" and "Index Optimization").
+pub const SEED_PROBES: &str = r#"
+# The seeds' common queries, timed (CaretakerQuerySlow) and checked for full scans.
+[[query]]
+name = "pattern_lookup"
+sql = "SELECT id FROM patterns WHERE type = 'code_review' ORDER BY confidence DESC LIMIT 10"
+interval = "30s"
+timeout = "1s"
+
+[[query]]
+name = "memory_lookup"
+sql = "SELECT value FROM memory_entries WHERE namespace = 'default' AND key = 'session'"
+interval = "30s"
+timeout = "1s"
+
+[[query]]
+name = "recent_trajectories"
+sql = "SELECT id, outcome FROM task_trajectories ORDER BY created_at DESC LIMIT 20"
+interval = "30s"
+timeout = "1s"
+"#;
 
 /// The demo's `[responder]` section: the `instance` names Prometheus scrapes
 /// it by (`caretaker:<port>` in docker-compose.yml, `localhost` and

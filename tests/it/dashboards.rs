@@ -140,6 +140,12 @@ actions = ["wal_checkpoint"]
 [[command]]
 name = "fail"
 argv = ["false"]
+
+# The rules' query probe families (CaretakerQuerySlow) must be exposed too.
+[[query]]
+name = "pattern_lookup"
+sql = "SELECT id FROM patterns WHERE type = 'code_review' ORDER BY confidence DESC LIMIT 10"
+interval = "5s"
 "#;
 
 /// Runs `action` through the API, waits for it, and checks its final status.
