@@ -157,5 +157,6 @@ pub mod prune;
 pub mod purge;
 pub mod registry;
 pub mod retention;
+pub mod tune;
 pub mod vacuum;
 pub mod verify_backups;

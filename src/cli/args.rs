@@ -90,8 +90,8 @@ pub enum Command {
     },
     /// Run one action now, through the same locks, breaker and audit as the daemon.
     Run {
-        /// backup, verify_backups, backup_retention, purge_expired, prune_patterns, vacuum, analyze,
-        /// optimize, wal_checkpoint, integrity_check, cleanup_files or command:<name>.
+        /// backup, verify_backups, backup_retention, purge_expired, prune_patterns, tune_patterns,
+        /// vacuum, analyze, optimize, wal_checkpoint, integrity_check, cleanup_files or command:<name>.
         action: String,
         #[arg(long = "config.file")]
         config_file: PathBuf,
@@ -150,14 +150,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         from: BackupSource,
     },
-    /// Load an archive written by prune_patterns or purge_expired back into its database.
+    /// Load archives written by prune_patterns, purge_expired or tune_patterns
+    /// back into their database, all in one transaction.
     RestoreArchive {
         #[arg(long = "config.file")]
         config_file: PathBuf,
         #[arg(long)]
         database: Option<String>,
-        /// The archive file (`*.jsonl.zst`).
-        file: PathBuf,
+        /// The archive files (`*.jsonl.zst`); a tune_patterns run names its own.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
     /// Diagnostic: run each collector once and print its duration as JSON.
     #[command(hide = true)]

@@ -130,8 +130,8 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
         Command::RestoreArchive {
             config_file,
             database,
-            file,
-        } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &file),
+            files,
+        } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &files),
         Command::Migrate {
             config_file,
             database,

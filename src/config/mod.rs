@@ -15,6 +15,7 @@ mod offsite;
 mod parse;
 mod range;
 mod responder;
+mod tune;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ pub use maintenance::{CleanupConfig, VacuumConfig, Window};
 pub use modes::{Compression, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
 pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
+pub use tune::TuneConfig;
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
@@ -124,6 +126,8 @@ pub struct DatabaseConfig {
     /// Where rows are archived before prune and purge delete them.
     pub archive_dir: PathBuf,
     pub prune: PruneConfig,
+    /// `tune_patterns`' steps and thresholds.
+    pub tune: TuneConfig,
     pub vacuum: VacuumConfig,
     pub cleanup: Vec<CleanupConfig>,
 }

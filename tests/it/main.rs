@@ -38,3 +38,4 @@ mod runbook_sections;
 mod runbook_steps;
 mod status_promises;
 mod tls;
+mod tune_actions;
