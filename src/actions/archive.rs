@@ -37,7 +37,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 pub use header::{ArchiveHeader, RestoreMode};
-pub(crate) use restore::quote;
+pub(crate) use restore::{primary_key, quote};
 pub use restore::{restore_archive, restore_archives, RestoreArchiveReport};
 pub use sweep::SweepOptions;
 pub use utc::Utc;

@@ -133,6 +133,14 @@ pub enum Command {
         /// Restore even while other processes have the database open.
         #[arg(long)]
         force: bool,
+        /// Bring back only this table, in one transaction, while the
+        /// database stays in use; its current rows are archived first.
+        #[arg(long, conflicts_with = "force")]
+        table: Option<String>,
+        /// With --table: `replace` the table, or `merge` in only the rows
+        /// whose primary key is missing.
+        #[arg(long, value_enum, requires = "table")]
+        mode: Option<crate::backups::restore::TableMode>,
         /// `offsite`: restore from `[database.backup.offsite]` (downloaded
         /// into the backup folder first; `--backup` then names a remote backup).
         #[arg(long, value_enum, default_value_t)]

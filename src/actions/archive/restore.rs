@@ -205,7 +205,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 
 /// The primary key columns of `table`, or every column when it declares
 /// none; `None` when there is no such table.
-fn primary_key(conn: &Connection, table: &str) -> rusqlite::Result<Option<Vec<String>>> {
+pub(crate) fn primary_key(conn: &Connection, table: &str) -> rusqlite::Result<Option<Vec<String>>> {
     let mut stmt = conn.prepare("SELECT name, pk FROM pragma_table_info(?1) ORDER BY pk, cid")?;
     let columns: Vec<(String, i64)> = stmt
         .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?
