@@ -40,3 +40,4 @@ mod status_promises;
 mod table_restore;
 mod tls;
 mod tune_actions;
+mod tune_crash;

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::common::{caretaker, create_db};
 
 /// One table's rows by rowid, each value with its SQLite type (REALs by bits).
-type Dump = BTreeMap<i64, Vec<Value>>;
+pub type Dump = BTreeMap<i64, Vec<Value>>;
 
 const DAY: i64 = 86_400;
 
@@ -38,7 +38,7 @@ impl Lcg {
     }
 }
 
-fn unix(t: SystemTime) -> i64 {
+pub fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs() as i64
 }
 
@@ -61,7 +61,7 @@ fn ago(conn: &Connection, now: i64, secs: i64, iso_t: bool) -> String {
 /// `last_used` and categories, usage counts around every threshold, text
 /// where numbers belong, epochs where dates belong, embeddings on some
 /// members of each group, confidences at the floor, the ceiling and below.
-fn fill(conn: &Connection, now: i64, seed: u64) {
+pub fn fill(conn: &Connection, now: i64, seed: u64, patterns: u64) {
     conn.execute_batch("BEGIN").expect("begin");
     let mut g = Lcg(seed);
     let types = [
@@ -74,7 +74,7 @@ fn fill(conn: &Connection, now: i64, seed: u64) {
     let usages = [0, 1, 4, 5, 6, 99, 100, 101, 102, 150, 300];
     let days = [1, 29, 31, 59, 61, 90, 200];
     let confs = [0.95, 0.3, 0.2, 0.1 + 0.2, 0.93, 0.949_999_999, 0.0, 1.0];
-    for i in 0..700u64 {
+    for i in 0..patterns {
         let typ = types[g.next(types.len() as u64) as usize];
         let data = match i % 6 {
             0 | 1 => format!("{{\"dup\":{}}}", g.next(12)),
@@ -147,7 +147,7 @@ fn dump(conn: &Connection, table: &str) -> Dump {
 }
 
 /// Both tables, with REALs as their bits so equality is bit for bit.
-fn state(path: &Path) -> (Dump, Dump) {
+pub fn state(path: &Path) -> (Dump, Dump) {
     let conn = Connection::open(path).expect("open");
     let bits = |d: Dump| -> Dump {
         d.into_iter()
@@ -292,7 +292,7 @@ fn model(
     c
 }
 
-fn database(dir: &Path, tune: TuneConfig) -> DatabaseConfig {
+pub fn database(dir: &Path, tune: TuneConfig) -> DatabaseConfig {
     DatabaseConfig {
         name: "memory".into(),
         path: dir.join("memory.db"),
@@ -306,14 +306,14 @@ fn database(dir: &Path, tune: TuneConfig) -> DatabaseConfig {
     }
 }
 
-fn enabled() -> TuneConfig {
+pub fn enabled() -> TuneConfig {
     TuneConfig {
         enabled: true,
         ..TuneConfig::default()
     }
 }
 
-fn run(
+pub fn run(
     db: &DatabaseConfig,
     now: SystemTime,
     dry_run: bool,
@@ -340,7 +340,7 @@ fn file_hash(path: &Path) -> Vec<u8> {
 /// A database filled with `seed`, and the model's state and counts after a run at `now`.
 fn prepared(dir: &Path, now: i64, seed: u64) -> ((Dump, Dump), (Dump, Dump), ModelCounts) {
     let conn = create_db(&dir.join("memory.db"));
-    fill(&conn, now, seed);
+    fill(&conn, now, seed, 700);
     let demote_before = ago(&conn, now, 60 * DAY, false);
     let clear_before = ago(&conn, now, 30 * DAY, false);
     drop(conn);
@@ -444,7 +444,7 @@ fn cli(dir: &Path, args: &[&str]) -> Output {
         .expect("run caretaker")
 }
 
-const CONFIG: &str = r#"
+pub const CONFIG: &str = r#"
 [[database]]
 name = "memory"
 path = "memory.db"
