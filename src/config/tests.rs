@@ -120,10 +120,14 @@ fn tune_settings_are_read_and_checked() {
     assert_eq!(t.promote_min_usage, 50);
     assert_eq!(t.demote_unused_after, Duration::from_secs(90 * 86_400));
     assert_eq!(t.clear_max_usage, TuneConfig::default().clear_max_usage);
-    let e = only_error("[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.tune]\npromote_step = 2.0\n");
+    let e = only_error(
+        "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.tune]\npromote_step = 2.0\n",
+    );
     assert!(e.message.contains("tune.promote_step"), "{e}");
     assert_eq!(e.line, Some(5), "{e}");
-    let e = only_error("[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.tune]\npromote_by = 1\n");
+    let e = only_error(
+        "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.tune]\npromote_by = 1\n",
+    );
     assert!(e.message.contains("promote_by"), "{e}");
 }
 
