@@ -105,6 +105,9 @@ pub enum ArchiveError {
         path: PathBuf,
         error: rusqlite::Error,
     },
+    /// A rowid archive's row would overwrite a row added since.
+    #[error("{0}")]
+    WouldOverwrite(String),
     #[error("{}: row {row} was not inserted and no row with its key exists (a constraint refused it); nothing was restored", archive.display())]
     NotRestored { archive: PathBuf, row: usize },
 }

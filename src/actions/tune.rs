@@ -111,7 +111,10 @@ impl TunePatterns {
                 continue;
             }
             let cols = steps::columns(&tx, table)?;
-            let header = ArchiveHeader::of_changed_rows(&db.name, table, cols, at, "tune");
+            let mut header = ArchiveHeader::of_changed_rows(&db.name, table, cols, at, "tune");
+            if table == "pattern_embeddings" {
+                header.rekeyed_rowids = run.rekeyed_embeddings()?;
+            }
             written.push(write_archive(&db.archive_dir, &header, &rows)?);
         }
         let names: Vec<String> = written

@@ -41,3 +41,4 @@ mod table_restore;
 mod tls;
 mod tune_actions;
 mod tune_crash;
+mod tune_model;

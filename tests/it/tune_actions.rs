@@ -19,6 +19,7 @@ use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
 
 use crate::common::{caretaker, create_db};
+use crate::tune_model::{model, ModelCounts, CONF};
 
 /// One table's rows by rowid, each value with its SQLite type (REALs by bits).
 pub type Dump = BTreeMap<i64, Vec<Value>>;
@@ -167,129 +168,6 @@ pub fn state(path: &Path) -> (Dump, Dump) {
         bits(dump(&conn, "patterns")),
         bits(dump(&conn, "pattern_embeddings")),
     )
-}
-
-/// Column positions in the seed schema (`SELECT *` order).
-const ID: usize = 0;
-const TYPE: usize = 1;
-const DATA: usize = 2;
-const CONF: usize = 3;
-const USAGE: usize = 4;
-const LAST_USED: usize = 6;
-
-#[derive(Debug, Default, PartialEq)]
-struct ModelCounts {
-    promoted: u64,
-    demoted: u64,
-    cleared: u64,
-    removed: u64,
-    kept_updated: u64,
-    repointed: u64,
-    deleted: u64,
-}
-
-fn num(v: &Value) -> Option<f64> {
-    match v {
-        Value::Real(f) => Some(*f),
-        Value::Integer(i) => Some(*i as f64),
-        _ => None,
-    }
-}
-
-fn iso(v: &Value) -> Option<&str> {
-    match v {
-        Value::Text(s) if s.len() >= 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-' => {
-            Some(s)
-        }
-        _ => None,
-    }
-}
-
-/// Seed 000's four steps with the defaults, in Rust, on plain rows.
-fn model(
-    patterns: &mut Dump,
-    embeddings: &mut Dump,
-    demote_before: &str,
-    clear_before: &str,
-) -> ModelCounts {
-    let mut c = ModelCounts::default();
-    for row in patterns.values_mut() {
-        if let (Value::Integer(u), Some(x)) = (&row[USAGE], num(&row[CONF])) {
-            if *u > 100 && x < 0.95 {
-                row[CONF] = Value::Real((x + 0.05).min(0.95));
-                c.promoted += 1;
-            }
-        }
-    }
-    for row in patterns.values_mut() {
-        if let (Some(s), Value::Integer(u), Some(x)) =
-            (iso(&row[LAST_USED]), &row[USAGE], num(&row[CONF]))
-        {
-            if s < demote_before && *u < 5 && x > 0.3 {
-                row[CONF] = Value::Real((x - 0.1).max(0.3));
-                c.demoted += 1;
-            }
-        }
-    }
-    for row in patterns.values_mut() {
-        if let (Some(s), Value::Integer(u)) = (iso(&row[LAST_USED]), &row[USAGE]) {
-            if s < clear_before && *u < 5 {
-                row[LAST_USED] = Value::Null;
-                c.cleared += 1;
-            }
-        }
-    }
-    let mut groups: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for (rowid, row) in patterns.iter() {
-        if matches!(row[USAGE], Value::Integer(_)) {
-            groups
-                .entry(format!("{:?}\u{1}{:?}", row[TYPE], row[DATA]))
-                .or_default()
-                .push(*rowid);
-        }
-    }
-    for mut members in groups.into_values().filter(|m| m.len() > 1) {
-        let conf = |r: &i64| num(&patterns[r][CONF]).unwrap_or(f64::NEG_INFINITY);
-        members.sort_by(|a, b| conf(b).total_cmp(&conf(a)).then(a.cmp(b)));
-        let total: i64 = members
-            .iter()
-            .map(|r| match patterns[r][USAGE] {
-                Value::Integer(u) => u,
-                _ => 0,
-            })
-            .sum();
-        let keeper_id = patterns[&members[0]][ID].clone();
-        let removed_ids: Vec<Value> = members[1..]
-            .iter()
-            .map(|r| patterns[r][ID].clone())
-            .collect();
-        if !embeddings.values().any(|e| e[0] == keeper_id) {
-            let moved = removed_ids.iter().find_map(|id| {
-                embeddings
-                    .iter()
-                    .filter(|(_, e)| &e[0] == id)
-                    .map(|(r, _)| *r)
-                    .min()
-            });
-            if let Some(r) = moved {
-                embeddings.get_mut(&r).expect("embedding")[0] = keeper_id.clone();
-                c.repointed += 1;
-            }
-        }
-        let before = embeddings.len();
-        embeddings.retain(|_, e| !removed_ids.contains(&e[0]));
-        c.deleted += (before - embeddings.len()) as u64;
-        let keeper = patterns.get_mut(&members[0]).expect("keeper");
-        if keeper[USAGE] != Value::Integer(total) {
-            keeper[USAGE] = Value::Integer(total);
-            c.kept_updated += 1;
-        }
-        for r in &members[1..] {
-            patterns.remove(r);
-            c.removed += 1;
-        }
-    }
-    c
 }
 
 pub fn database(dir: &Path, tune: TuneConfig) -> DatabaseConfig {
@@ -645,4 +523,35 @@ fn a_trigger_that_changes_other_rows_rolls_the_run_back() {
 #[test]
 fn tune_patterns_is_an_action_that_takes_the_maintenance_lock() {
     assert!(TunePatterns.mutates());
+}
+
+#[test]
+fn an_undo_refuses_to_overwrite_a_row_that_took_a_removed_rows_rowid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = SystemTime::now();
+    let (before, _, _) = prepared(dir.path(), unix(now), 17);
+    let db = database(dir.path(), enabled());
+    run(&db, now, false, &SweepOptions::default()).expect("run");
+    let (after, _) = state(&db.path);
+    let removed = *before
+        .0
+        .keys()
+        .find(|r| !after.contains_key(*r))
+        .expect("a removed duplicate");
+    // The agents add a pattern after the run, and SQLite hands it the rowid
+    // of a row the run removed (as it does for the highest one).
+    let conn = Connection::open(&db.path).expect("open");
+    conn.execute(
+        "INSERT INTO patterns (rowid, id, type, pattern_data, confidence, usage_count, created_at)
+         VALUES (?1, 'learned-after-the-run', 't', 'd', 0.5, 1, '2026-01-01 00:00:00')",
+        [removed],
+    )
+    .expect("insert");
+    drop(conn);
+    let now_state = state(&db.path);
+    let archives = list_archives(&db.archive_dir).expect("list");
+    let err =
+        caretaker::actions::archive::restore_archives(&db.path, &archives).expect_err("refused");
+    assert!(err.to_string().contains("now holds another row"), "{err}");
+    assert_eq!(state(&db.path), now_state, "a refused restore changed rows");
 }

@@ -22,6 +22,13 @@ pub struct ArchiveHeader {
     /// How a restore puts the rows back; absent (insert) in version 1.
     #[serde(default, skip_serializing_if = "RestoreMode::is_insert")]
     pub restore: RestoreMode,
+    /// In a rowid archive, the rows whose primary key the run itself changed
+    /// (embeddings re-pointed to the pattern that was kept). Any other row
+    /// whose rowid now holds a different key was added after the run, taking
+    /// the rowid of a row the run removed, and a restore refuses to
+    /// overwrite it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rekeyed_rowids: Vec<i64>,
 }
 
 /// How [`restore_archive`] puts an archive's rows back.
@@ -53,6 +60,7 @@ impl ArchiveHeader {
             created_at: at.rfc3339(),
             reason: reason.to_string(),
             restore: RestoreMode::Insert,
+            rekeyed_rowids: Vec::new(),
         }
     }
 

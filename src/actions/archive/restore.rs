@@ -6,14 +6,17 @@
 //! row that was not inserted must already be there under its primary key,
 //! otherwise some other constraint refused it and the whole restore is rolled
 //! back rather than reported as done. Archives of changed rows (version 2)
-//! set each rowid's row back to its archived values, which is idempotent too.
+//! set each rowid's row back to its archived values, which is idempotent too;
+//! a rowid that now holds a row with another primary key (one the
+//! application added after the run, which SQLite gave the rowid of a removed
+//! row) fails the restore instead of being overwritten.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params_from_iter, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::{read_archive, Archive, ArchiveError, RestoreMode};
+use super::{read_archive, Archive, ArchiveError, ArchiveValue, RestoreMode};
 
 /// What [`restore_archive`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -69,7 +72,7 @@ pub fn restore_archives(
     for (path, archive) in &archives {
         report.add(match archive.header.restore {
             RestoreMode::Insert => insert_missing(&tx, db_path, path, archive)?,
-            RestoreMode::Rowid => reset_rows(&tx, db_path, archive)?,
+            RestoreMode::Rowid => reset_rows(&tx, db_path, path, archive)?,
         });
     }
     tx.commit().map_err(sql_err)?;
@@ -146,6 +149,7 @@ fn insert_missing(
 fn reset_rows(
     tx: &Connection,
     db_path: &Path,
+    archive_path: &Path,
     archive: &Archive,
 ) -> Result<RestoreArchiveReport, ArchiveError> {
     let sql_err = |error| ArchiveError::Sqlite {
@@ -177,8 +181,52 @@ fn reset_rows(
             marks.join(", ")
         ))
         .map_err(sql_err)?;
+    // The declared key, to tell a row the run changed from one that took a
+    // removed row's rowid since (a table without one is not checked).
+    let key: Vec<usize> = declared_key(tx, &archive.header.table)
+        .map_err(sql_err)?
+        .iter()
+        .filter_map(|k| archive.header.columns.iter().position(|c| c == k))
+        .collect();
+    let key_list: Vec<String> = key
+        .iter()
+        .map(|&p| quote(&archive.header.columns[p]))
+        .collect();
+    let mut current_key = tx
+        .prepare(&format!(
+            "SELECT {} FROM {table} WHERE rowid = ?1",
+            if key_list.is_empty() {
+                "1".to_string()
+            } else {
+                key_list.join(", ")
+            }
+        ))
+        .map_err(sql_err)?;
     let mut report = RestoreArchiveReport::default();
     for row in &archive.rows {
+        let found: Option<Vec<ArchiveValue>> = current_key
+            .query_row([&row[0]], |r| {
+                (0..key.len())
+                    .map(|i| r.get_ref(i).map(ArchiveValue::from))
+                    .collect()
+            })
+            .optional()
+            .map_err(sql_err)?;
+        let archived: Vec<ArchiveValue> = key.iter().map(|&p| row[p].clone()).collect();
+        let rekeyed = matches!(row[0], ArchiveValue::Integer(r) if archive.header.rekeyed_rowids.contains(&r));
+        if found.as_ref().is_some_and(|f| *f != archived) && !rekeyed {
+            let json = |v: &[ArchiveValue]| {
+                serde_json::Value::Array(v.iter().map(ArchiveValue::to_json).collect())
+            };
+            return Err(ArchiveError::WouldOverwrite(format!(
+                "{}: rowid {} of {} now holds another row (key {}, the archive's is {}), added after the archive was written; restoring would overwrite it, so nothing was restored",
+                archive_path.display(),
+                row[0].to_json(),
+                archive.header.table,
+                json(&found.unwrap_or_default()),
+                json(&archived),
+            )));
+        }
         if update.execute(params_from_iter(row)).map_err(sql_err)? == 1 {
             report.reset += 1;
         } else {
@@ -201,6 +249,13 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     // could not be put back as they were.
     conn.pragma_update(None, "foreign_keys", false)?;
     Ok(conn)
+}
+
+/// The primary key columns `table` declares (none for a table without one).
+fn declared_key(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    conn.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?
+        .query_map([table], |r| r.get(0))?
+        .collect()
 }
 
 /// The primary key columns of `table`, or every column when it declares

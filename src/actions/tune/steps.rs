@@ -276,6 +276,26 @@ impl Run<'_> {
         Ok(out)
     }
 
+    /// The rowids of the embeddings consolidation re-pointed (their key
+    /// changed on purpose), for the archive's header.
+    pub fn rekeyed_embeddings(&self) -> Result<Vec<i64>, ActionError> {
+        let exists: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM temp.sqlite_master WHERE name = 'caretaker_tune_moves')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        self.conn
+            .prepare(&format!("SELECT er FROM {MOVES} ORDER BY er"))
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(sql)
+    }
+
     /// The kept previous values of one table, rowid first, in rowid order.
     pub fn before_rows(&self, before: &str) -> Result<Vec<Vec<ArchiveValue>>, ActionError> {
         let mut stmt = self
