@@ -258,3 +258,20 @@ fn bad_requests_are_refused_with_a_message_and_change_nothing() {
         assert_eq!(table_hashes(&db), before, "{args:?}");
     }
 }
+
+#[test]
+fn it_waits_for_the_maintenance_lock_and_refuses_while_another_action_holds_it() {
+    let (dir, _) = with_backup();
+    let db = dir.path().join("memory.db");
+    change_live(&db);
+    let before = table_hashes(&db);
+    let held =
+        caretaker::responder::executor::lock_file(&db, std::time::Duration::ZERO).expect("lock");
+    let out = caretaker_in(dir.path(), &["restore", "--table=patterns"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("maintenance lock"), "{stderr}");
+    assert_eq!(table_hashes(&db), before);
+    drop(held);
+    ok_in(dir.path(), &["restore", "--table=patterns"]);
+}

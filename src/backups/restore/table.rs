@@ -18,8 +18,9 @@
 //!    table or into it is broken that was not broken before;
 //! 4. writes the current rows to an archive (durably), and commits.
 //!
-//! Any failure rolls the whole transaction back, so the database is as it
-//! was; `restore-archive` puts archived rows back.
+//! It holds the database's maintenance lock throughout, as every mutating
+//! action does. Any failure rolls the whole transaction back, so the
+//! database is as it was; `restore-archive` puts archived rows back.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -35,6 +36,7 @@ use crate::actions::archive::{
     primary_key, quote, write_archive, ArchiveHeader, ArchiveValue, Utc,
 };
 use crate::config::DatabaseConfig;
+use crate::responder::executor::lock_file;
 
 /// How the backup's rows meet the current ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -60,6 +62,8 @@ pub struct TableRestoreReport {
 /// How long the restore waits for the application's writer lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTACHED: &str = "caretaker_backup";
+/// How long it waits for another caretaker process's maintenance lock.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// Restores `table` of `db` from the chosen backup, at `now` (archive names).
 pub fn restore_table(
@@ -73,6 +77,9 @@ pub fn restore_table(
     if table.starts_with("sqlite_") {
         return refuse(format!("{table} is SQLite's own table"));
     }
+    // No other caretaker action (prune, tune, a migration) runs meanwhile.
+    let _lock = lock_file(&db.path, LOCK_WAIT)
+        .map_err(|e| RestoreError::Table(format!("maintenance lock: {e}")))?;
     let (folder_path, name) = real_location(&db.path)?;
     let real = folder_path.join(&name);
     let folder = Folder::open(&folder_path).map_err(io("opening", &folder_path))?;
