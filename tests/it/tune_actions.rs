@@ -340,6 +340,22 @@ fn one_restore_archive_undoes_a_run_of_the_real_binary_bit_for_bit() {
     let (before, expected, counts) = prepared(dir.path(), now, 7);
     std::fs::write(dir.path().join("caretaker.toml"), CONFIG).expect("config");
 
+    let out = cli(dir.path(), &["run", "tune_patterns", "--dry-run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let dry = |name: &str| job["outcome"]["figures"][name].as_f64().unwrap_or(-1.0) as u64;
+    assert_eq!(dry("patterns_demoted"), counts.demoted, "{job}");
+    assert_eq!(dry("embeddings_repointed"), counts.repointed, "{job}");
+    assert_eq!(
+        state(&dir.path().join("memory.db")),
+        before,
+        "the dry run changed rows"
+    );
+
     let out = cli(dir.path(), &["run", "tune_patterns"]);
     assert!(
         out.status.success(),
