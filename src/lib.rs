@@ -24,6 +24,8 @@
 //!   [`backups::BackupSet`] of one database's folder (names, checksums,
 //!   listing, verification, retention, the pipeline that writes a backup,
 //!   restore). The collector, the backup actions and the CLI call it.
+//! - [`progress`]: how long work (backups, verification, restore) reports its
+//!   stages and bytes, to a bar or log lines the CLI chooses.
 //! - [`migrate`]: schema migrations run safely (`caretaker migrate`): a
 //!   backup, every file tried on a private copy, then the live database.
 //! - [`store`]: how every module opens SQLite files (monitoring read-only,
@@ -38,6 +40,7 @@ pub mod daemon;
 pub mod demo;
 pub mod metrics;
 pub mod migrate;
+pub mod progress;
 pub mod responder;
 pub mod store;
 pub mod web;

@@ -44,7 +44,7 @@ impl Action for Backup {
             return Ok(Outcome::new(summary).figure("bytes_database", bytes_database as f64));
         }
         private::create_dir_all(&cfg.dir)?;
-        let written = set.write(db, cfg, &name, deadline)?;
+        let written = set.write(db, cfg, &name, deadline, &ctx.progress)?;
         let seconds = started.elapsed().as_secs_f64();
         let (files_removed, retention_note) =
             match set.apply_retention(cfg, ctx.now, deadline, false) {

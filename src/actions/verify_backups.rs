@@ -46,7 +46,12 @@ impl Action for VerifyBackups {
                     failed.len()
                 )));
             }
-            if let Err(why) = set.verify(&backup.path, IntegrityMode::Quick, ctx.deadline) {
+            if let Err(why) = set.verify(
+                &backup.path,
+                IntegrityMode::Quick,
+                ctx.deadline,
+                &ctx.progress,
+            ) {
                 tracing::error!(file = %backup.path.display(), %why, "backup failed verification");
                 failed.push(format!("{} ({why})", file_name(&backup.path)));
             }

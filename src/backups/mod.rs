@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::config::{BackupConfig, Compression, DatabaseConfig, IntegrityMode};
+use crate::progress::Reporter;
 pub use listing::DatabaseBackup;
 pub use pipeline::{Phases, Written};
 use retention::{plan, BackupEntry};
@@ -119,8 +120,9 @@ impl BackupSet {
         backup: &Path,
         mode: IntegrityMode,
         deadline: Instant,
+        progress: &Reporter,
     ) -> Result<(), String> {
-        verify::verify_backup(backup, mode, deadline)
+        verify::verify_backup(backup, mode, deadline, progress)
     }
 
     /// Copies, checks, compresses and publishes a backup of `db` named
@@ -131,8 +133,9 @@ impl BackupSet {
         cfg: &BackupConfig,
         name: &str,
         deadline: Instant,
+        progress: &Reporter,
     ) -> Result<Written, BackupError> {
-        pipeline::write_backup(db, cfg, name, deadline)
+        pipeline::write_backup(db, cfg, name, deadline, progress)
     }
 
     /// The backups [`retention::plan`] would delete at `now`.

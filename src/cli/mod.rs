@@ -16,6 +16,7 @@ mod generate_docs;
 mod history;
 mod migrate;
 mod offsite;
+mod progress;
 mod restore;
 mod restore_archive;
 mod run;

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 
 use crate::backups::restore::{
-    restore as restore_database, restore_table as table_from_backup, RestoreChoice, RestoreReport,
+    restore_table as table_from_backup, restore_with, RestoreChoice, RestoreReport, RestoreSeams,
     TableMode,
 };
 use crate::config::Config;
@@ -21,7 +21,7 @@ pub(super) fn restore(
     force: bool,
 ) -> anyhow::Result<ExitCode> {
     let db = super::pick_database(config, database)?;
-    let report = restore_database(db, choice(backup, before)?, force)?;
+    let report = restore_with(db, choice(backup, before)?, force, &showing_progress())?;
     print_skipped(&report.skipped);
     print_restored(&db.name, &report);
     Ok(ExitCode::SUCCESS)
@@ -37,7 +37,14 @@ pub(super) fn restore_table(
     mode: TableMode,
 ) -> anyhow::Result<ExitCode> {
     let db = super::pick_database(config, database)?;
-    let report = table_from_backup(db, choice(backup, before)?, table, mode, SystemTime::now())?;
+    let report = table_from_backup(
+        db,
+        choice(backup, before)?,
+        table,
+        mode,
+        SystemTime::now(),
+        &super::progress::reporter(),
+    )?;
     print_skipped(&report.skipped);
     let kept = report.archive.map_or_else(
         || "it was empty".to_string(),
@@ -70,6 +77,14 @@ fn choice(backup: Option<PathBuf>, before: Option<&str>) -> anyhow::Result<Resto
 fn print_skipped(skipped: &[(PathBuf, String)]) {
     for (path, why) in skipped {
         println!("skipped {}: {why}", path.display());
+    }
+}
+
+/// Restore's options from the command line: progress on standard error.
+pub(super) fn showing_progress() -> RestoreSeams<'static> {
+    RestoreSeams {
+        progress: super::progress::reporter(),
+        ..Default::default()
     }
 }
 

@@ -57,6 +57,8 @@ struct FileWeb {
     header_read_timeout: Option<HumanDuration>,
     api_max_runs: Option<Spanned<i64>>,
     api_window: Option<HumanDuration>,
+    heartbeat_url: Option<Spanned<String>>,
+    heartbeat_interval: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +218,11 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     };
     let max_connections = web_count(&raw.web.max_connections, "max_connections", 65_536, 512);
     let api_max_runs = web_count(&raw.web.api_max_runs, "api_max_runs", 1_000_000, 6);
+    let heartbeat_url =
+        super::heartbeat::resolve(raw.web.heartbeat_url.as_ref()).unwrap_or_else(|(at, msg)| {
+            errors.push(error_at(Some(at), msg));
+            None
+        });
 
     let label_limit = match &raw.collect.label_limit {
         Some(n) if *n.get_ref() < 1 || *n.get_ref() > 1000 => {
@@ -372,6 +379,8 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 header_read_timeout: d(raw.web.header_read_timeout, Duration::from_secs(10)),
                 api_max_runs: u32::try_from(api_max_runs).unwrap_or(6),
                 api_window: d(raw.web.api_window, Duration::from_secs(3600)),
+                heartbeat_url,
+                heartbeat_interval: d(raw.web.heartbeat_interval, Duration::from_secs(60)),
             },
             collect,
             host_filesystems: raw

@@ -9,6 +9,7 @@ mod command;
 pub mod discover;
 mod duration;
 mod file;
+mod heartbeat;
 mod maintenance;
 mod modes;
 mod offsite;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use command::CommandConfig;
+pub use heartbeat::HeartbeatUrl;
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
 pub use modes::{Compression, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
@@ -70,6 +72,9 @@ pub struct WebConfig {
     /// Runs of one action on one database the API accepts per `api_window`.
     pub api_max_runs: u32,
     pub api_window: Duration,
+    /// Requested every `heartbeat_interval` while all is well (`daemon::heartbeat`).
+    pub heartbeat_url: Option<HeartbeatUrl>,
+    pub heartbeat_interval: Duration,
 }
 
 /// What command-line flags replace in the file, at startup and at every

@@ -8,6 +8,7 @@
 
 mod discovery;
 mod handle;
+pub mod heartbeat;
 mod reload;
 
 use std::sync::{Arc, RwLock};
@@ -43,7 +44,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct Runtime {
     snapshot: Arc<Snapshot>,
     responder: Responder,
-    /// Client for outcome notifications.
+    /// Client for outcome notifications and the heartbeat.
     http: reqwest::Client,
     workers: std::sync::Mutex<Option<TaskTracker>>,
     config: RwLock<Arc<Config>>,
@@ -190,6 +191,7 @@ impl Runtime {
             move || cfg.config().collect.database_interval,
             runtime.cancel.clone(),
         ));
+        tracker.spawn(heartbeat::run(runtime.clone()));
         tracker.close();
         *runtime.workers.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
         let room = runtime.config().responder.queue_size;

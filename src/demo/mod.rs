@@ -156,6 +156,7 @@ pub fn first_backup(config: &crate::config::Config) -> anyhow::Result<()> {
                 deadline: std::time::Instant::now() + backup.timeout,
                 now: std::time::SystemTime::now(),
                 stop: Default::default(),
+                progress: Default::default(),
             };
             let outcome = Backup
                 .run(&ctx)

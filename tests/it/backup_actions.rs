@@ -69,6 +69,7 @@ pub fn run(
         deadline: Instant::now() + Duration::from_secs(300),
         now,
         stop: Default::default(),
+        progress: Default::default(),
     })
 }
 
@@ -324,6 +325,7 @@ fn dry_run_writes_nothing_and_stale_temporaries_are_removed() {
             deadline: Instant::now() + Duration::from_secs(60),
             now: SystemTime::now(),
             stop: Default::default(),
+            progress: Default::default(),
         })
         .expect("dry run");
     assert!(

@@ -221,6 +221,7 @@ fn ctx(db: &DatabaseConfig, dry_run: bool) -> ActionContext<'_> {
         deadline: Instant::now() + Duration::from_secs(300),
         now: SystemTime::now(),
         stop: Default::default(),
+        progress: Default::default(),
     }
 }
 

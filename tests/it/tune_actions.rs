@@ -203,6 +203,7 @@ pub fn run(
         deadline: Instant::now() + Duration::from_secs(300),
         now,
         stop: Default::default(),
+        progress: Default::default(),
     };
     TunePatterns.run_with(&ctx, opts)
 }

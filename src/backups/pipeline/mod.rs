@@ -46,6 +46,7 @@ use super::temporaries::{run_tag, TempFile};
 use super::BackupError;
 use crate::config::Compression;
 use crate::config::{BackupConfig, DatabaseConfig};
+use crate::progress::Reporter;
 use crate::store::private;
 
 /// A backup in place, with its sidecar.
@@ -80,6 +81,7 @@ pub fn write_backup(
     cfg: &BackupConfig,
     name: &str,
     deadline: Instant,
+    progress: &Reporter,
 ) -> Result<Written, BackupError> {
     let dir = &cfg.dir;
     let final_path = dir.join(name);
@@ -104,6 +106,8 @@ pub fn write_backup(
         raw: &raw.0,
         packed: &packed.0,
         dir,
+        database: &db.name,
+        shown: progress,
     };
     let (bytes_written, sha256) = if pinned.pages_readable {
         stages::copy_while_compressing(pinned, &files, cfg, deadline, &mut phases)

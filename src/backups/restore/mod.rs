@@ -39,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::{BackupSet, DatabaseBackup};
 use crate::config::DatabaseConfig;
+use crate::progress::Reporter;
 pub use holders::{holders_of, Holder};
 use place::{Folder, Identity};
 use steps::{
@@ -135,12 +136,15 @@ pub fn list_backups(db: &DatabaseConfig) -> Result<Vec<DatabaseBackup>, RestoreE
     set.list(far_future()).map_err(io("listing", set.dir()))
 }
 
-/// Test seams of [`restore_with`]: plain fields, empty in production.
+/// Options of [`restore_with`]: test seams (plain fields, empty in
+/// production) and where progress is shown.
 #[derive(Default)]
 pub struct RestoreSeams<'a> {
     /// Called with the temporary file's path once its integrity check
     /// passed, before its mode and owner are set.
     pub after_check: Option<&'a dyn Fn(&Path)>,
+    /// Where the decompression and the check are shown (`caretaker restore`).
+    pub progress: Reporter,
 }
 
 /// Restores `db` from the chosen backup. Refuses while another process has
@@ -181,7 +185,7 @@ pub fn restore_with(
     folder
         .remove(&temp_name)
         .map_err(io("removing", &temp_path))?;
-    let (backup, file, skipped) = choose(db, &folder, &temp_name, candidates)?;
+    let (backup, file, skipped) = choose(db, &folder, &temp_name, candidates, &seams.progress)?;
     if let Some(hook) = seams.after_check {
         hook(&temp_path);
     }
@@ -240,11 +244,12 @@ fn choose(
     folder: &Folder,
     temp_name: &OsStr,
     candidates: Vec<PathBuf>,
+    progress: &Reporter,
 ) -> Result<(PathBuf, std::fs::File, Skipped), RestoreError> {
     let temp_path = folder.join(temp_name);
     let mut skipped = Vec::new();
     for path in candidates {
-        match prepare(&path, folder, temp_name)? {
+        match prepare(&path, folder, temp_name, progress)? {
             Ok(file) => return Ok((path, file, skipped)),
             Err(why) => {
                 tracing::warn!(backup = %path.display(), %why, "backup skipped");

@@ -36,6 +36,7 @@ use crate::actions::archive::{
     primary_key, quote, write_archive, ArchiveHeader, ArchiveValue, Utc,
 };
 use crate::config::DatabaseConfig;
+use crate::progress::Reporter;
 use crate::responder::executor::lock_file;
 
 /// How the backup's rows meet the current ones.
@@ -65,13 +66,15 @@ const ATTACHED: &str = "caretaker_backup";
 /// How long it waits for another caretaker process's maintenance lock.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
 
-/// Restores `table` of `db` from the chosen backup, at `now` (archive names).
+/// Restores `table` of `db` from the chosen backup, at `now` (archive names),
+/// showing the decompression and check on `progress`.
 pub fn restore_table(
     db: &DatabaseConfig,
     choice: RestoreChoice,
     table: &str,
     mode: TableMode,
     now: SystemTime,
+    progress: &Reporter,
 ) -> Result<TableRestoreReport, RestoreError> {
     let refuse = |m: String| Err(RestoreError::Table(m));
     if table.starts_with("sqlite_") {
@@ -90,7 +93,8 @@ pub fn restore_table(
     folder
         .remove(&temp_name)
         .map_err(io("removing", &temp_path))?;
-    let (backup, file, skipped) = choose(db, &folder, &temp_name, candidates(db, choice)?)?;
+    let (backup, file, skipped) =
+        choose(db, &folder, &temp_name, candidates(db, choice)?, progress)?;
     drop(file);
     // Removes the decompressed backup however the restore ends (after the
     // connection that attached it, which is dropped first).
