@@ -21,6 +21,7 @@ pub enum ActionKind {
     BackupRetention,
     PurgeExpired,
     PrunePatterns,
+    TunePatterns,
     Vacuum,
     Analyze,
     Optimize,
@@ -35,12 +36,13 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// The built-in actions (every kind but [`ActionKind::Command`]).
-    pub const ALL: [ActionKind; 11] = [
+    pub const ALL: [ActionKind; 12] = [
         ActionKind::Backup,
         ActionKind::VerifyBackups,
         ActionKind::BackupRetention,
         ActionKind::PurgeExpired,
         ActionKind::PrunePatterns,
+        ActionKind::TunePatterns,
         ActionKind::Vacuum,
         ActionKind::Analyze,
         ActionKind::Optimize,
@@ -57,6 +59,7 @@ impl ActionKind {
             ActionKind::BackupRetention => "backup_retention",
             ActionKind::PurgeExpired => "purge_expired",
             ActionKind::PrunePatterns => "prune_patterns",
+            ActionKind::TunePatterns => "tune_patterns",
             ActionKind::Vacuum => "vacuum",
             ActionKind::Analyze => "analyze",
             ActionKind::Optimize => "optimize",
@@ -131,6 +134,6 @@ mod tests {
         assert_eq!(ActionKind::Command("page".into()).name(), "command:page");
         assert!("command".parse::<ActionKind>().is_err());
         assert!("vacum".parse::<ActionKind>().is_err());
-        assert_eq!(ActionKind::known_list().split(", ").count(), 11);
+        assert_eq!(ActionKind::known_list().split(", ").count(), 12);
     }
 }

@@ -162,5 +162,6 @@ pub mod purge;
 pub mod registry;
 pub mod report;
 pub mod retention;
+pub mod tune;
 pub mod vacuum;
 pub mod verify_backups;

@@ -12,6 +12,7 @@ use super::prune::PrunePatterns;
 use super::purge::PurgeExpired;
 use super::report::WriteReport;
 use super::retention::BackupRetention;
+use super::tune::TunePatterns;
 use super::vacuum::Vacuum;
 use super::verify_backups::VerifyBackups;
 use super::Action;
@@ -30,6 +31,7 @@ pub fn build(
         ActionKind::BackupRetention => Box::new(BackupRetention),
         ActionKind::PurgeExpired => Box::new(PurgeExpired),
         ActionKind::PrunePatterns => Box::new(PrunePatterns),
+        ActionKind::TunePatterns => Box::new(TunePatterns),
         ActionKind::Vacuum => Box::new(Vacuum),
         ActionKind::Analyze => Box::new(PragmaAction(Statement::Analyze)),
         ActionKind::Optimize => Box::new(PragmaAction(Statement::Optimize)),

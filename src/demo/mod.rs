@@ -67,8 +67,10 @@ path = "memory.db"
 [database.backup]
 dir = "backups"
 retention = "30d"
-# The demo may prune and vacuum its own database; both are off by default.
+# The demo may prune, tune and vacuum its own database; all are off by default.
 [database.prune]
+enabled = true
+[database.tune]
 enabled = true
 [database.vacuum]
 enabled = true

@@ -48,6 +48,7 @@ pub fn database(dir: &Path, compression: Compression) -> DatabaseConfig {
         }),
         archive_dir: dir.join("archive"),
         prune: PruneConfig::default(),
+        tune: Default::default(),
         vacuum: VacuumConfig::default(),
         cleanup: Vec::new(),
     }

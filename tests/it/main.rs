@@ -44,4 +44,8 @@ mod runbook_links;
 mod runbook_sections;
 mod runbook_steps;
 mod status_promises;
+mod table_restore;
 mod tls;
+mod tune_actions;
+mod tune_crash;
+mod tune_model;
