@@ -11,6 +11,7 @@ mod command_promises;
 mod common;
 mod crash;
 mod dashboards;
+mod drills;
 mod discovery_promises;
 mod example_rules;
 mod failures;

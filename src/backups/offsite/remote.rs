@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use futures::TryStreamExt;
 
-use super::manifest::MANIFEST_SUFFIX;
+use crate::backups::manifest::MANIFEST_SUFFIX;
 use super::store::AGE_SUFFIX;
 use super::{block_on, Offsite, OffsiteError};
 use crate::backups::names::parse_backup_file_name;
