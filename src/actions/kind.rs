@@ -24,13 +24,14 @@ pub enum ActionKind {
     WalCheckpoint,
     IntegrityCheck,
     CleanupFiles,
+    RestoreDrill,
     /// `command:<name>`: the `[[command]]` called `name`.
     Command(String),
 }
 
 impl ActionKind {
     /// The built-in actions (every kind but [`ActionKind::Command`]).
-    pub const ALL: [ActionKind; 11] = [
+    pub const ALL: [ActionKind; 12] = [
         ActionKind::Backup,
         ActionKind::VerifyBackups,
         ActionKind::BackupRetention,
@@ -42,6 +43,7 @@ impl ActionKind {
         ActionKind::WalCheckpoint,
         ActionKind::IntegrityCheck,
         ActionKind::CleanupFiles,
+        ActionKind::RestoreDrill,
     ];
 
     /// A built-in action's name; `None` for a command.
@@ -58,6 +60,7 @@ impl ActionKind {
             ActionKind::WalCheckpoint => "wal_checkpoint",
             ActionKind::IntegrityCheck => "integrity_check",
             ActionKind::CleanupFiles => "cleanup_files",
+            ActionKind::RestoreDrill => "restore_drill",
             ActionKind::Command(_) => return None,
         })
     }
@@ -122,6 +125,6 @@ mod tests {
         assert_eq!(ActionKind::Command("page".into()).name(), "command:page");
         assert!("command".parse::<ActionKind>().is_err());
         assert!("vacum".parse::<ActionKind>().is_err());
-        assert_eq!(ActionKind::known_list().split(", ").count(), 11);
+        assert_eq!(ActionKind::known_list().split(", ").count(), 12);
     }
 }

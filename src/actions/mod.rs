@@ -156,6 +156,7 @@ pub mod pragma;
 pub mod prune;
 pub mod purge;
 pub mod registry;
+pub mod restore_drill;
 pub mod retention;
 pub mod vacuum;
 pub mod verify_backups;

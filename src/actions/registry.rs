@@ -10,6 +10,7 @@ use super::kind::ActionKind;
 use super::pragma::{PragmaAction, Statement};
 use super::prune::PrunePatterns;
 use super::purge::PurgeExpired;
+use super::restore_drill::RestoreDrill;
 use super::retention::BackupRetention;
 use super::vacuum::Vacuum;
 use super::verify_backups::VerifyBackups;
@@ -35,6 +36,7 @@ pub fn build(
         ActionKind::WalCheckpoint => Box::new(PragmaAction(Statement::WalCheckpoint)),
         ActionKind::IntegrityCheck => Box::new(IntegrityCheck),
         ActionKind::CleanupFiles => Box::new(CleanupFiles),
+        ActionKind::RestoreDrill => Box::new(RestoreDrill),
         ActionKind::Command(command) => {
             let spec = config.commands.iter().find(|c| &c.name == command)?;
             Box::new(RunCommand {

@@ -20,8 +20,11 @@
 //! - [`retention`]: which backups to keep, as a pure function;
 //! - [`pipeline`]: writing a new backup (copy, check, compress, publish);
 //! - [`temporaries`]: the hidden files of a run, and their crash cleanup;
-//! - [`restore`]: putting a backup back in place of its database.
+//! - [`restore`]: putting a backup back in place of its database;
+//! - [`drill`]: restoring the newest backups to a scratch folder and
+//!   comparing them with their manifests (the `restore_drill` action).
 
+pub mod drill;
 pub mod listing;
 pub mod manifest;
 pub mod names;

@@ -45,8 +45,8 @@ mod copy;
 mod sink;
 mod stages;
 
-use super::names::{backup_file_name, parse_backup_file_name};
 use super::manifest::{describe_file, write_local};
+use super::names::{backup_file_name, parse_backup_file_name};
 use super::sidecar::{sidecar_line, CHECKSUM_SUFFIX};
 use super::temporaries::{run_tag, TempFile};
 use super::BackupError;
