@@ -157,7 +157,8 @@ CaretakerBackupVerificationFailed CaretakerBackupFilesystemFilling CaretakerDisk
 CaretakerDiskUsageCritical CaretakerMemoryHigh CaretakerCpuHigh CaretakerCollectorFailing
 CaretakerConfigReloadFailed CaretakerTargetDown CaretakerTargetAbsent
 CaretakerActionFailing CaretakerActionBreakerOpen CaretakerRemediationUnresolved
-CaretakerWebhookAuthFailures CaretakerJobQueueBacklog""".split()
+CaretakerWebhookAuthFailures CaretakerJobQueueBacklog CaretakerOffsiteBackupTooOld
+CaretakerOffsiteUnreachable CaretakerRestoreDrillFailed CaretakerRestoreDrillStale""".split()
 # The shared runbook link (see the comment at the top of alerts/caretaker.rules.yml).
 RUNBOOK = ('{{ with $externalLabels.caretaker_runbook_base }}{{ . }}{{ else }}{{ with $labels.instance }}'
            '{{ or $externalLabels.caretaker_runbook_scheme "http" }}://{{ . }}/runbooks'

@@ -49,6 +49,7 @@ impl Action for RestoreDrill {
                     source: DrillSource::Offsite,
                     backup: None,
                     seconds: 0.0,
+                    foreign_key_violations: None,
                     failure: Some(format!("cannot open the offsite store: {e}")),
                 },
             });
@@ -69,7 +70,11 @@ impl Action for RestoreDrill {
             let name = |what: &str| format!("{}_{what}", d.source.as_str());
             outcome = outcome
                 .figure(&name("ok"), 1.0)
-                .figure(&name("seconds"), d.seconds);
+                .figure(&name("seconds"), d.seconds)
+                .figure(
+                    &name("foreign_key_violations"),
+                    d.foreign_key_violations.unwrap_or(0) as f64,
+                );
         }
         Ok(outcome)
     }
@@ -80,9 +85,10 @@ fn describe(d: &Drill) -> String {
     let backup = d.backup.as_deref().unwrap_or("no backup");
     match &d.failure {
         None => format!(
-            "{}: {backup} restored and matched its manifest in {:.1} s",
+            "{}: {backup} restored and matched its manifest in {:.1} s ({} foreign key violations, as in the database)",
             d.source.as_str(),
-            d.seconds
+            d.seconds,
+            d.foreign_key_violations.unwrap_or(0)
         ),
         Some(why) => format!("{} failed: {why}", d.source.as_str()),
     }

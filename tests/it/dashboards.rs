@@ -67,6 +67,9 @@ name = "memory"
 path = "memory.db"
 [database.backup]
 dir = "backups"
+[database.backup.offsite]
+url = "file://OFFSITE"
+encrypt = false
 
 [[rule]]
 name = "checkpoint"
@@ -185,7 +188,12 @@ async fn dashboards_and_rules_work_on_live_data() {
     let sum = format!("{:x}  memory-1.db\n", Sha256::digest(&bytes));
     std::fs::write(backups.join("memory-1.db.sha256"), sum).expect("sidecar");
     write_token(dir.path());
-    let ct = Caretaker::start(dir, CONFIG).await;
+    let offsite = dir.path().join("offsite");
+    let config = CONFIG.replace("OFFSITE", &offsite.display().to_string());
+    let ct = Caretaker::start(dir, &config).await;
+    // A backup uploaded to the offsite folder, and a drill of both copies.
+    run_action(&ct, "backup", "succeeded").await;
+    run_action(&ct, "restore_drill", "succeeded").await;
     let instance = ct.base.trim_start_matches("http://").to_string();
 
     let prom_dir = tempfile::tempdir().expect("tempdir");
