@@ -27,6 +27,7 @@ mod migrate;
 mod moto;
 mod network_promises;
 mod offsite;
+mod offsite_drills;
 mod package_docs;
 mod prometheus;
 mod prune_actions;
