@@ -61,6 +61,22 @@ impl Moto {
         );
     }
 
+    /// Every key under `prefix` of `bucket`, sorted, listed with boto3.
+    pub fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let out = self.boto3(
+            &format!(
+                "for o in s3.list_objects_v2(Bucket={bucket:?}, Prefix={prefix:?}).get('Contents', []): print(o['Key'])"
+            ),
+            b"",
+        );
+        let mut keys: Vec<String> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+
     fn boto3(&self, statement: &str, stdin: &[u8]) -> Vec<u8> {
         let script = format!(
             "import sys, boto3\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{}', region_name='us-east-1', aws_access_key_id='a', aws_secret_access_key='b')\n{statement}\n",

@@ -103,3 +103,100 @@ fn an_unreachable_store_fails_the_offsite_drill_not_the_local_one() {
     assert!(record[&DrillSource::Local].success);
     assert!(!record[&DrillSource::Offsite].success);
 }
+
+/// Runs `action` in this process on the configuration in `dir`, at `now`.
+fn run_at(
+    dir: &Path,
+    action: &dyn caretaker::actions::Action,
+    now: std::time::SystemTime,
+) -> Result<caretaker::actions::Outcome, caretaker::actions::ActionError> {
+    let config = caretaker::config::Config::load(&dir.join("caretaker.toml")).expect("config");
+    let db = &config.databases[0];
+    action.run(&caretaker::actions::ActionContext {
+        database: db,
+        dry_run: false,
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(120),
+        now,
+        stop: Default::default(),
+    })
+}
+
+/// The backup names of the store's objects: `NAME` of `NAME.age`,
+/// `NAME.sha256` and `NAME.manifest.json`, each with how many it has.
+fn remote_objects(moto: &Moto) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for key in moto.keys("caretaker-backups", "hosts/db1/") {
+        let file = key.rsplit('/').next().unwrap_or_default();
+        let name = [".age", ".sha256", ".manifest.json"]
+            .iter()
+            .find_map(|s| file.strip_suffix(s))
+            .unwrap_or(file);
+        *out.entry(name.to_string()).or_default() += 1;
+    }
+    out
+}
+
+#[test]
+fn remote_retention_follows_the_local_plan_and_keeps_the_newest_remote_backup_that_verifies() {
+    use caretaker::actions::{backup::Backup, retention::BackupRetention};
+    let moto = Moto::start();
+    moto.create_bucket("caretaker-backups");
+    let (dir, _identity) = setup(moto.port, "caretaker-backups");
+    let day = std::time::Duration::from_secs(86_400);
+    let now = std::time::SystemTime::now();
+    for age in [12, 6, 0] {
+        run_at(dir.path(), &Backup, now - age * day).expect("backup");
+    }
+    let uploaded = remote_objects(&moto);
+    assert_eq!(uploaded.len(), 3, "{uploaded:?}");
+    assert!(uploaded.values().all(|n| *n == 3), "{uploaded:?}");
+    let names: Vec<&String> = uploaded.keys().collect();
+    let (oldest, middle, newest) = (names[0].clone(), names[1].clone(), names[2].clone());
+
+    // The newest remote copy no longer decrypts to what its sidecar says.
+    moto.put(&format!("{PREFIX}/{newest}.age"), b"not an age file");
+    // A day of remote retention (the local one stays at its default).
+    let config = dir.path().join("caretaker.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str("retention = \"1d\"\nmonthly_retention = \"1d\"\n");
+    std::fs::write(&config, text).expect("config");
+
+    let outcome = run_at(dir.path(), &BackupRetention, now).expect("retention");
+    println!("{}", outcome.summary);
+    assert_eq!(
+        outcome.figures["offsite_backups_removed"], 1.0,
+        "{outcome:?}"
+    );
+    let left = remote_objects(&moto);
+    // The oldest goes whole; the middle one is the newest that verifies and
+    // stays although past retention; the damaged newest is young and stays.
+    assert_eq!(
+        left,
+        std::collections::BTreeMap::from([(middle.clone(), 3), (newest.clone(), 3)]),
+        "{oldest} removed"
+    );
+    // Locally nothing was past the default retention.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("backups"))
+            .expect("backups")
+            .filter_map(|e| e.ok())
+            .filter(|e| crate::common::is_backup_data(&e.file_name().to_string_lossy()))
+            .count(),
+        3
+    );
+    // Without the identity nothing can be checked, and nothing is deleted.
+    let text = std::fs::read_to_string(&config).expect("config");
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("decrypt_identity_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&config, without).expect("config");
+    let outcome = run_at(dir.path(), &BackupRetention, now + 30 * day).expect("retention");
+    assert!(
+        outcome.summary.contains("needs decrypt_identity_file"),
+        "{}",
+        outcome.summary
+    );
+    assert_eq!(remote_objects(&moto), left);
+}

@@ -23,10 +23,12 @@
 //! - [`store`]: opening the store and its keys;
 //! - [`upload`]: encrypt and upload, and the failure count;
 //! - [`remote`]: listing remote backups;
+//! - [`retention`]: the local retention plan, applied to the store;
 //! - [`fetch`]: downloading, decrypting and checking one.
 
 pub mod fetch;
 pub mod remote;
+pub mod retention;
 pub mod store;
 pub mod upload;
 
