@@ -200,3 +200,62 @@ fn remote_retention_follows_the_local_plan_and_keeps_the_newest_remote_backup_th
     );
     assert_eq!(remote_objects(&moto), left);
 }
+
+#[test]
+fn an_upload_cut_midway_leaves_nothing_that_counts_and_the_next_backup_uploads_both() {
+    use crate::moto::Forwarder;
+    let moto = Moto::start();
+    moto.create_bucket("caretaker-backups");
+    // Uploads go through a forwarder, cut after 17 MiB: within the second
+    // 16 MiB part of a multipart upload of an incompressible database.
+    let mut forwarder = Forwarder::start(moto.port, 0, Some(17 << 20));
+    let port = forwarder.port;
+    let (dir, _identity) = setup(port, "caretaker-backups");
+    rusqlite::Connection::open(dir.path().join("memory.db"))
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TABLE blobs (b BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+                 INSERT INTO blobs SELECT randomblob(100000) FROM n;",
+            )
+        })
+        .expect("20 MB of random rows");
+
+    let (job, log) = run_backup(dir.path());
+    assert_eq!(job["status"], "succeeded", "the local backup: {job}\n{log}");
+    assert!(forwarder.stopped(), "the upload was cut: {log}");
+    assert_eq!(
+        job["outcome"]["figures"]["offsite_upload_failed"], 1.0,
+        "{job}"
+    );
+    assert!(!log.contains(crate::offsite::SECRET), "{log}");
+    // Nothing counts: no manifest was written, whatever else is there.
+    let objects = remote_objects(&moto);
+    assert!(objects.values().all(|n| *n < 3), "{objects:?}");
+    assert!(
+        !moto
+            .keys("caretaker-backups", "hosts/db1/")
+            .iter()
+            .any(|k| k.ends_with(".manifest.json")),
+        "{objects:?}"
+    );
+
+    // The store is back: it lists no backup, and the next backup uploads both.
+    forwarder.stop();
+    let _forwarder = Forwarder::start(moto.port, port, None);
+    let (ok, listed) = caretaker(dir.path(), &["backups", "list", "--from=offsite"]);
+    assert!(ok, "{listed}");
+    assert!(!listed.contains(".db.zst"), "no remote backup: {listed}");
+    let (job, log) = run_backup(dir.path());
+    assert_eq!(job["status"], "succeeded", "{job}\n{log}");
+    assert_eq!(
+        job["outcome"]["figures"]["offsite_backups_uploaded"], 2.0,
+        "{job}"
+    );
+    let objects = remote_objects(&moto);
+    assert_eq!(objects.len(), 2, "{objects:?}");
+    assert!(objects.values().all(|n| *n == 3), "{objects:?}");
+    let (ok, verified) = caretaker(dir.path(), &["backups", "verify", "--from=offsite"]);
+    assert!(ok, "{verified}");
+    assert!(!verified.contains(crate::offsite::SECRET), "{verified}");
+}
