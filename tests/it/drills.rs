@@ -12,17 +12,19 @@ use caretaker::actions::restore_drill::RestoreDrill;
 use caretaker::actions::ActionError;
 use caretaker::backups::drill::{recorded, DrillSource};
 use caretaker::backups::manifest::{manifest_of, Manifest};
-use caretaker::backups::sidecar::{sha256_file, sidecar_of};
+use caretaker::backups::sidecar::sidecar_of;
 use caretaker::backups::temporaries::remove_stale_temporaries;
 use caretaker::config::{Compression, DatabaseConfig};
 use rusqlite::Connection;
+
+mod manifests;
 
 use crate::backup_actions::{add_patterns, backup_dir, database, run, unpack, wal_db};
 use crate::common::{create_db, value};
 
 /// The database shapes a manifest must describe right.
 #[derive(Debug, Clone, Copy)]
-enum Shape {
+pub enum Shape {
     /// The seed schema with small rows and applied migrations.
     SmallRows,
     /// Rows of 20 KB, spilling into overflow pages.
@@ -33,7 +35,7 @@ enum Shape {
     Drifted,
 }
 
-const SHAPES: [Shape; 4] = [
+pub const SHAPES: [Shape; 4] = [
     Shape::SmallRows,
     Shape::LargeRows,
     Shape::OddNames,
@@ -41,7 +43,7 @@ const SHAPES: [Shape; 4] = [
 ];
 
 /// Builds `shape` at `dir/memory.db`; returns its configuration.
-fn make(dir: &Path, shape: Shape) -> DatabaseConfig {
+pub fn make(dir: &Path, shape: Shape) -> DatabaseConfig {
     let db = database(dir, Compression::Zstd);
     match shape {
         Shape::SmallRows => {
@@ -90,27 +92,6 @@ fn make(dir: &Path, shape: Shape) -> DatabaseConfig {
     db
 }
 
-/// Rows per table as counted here, on the live file.
-fn counts(path: &Path) -> BTreeMap<String, u64> {
-    let conn = Connection::open(path).expect("open");
-    let mut stmt = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-        .expect("tables");
-    let names: Vec<String> = stmt
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("names");
-    names
-        .into_iter()
-        .map(|t| {
-            let sql = format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\""));
-            let n: i64 = conn.query_row(&sql, [], |r| r.get(0)).expect("count");
-            (t, n as u64)
-        })
-        .collect()
-}
-
 /// Takes a backup of `db` with the `backup` action; returns its path.
 pub fn take_backup(db: &DatabaseConfig, now: SystemTime) -> PathBuf {
     let outcome = run(&Backup, db, now).expect("backup");
@@ -126,93 +107,6 @@ pub fn take_backup(db: &DatabaseConfig, now: SystemTime) -> PathBuf {
 pub fn read_manifest(backup: &Path) -> Manifest {
     let text = std::fs::read(manifest_of(backup)).expect("a manifest beside the backup");
     serde_json::from_slice(&text).expect("manifest json")
-}
-
-#[test]
-fn every_local_backup_has_a_manifest_that_describes_what_it_holds() {
-    for shape in SHAPES {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = make(dir.path(), shape);
-        let backup = take_backup(&db, SystemTime::now());
-        let m = read_manifest(&backup);
-        let unpacked = unpack(&backup, dir.path());
-        assert_eq!(m.database, "memory", "{shape:?}");
-        assert_eq!(
-            m.backup,
-            backup.file_name().expect("name").to_string_lossy(),
-            "{shape:?}"
-        );
-        assert_eq!(
-            m.sqlite_sha256,
-            sha256_file(&unpacked).expect("hash"),
-            "{shape:?}: the checksum of the SQLite file the backup holds"
-        );
-        let size = std::fs::metadata(&unpacked).expect("meta").len();
-        assert_eq!(m.page_size * m.page_count, size, "{shape:?}");
-        assert_eq!(m.row_counts, counts(&db.path), "{shape:?}");
-        let migrations: &[&str] = match shape {
-            Shape::SmallRows => &["001_init.sql", "003_index.sql"],
-            _ => &[],
-        };
-        assert_eq!(m.migrations_applied, migrations, "{shape:?}");
-        // The manifest is part of its backup, never one itself.
-        let set = caretaker::backups::BackupSet::new(&backup_dir(&db), "memory");
-        let listed = set
-            .list(std::time::Instant::now() + std::time::Duration::from_secs(60))
-            .expect("list");
-        assert_eq!(listed.len(), 1, "{shape:?}: {listed:?}");
-    }
-}
-
-#[test]
-fn schema_hashes_differ_exactly_when_the_schema_does() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = make(dir.path(), Shape::Drifted);
-    let t0 = SystemTime::now();
-    let first = read_manifest(&take_backup(&db, t0));
-    // More rows: same schema.
-    Connection::open(&db.path)
-        .and_then(|c| c.execute("INSERT INTO notes (body) VALUES ('one more')", []))
-        .expect("insert");
-    let second = read_manifest(&take_backup(&db, t0 + std::time::Duration::from_secs(1)));
-    assert_eq!(first.schema_hash, second.schema_hash);
-    assert_eq!(second.row_counts["notes"], first.row_counts["notes"] + 1);
-    // A new column: another schema.
-    Connection::open(&db.path)
-        .and_then(|c| c.execute_batch("ALTER TABLE notes ADD COLUMN tag TEXT"))
-        .expect("alter");
-    let third = read_manifest(&take_backup(&db, t0 + std::time::Duration::from_secs(2)));
-    assert_ne!(second.schema_hash, third.schema_hash);
-}
-
-#[test]
-fn retention_deletes_a_backups_manifest_with_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = make(dir.path(), Shape::Drifted);
-    let day = std::time::Duration::from_secs(86_400);
-    let long_ago = SystemTime::now() - 400 * day;
-    let old = [take_backup(&db, long_ago), take_backup(&db, long_ago + day)];
-    assert!(old.iter().all(|b| manifest_of(b).exists()));
-    // Past both retentions: the next backup's retention removes them.
-    let newest = take_backup(&db, SystemTime::now());
-    for path in &old {
-        assert!(!path.exists(), "{}", path.display());
-        assert!(!manifest_of(path).exists(), "{}", path.display());
-    }
-    let mut left: Vec<String> = std::fs::read_dir(backup_dir(&db))
-        .expect("folder")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
-    let name = newest.file_name().expect("name").to_string_lossy();
-    assert_eq!(
-        left,
-        [
-            name.to_string(),
-            format!("{name}.manifest.json"),
-            format!("{name}.sha256")
-        ]
-    );
 }
 
 /// The live database's files (main, `-wal`, `-shm`) and their bytes.
