@@ -109,6 +109,8 @@ pub struct CollectConfig {
     pub backups_interval: Duration,
     pub integrity_interval: Duration,
     pub host_interval: Duration,
+    /// How often `[[discover]]` globs are matched again besides their folders' change events.
+    pub discover_interval: Duration,
     pub timeout: Duration,
     pub integrity_timeout: Duration,
     /// How many distinct values a bounded label keeps before folding into `other`.
