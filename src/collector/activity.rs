@@ -12,15 +12,19 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use super::groups::{number, Groups};
-use super::labels::{fold, label_value, top_keys};
+use super::labels::{breakdown, breakdown_limit, fold, label_value, top_keys};
 use super::patterns::fold_groups;
 use super::{CollectError, Collector};
+use crate::config::Detail;
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor, SEED_TABLES};
 
 pub struct ActivityCollector {
     path: PathBuf,
     label_limit: usize,
+    /// At `summary` the per-agent and per-task-type series are summed into
+    /// one, and the application's own metrics are left out.
+    detail: Detail,
 }
 
 impl ActivityCollector {
@@ -28,7 +32,13 @@ impl ActivityCollector {
         Self {
             path: path.to_path_buf(),
             label_limit,
+            detail: Detail::Full,
         }
+    }
+
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
     }
 }
 
@@ -61,7 +71,12 @@ struct AgentRows {
     statuses: Groups<f64>,
 }
 
-fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
+fn verifications(
+    conn: &Connection,
+    set: &mut MetricSet,
+    limit: usize,
+    detail: Detail,
+) -> rusqlite::Result<()> {
     // Storage order, grouped in memory: GROUP BY would walk the agent index
     // (a lookup per row) and sort into a temporary B-tree.
     let mut stmt = conn
@@ -89,13 +104,14 @@ fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqli
             (agent, v)
         })
         .collect();
-    let agents = fold_groups(groups, |v| v.count, Verification::add, limit);
+    let agent_limit = breakdown_limit(detail, limit);
+    let agents = fold_groups(groups, |v| v.count, Verification::add, agent_limit);
     for (agent, v) in agents {
         if v.count > 0.0 {
             set.gauge(
                 "caretaker_verification_truth_score_average",
                 "Average truth_score of an agent's verifications",
-                vec![("agent", agent.clone())],
+                breakdown(detail, "agent", agent.clone()),
                 v.score_sum / v.count,
             );
         }
@@ -111,7 +127,11 @@ fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqli
             set.gauge(
                 "caretaker_verifications",
                 "Verifications per agent and status",
-                vec![("agent", agent.clone()), ("status", status.to_string())],
+                [
+                    breakdown(detail, "agent", agent.clone()),
+                    vec![("status", status.to_string())],
+                ]
+                .concat(),
                 n,
             );
         }
@@ -119,7 +139,12 @@ fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqli
     Ok(())
 }
 
-fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
+fn trajectories(
+    conn: &Connection,
+    set: &mut MetricSet,
+    limit: usize,
+    detail: Detail,
+) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare("SELECT task_type, outcome FROM task_trajectories")?;
     let mut cursor = stmt.query([])?;
     let mut by_type: Groups<Groups<f64>> = Groups::default();
@@ -136,14 +161,15 @@ fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlit
                 .map(move |(o, n)| (t.clone(), o, n))
         })
         .collect();
-    let weights = |pick: fn(&(String, String, f64)) -> &String| {
+    let weights = |pick: fn(&(String, String, f64)) -> &String, limit: usize| {
         let mut w: BTreeMap<String, f64> = BTreeMap::new();
         for row in &rows {
             *w.entry(pick(row).clone()).or_default() += row.2;
         }
         top_keys(w.into_iter().collect(), limit)
     };
-    let (types, outcomes) = (weights(|r| &r.0), weights(|r| &r.1));
+    let types = weights(|r| &r.0, breakdown_limit(detail, limit));
+    let outcomes = weights(|r| &r.1, limit);
     let mut folded: BTreeMap<(&str, &str), f64> = BTreeMap::new();
     for (t, o, n) in &rows {
         *folded
@@ -154,7 +180,11 @@ fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlit
         set.gauge(
             "caretaker_trajectories",
             "Task trajectories per task type and outcome",
-            vec![("task_type", t.to_string()), ("outcome", o.to_string())],
+            [
+                breakdown(detail, "task_type", t.to_string()),
+                vec![("outcome", o.to_string())],
+            ]
+            .concat(),
             n,
         );
     }
@@ -228,12 +258,13 @@ impl Collector for ActivityCollector {
             );
         }
         if has("verification_history") {
-            verifications(&tx, &mut set, self.label_limit)?;
+            verifications(&tx, &mut set, self.label_limit, self.detail)?;
         }
         if has("task_trajectories") {
-            trajectories(&tx, &mut set, self.label_limit)?;
+            trajectories(&tx, &mut set, self.label_limit, self.detail)?;
         }
-        if has("metrics_log") {
+        // Latest values of differently named metrics cannot be summed.
+        if has("metrics_log") && self.detail == Detail::Full {
             app_metrics(&tx, &mut set, self.label_limit)?;
         }
         if has("migrations_applied") {

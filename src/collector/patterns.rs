@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::labels::{fold, top_keys};
+use super::labels::{breakdown, breakdown_limit, fold, top_keys};
 use super::pattern_scan::scan;
 use super::{CollectError, Collector};
-use crate::config::PruneConfig;
+use crate::config::{Detail, PruneConfig};
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor};
 
@@ -68,6 +68,8 @@ pub struct PatternsCollector {
     label_limit: usize,
     /// The database's pruning criteria: the gauge counts what prune_patterns would remove.
     prune: PruneConfig,
+    /// At `summary` the per-type and per-category series are summed into one.
+    detail: Detail,
 }
 
 impl PatternsCollector {
@@ -76,7 +78,13 @@ impl PatternsCollector {
             path: path.to_path_buf(),
             label_limit,
             prune,
+            detail: Detail::Full,
         }
+    }
+
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
     }
 }
 
@@ -103,7 +111,7 @@ pub fn fold_groups<T: Default + Clone>(
     out
 }
 
-fn emit_types(set: &mut MetricSet, types: &BTreeMap<String, TypeStats>) {
+fn emit_types(set: &mut MetricSet, types: &BTreeMap<String, TypeStats>, detail: Detail) {
     let mut all = TypeStats::default();
     for (ty, s) in types {
         all.add(s);
@@ -116,15 +124,16 @@ fn emit_types(set: &mut MetricSet, types: &BTreeMap<String, TypeStats>) {
             set.gauge(
                 "caretaker_patterns",
                 "Patterns per type and confidence tier (seed 000's tiers)",
-                vec![
-                    ("pattern_type", ty.clone()),
-                    ("confidence_tier", tier.into()),
-                ],
+                [
+                    breakdown(detail, "pattern_type", ty.clone()),
+                    vec![("confidence_tier", tier.into())],
+                ]
+                .concat(),
                 n,
             );
         }
         if s.count > 0.0 {
-            let l = || vec![("pattern_type", ty.clone())];
+            let l = || breakdown(detail, "pattern_type", ty.clone());
             set.gauge(
                 "caretaker_pattern_confidence_average",
                 "Average confidence of the patterns of a type",
@@ -193,14 +202,15 @@ impl Collector for PatternsCollector {
         // One read transaction: every figure describes the same moment.
         let tx = conn.transaction()?;
         let scan = scan(&tx, &self.prune)?;
-        let types = fold_groups(scan.types, |s| s.count, TypeStats::add, self.label_limit);
-        emit_types(&mut set, &types);
-        let categories = fold_groups(scan.categories, |v| *v, |a, b| *a += b, self.label_limit);
+        let limit = breakdown_limit(self.detail, self.label_limit);
+        let types = fold_groups(scan.types, |s| s.count, TypeStats::add, limit);
+        emit_types(&mut set, &types, self.detail);
+        let categories = fold_groups(scan.categories, |v| *v, |a, b| *a += b, limit);
         for (category, n) in categories {
             set.gauge(
                 "caretaker_patterns_by_category",
                 "Patterns per category",
-                vec![("category", category)],
+                breakdown(self.detail, "category", category),
                 n,
             );
         }

@@ -11,7 +11,7 @@ use super::command::{resolve_commands, FileCommand};
 use super::discover;
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
-use super::modes::{Compression, IntegrityMode};
+use super::modes::{Compression, Detail, IntegrityMode};
 use super::offsite::{resolve_offsite, FileOffsite};
 use super::range::ranged;
 use super::responder::{
@@ -87,6 +87,8 @@ struct FileDatabase {
     path: Spanned<String>,
     #[serde(default)]
     integrity_check: IntegrityMode,
+    #[serde(default)]
+    detail: Detail,
     backup: Option<FileBackup>,
     archive_dir: Option<String>,
     #[serde(default)]
@@ -341,6 +343,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             name: name.clone(),
             path: resolve_path(db.path.get_ref()),
             integrity_check: db.integrity_check,
+            detail: db.detail,
             backup,
             archive_dir: db
                 .archive_dir

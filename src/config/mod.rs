@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use command::CommandConfig;
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
-pub use modes::{Compression, IntegrityMode};
+pub use modes::{Compression, Detail, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
 pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
 
@@ -122,6 +122,8 @@ pub struct DatabaseConfig {
     pub name: String,
     pub path: PathBuf,
     pub integrity_check: IntegrityMode,
+    /// Which of its series `/metrics` shows.
+    pub detail: Detail,
     pub backup: Option<BackupConfig>,
     /// Where rows are archived before prune and purge delete them.
     pub archive_dir: PathBuf,

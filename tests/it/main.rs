@@ -37,4 +37,5 @@ mod runbook_links;
 mod runbook_sections;
 mod runbook_steps;
 mod status_promises;
+mod summary_promises;
 mod tls;
