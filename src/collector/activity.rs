@@ -13,11 +13,13 @@ use rusqlite::Connection;
 
 use super::groups::{number, Groups};
 use super::labels::{breakdown, breakdown_limit, fold, label_value, top_keys};
+use super::last_pass::{now_seconds, LastPass};
 use super::patterns::fold_groups;
 use super::{CollectError, Collector};
 use crate::config::Detail;
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor, SEED_TABLES};
+use crate::store::stamp::FileStamp;
 
 pub struct ActivityCollector {
     path: PathBuf,
@@ -25,6 +27,8 @@ pub struct ActivityCollector {
     /// At `summary` the per-agent and per-task-type series are summed into
     /// one, and the application's own metrics are left out.
     detail: Detail,
+    /// Reused while the file is unchanged and no entry has expired since.
+    last: LastPass,
 }
 
 impl ActivityCollector {
@@ -33,6 +37,7 @@ impl ActivityCollector {
             path: path.to_path_buf(),
             label_limit,
             detail: Detail::Full,
+            last: LastPass::default(),
         }
     }
 
@@ -224,7 +229,28 @@ impl Collector for ActivityCollector {
     }
 
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
+        // Taken before reading: a write during the pass shows at the next.
+        let stamp = FileStamp::read(&self.path).ok();
+        if let Some(set) = stamp
+            .as_ref()
+            .and_then(|s| self.last.reuse(s, now_seconds()))
+        {
+            return Ok(set);
+        }
+        self.last.forget();
+        let (set, until) = self.read(deadline)?;
+        if let Some(stamp) = stamp {
+            self.last.keep(stamp, until, &set);
+        }
+        Ok(set)
+    }
+}
+
+impl ActivityCollector {
+    /// One full pass, and the second the next memory entry expires.
+    fn read(&self, deadline: Instant) -> Result<(MetricSet, Option<i64>), CollectError> {
         let mut conn = open_monitor(&self.path, deadline)?;
+        let mut until = None;
         let tables = existing_tables(&conn)?;
         let has = |t: &str| tables.iter().any(|x| x == t);
         let tx = conn.transaction()?;
@@ -248,13 +274,20 @@ impl Collector for ActivityCollector {
             );
         }
         if has("memory_entries") {
-            let sql = "SELECT COUNT(*) FROM memory_entries
-                       WHERE expires_at IS NOT NULL AND datetime(expires_at) < datetime('now')";
+            // The count changes with the clock: the first entry still to
+            // expire says when (compared as datetime() text, whole seconds).
+            let sql = "SELECT TOTAL(datetime(expires_at) < datetime('now')),
+                         MIN(CASE WHEN datetime(expires_at) >= datetime('now')
+                             THEN unixepoch(datetime(expires_at)) END)
+                       FROM memory_entries WHERE expires_at IS NOT NULL";
+            let (expired, next): (f64, Option<i64>) =
+                tx.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            until = next;
             set.gauge(
                 "caretaker_memory_entries_expired",
                 "Memory entries past expires_at that have not been purged",
                 vec![],
-                count(&tx, sql)?,
+                expired,
             );
         }
         if has("verification_history") {
@@ -290,6 +323,6 @@ impl Collector for ActivityCollector {
             }
         }
         tx.finish()?;
-        Ok(set)
+        Ok((set, until))
     }
 }

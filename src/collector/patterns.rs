@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::labels::{breakdown, breakdown_limit, fold, top_keys};
+use super::last_pass::{now_seconds, LastPass};
 use super::pattern_scan::scan;
 use super::{CollectError, Collector};
 use crate::config::{Detail, PruneConfig};
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor};
+use crate::store::stamp::FileStamp;
 
 /// Confidence tiers of seed 000, highest first, with their lower bounds.
 pub const TIERS: [(&str, f64); 5] = [
@@ -70,6 +72,8 @@ pub struct PatternsCollector {
     prune: PruneConfig,
     /// At `summary` the per-type and per-category series are summed into one.
     detail: Detail,
+    /// Reused while the file is unchanged and no figure has moved with the clock.
+    last: LastPass,
 }
 
 impl PatternsCollector {
@@ -79,6 +83,7 @@ impl PatternsCollector {
             label_limit,
             prune,
             detail: Detail::Full,
+            last: LastPass::default(),
         }
     }
 
@@ -194,10 +199,30 @@ impl Collector for PatternsCollector {
     }
 
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
+        // Taken before reading: a write during the pass shows at the next.
+        let stamp = FileStamp::read(&self.path).ok();
+        if let Some(set) = stamp
+            .as_ref()
+            .and_then(|s| self.last.reuse(s, now_seconds()))
+        {
+            return Ok(set);
+        }
+        self.last.forget();
+        let (set, until) = self.read(deadline)?;
+        if let Some(stamp) = stamp {
+            self.last.keep(stamp, until, &set);
+        }
+        Ok(set)
+    }
+}
+
+impl PatternsCollector {
+    /// One full pass, and the moment its clock-dependent figures may move.
+    fn read(&self, deadline: Instant) -> Result<(MetricSet, Option<i64>), CollectError> {
         let mut conn = open_monitor(&self.path, deadline)?;
         let mut set = MetricSet::new();
         if !existing_tables(&conn)?.iter().any(|t| t == "patterns") {
-            return Ok(set);
+            return Ok((set, None));
         }
         // One read transaction: every figure describes the same moment.
         let tx = conn.transaction()?;
@@ -221,6 +246,6 @@ impl Collector for PatternsCollector {
             scan.duplicates,
         );
         tx.finish()?;
-        Ok(set)
+        Ok((set, scan.until))
     }
 }

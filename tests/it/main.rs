@@ -39,3 +39,4 @@ mod runbook_steps;
 mod status_promises;
 mod summary_promises;
 mod tls;
+mod unchanged_promises;
