@@ -354,25 +354,27 @@ async fn dashboards_and_rules_work_on_live_data() {
     );
     // The "Misrouted alerts" panel counts the misrouted alert above (not
     // only its zero series): Prometheus has run for less than its window.
-    let panel = crate::dashboard_fleet::panel_expr("remediation.json", "Misrouted alerts");
-    let q = substitute(&panel, "caretaker", &instance);
-    let data = query(&client, &prom.base, &q).await;
+    let panel = |file: &'static str, title: &'static str| {
+        let (client, base, instance) = (&client, &prom.base, &instance);
+        async move {
+            let expr = crate::dashboard_fleet::panel_expr(file, title);
+            let q = substitute(&expr, "caretaker", instance);
+            (q.clone(), query(client, base, &q).await)
+        }
+    };
+    let (q, data) = panel("remediation.json", "Misrouted alerts").await;
     assert_eq!(data["result"][0]["value"][1], "1", "{q}: {data}");
 
     // The "Heartbeat" stat is the age of an answered request (a few
     // heartbeat intervals at most), and the full-scan table names the probe
     // without an index and only that one.
-    let panel = crate::dashboard_fleet::panel_expr("overview.json", "Heartbeat");
-    let q = substitute(&panel, "caretaker", &instance);
-    let data = query(&client, &prom.base, &q).await;
+    let (q, data) = panel("overview.json", "Heartbeat").await;
     let age: f64 = data["result"][0]["value"][1]
         .as_str()
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     assert!((0.0..30.0).contains(&age), "{q}: {data}");
-    let panel = crate::dashboard_fleet::panel_expr("database.json", "Probes reading a whole table");
-    let q = substitute(&panel, "caretaker", &instance);
-    let data = query(&client, &prom.base, &q).await;
+    let (q, data) = panel("database.json", "Probes reading a whole table").await;
     let scans: Vec<&str> = data["result"]
         .as_array()
         .into_iter()
