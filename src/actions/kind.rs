@@ -21,12 +21,14 @@ pub enum ActionKind {
     BackupRetention,
     PurgeExpired,
     PrunePatterns,
+    TunePatterns,
     Vacuum,
     Analyze,
     Optimize,
     WalCheckpoint,
     IntegrityCheck,
     CleanupFiles,
+    RestoreDrill,
     /// `command:<name>`: the `[[command]]` called `name`.
     Command(String),
     /// `report:<name>`: the report the `[[schedule]]` called `name` writes.
@@ -35,18 +37,20 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// The built-in actions (every kind but [`ActionKind::Command`]).
-    pub const ALL: [ActionKind; 11] = [
+    pub const ALL: [ActionKind; 13] = [
         ActionKind::Backup,
         ActionKind::VerifyBackups,
         ActionKind::BackupRetention,
         ActionKind::PurgeExpired,
         ActionKind::PrunePatterns,
+        ActionKind::TunePatterns,
         ActionKind::Vacuum,
         ActionKind::Analyze,
         ActionKind::Optimize,
         ActionKind::WalCheckpoint,
         ActionKind::IntegrityCheck,
         ActionKind::CleanupFiles,
+        ActionKind::RestoreDrill,
     ];
 
     /// A built-in action's name; `None` for a command.
@@ -57,12 +61,14 @@ impl ActionKind {
             ActionKind::BackupRetention => "backup_retention",
             ActionKind::PurgeExpired => "purge_expired",
             ActionKind::PrunePatterns => "prune_patterns",
+            ActionKind::TunePatterns => "tune_patterns",
             ActionKind::Vacuum => "vacuum",
             ActionKind::Analyze => "analyze",
             ActionKind::Optimize => "optimize",
             ActionKind::WalCheckpoint => "wal_checkpoint",
             ActionKind::IntegrityCheck => "integrity_check",
             ActionKind::CleanupFiles => "cleanup_files",
+            ActionKind::RestoreDrill => "restore_drill",
             ActionKind::Command(_) | ActionKind::Report(_) => return None,
         })
     }
@@ -131,6 +137,6 @@ mod tests {
         assert_eq!(ActionKind::Command("page".into()).name(), "command:page");
         assert!("command".parse::<ActionKind>().is_err());
         assert!("vacum".parse::<ActionKind>().is_err());
-        assert_eq!(ActionKind::known_list().split(", ").count(), 11);
+        assert_eq!(ActionKind::known_list().split(", ").count(), 13);
     }
 }

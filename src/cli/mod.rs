@@ -114,8 +114,32 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             database,
             backup,
             before,
+            force: _,
+            from,
+            table: Some(table),
+            mode,
+        } => {
+            if from == BackupSource::Offsite {
+                anyhow::bail!("--table restores from the backup folder; it cannot be combined with --from=offsite");
+            }
+            restore::restore_table(
+                &load(&config_file)?,
+                database.as_deref(),
+                backup,
+                before.as_deref(),
+                &table,
+                mode.unwrap_or_default(),
+            )
+        }
+        Command::Restore {
+            config_file,
+            database,
+            backup,
+            before,
             force,
             from,
+            table: None,
+            mode: _,
         } => {
             let run = match from {
                 BackupSource::Local => restore::restore,
@@ -132,8 +156,8 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
         Command::RestoreArchive {
             config_file,
             database,
-            file,
-        } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &file),
+            files,
+        } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &files),
         Command::Migrate {
             config_file,
             database,

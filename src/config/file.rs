@@ -96,6 +96,8 @@ struct FileDatabase {
     #[serde(default)]
     prune: FilePrune,
     #[serde(default)]
+    tune: super::tune::FileTune,
+    #[serde(default)]
     vacuum: FileVacuum,
     #[serde(default)]
     cleanup: Vec<FileCleanup>,
@@ -355,6 +357,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 .as_deref()
                 .map_or_else(|| base.join("archive").join(name), resolve_path),
             prune,
+            tune: super::tune::resolve_tune(&db.tune, &mut problems),
             vacuum: resolve_vacuum(&db.vacuum, &mut problems),
             cleanup: resolve_cleanup(&db.cleanup, base, &mut problems),
         });

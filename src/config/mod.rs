@@ -17,6 +17,7 @@ mod parse;
 mod query;
 mod range;
 mod responder;
+mod tune;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ pub use query::QueryConfig;
 pub use responder::{
     known_action, parse_cron, ReportSchedule, ResponderConfig, Rule, ScheduleConfig,
 };
+pub use tune::TuneConfig;
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
@@ -135,6 +137,8 @@ pub struct DatabaseConfig {
     /// Where rows are archived before prune and purge delete them.
     pub archive_dir: PathBuf,
     pub prune: PruneConfig,
+    /// `tune_patterns`' steps and thresholds.
+    pub tune: TuneConfig,
     pub vacuum: VacuumConfig,
     pub cleanup: Vec<CleanupConfig>,
 }

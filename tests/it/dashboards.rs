@@ -103,7 +103,8 @@ pub fn rule_copies(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// caretaker on a realistic database of `patterns` patterns named `memory`,
 /// with a verified backup, the token, [`CONFIG`] and a heartbeat receiver
-/// of its own on port 0 (the heartbeat panels need its answers).
+/// of its own on port 0 (the heartbeat panels need its answers); one more
+/// backup is uploaded to an offsite folder and both copies are drilled.
 pub async fn start_demo_caretaker(patterns: u64) -> Caretaker {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("memory.db");
@@ -121,7 +122,15 @@ pub async fn start_demo_caretaker(patterns: u64) -> Caretaker {
     write_token(dir.path());
     let (receiver, _, _) = crate::heartbeat::receiver().await;
     let url = format!("{receiver}/ping/{}", crate::heartbeat::SECRET);
-    Caretaker::start(dir, &CONFIG.replace("HEARTBEAT_URL", &url)).await
+    let offsite = dir.path().join("offsite");
+    let config = CONFIG
+        .replace("HEARTBEAT_URL", &url)
+        .replace("OFFSITE", &offsite.display().to_string());
+    let ct = Caretaker::start(dir, &config).await;
+    // A backup uploaded to the offsite folder, and a drill of both copies.
+    run_action(&ct, "backup", "succeeded").await;
+    run_action(&ct, "restore_drill", "succeeded").await;
+    ct
 }
 
 /// caretaker's configuration: one database with backups, a token, a
@@ -137,6 +146,9 @@ name = "memory"
 path = "memory.db"
 [database.backup]
 dir = "backups"
+[database.backup.offsite]
+url = "file://OFFSITE"
+encrypt = false
 
 [[rule]]
 name = "checkpoint"

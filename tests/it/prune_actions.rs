@@ -208,6 +208,7 @@ fn database(dir: &Path, enabled: bool) -> DatabaseConfig {
             enabled,
             ..PruneConfig::default()
         },
+        tune: Default::default(),
         vacuum: VacuumConfig::default(),
         cleanup: Vec::new(),
     }

@@ -31,8 +31,9 @@
 mod holders;
 mod place;
 mod steps;
+mod table;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,6 +46,7 @@ use steps::{
     confirm_in_place, final_check, journal_is_wal, move_aside, prepare, put_back,
     rename_into_place, Temporary,
 };
+pub use table::{restore_table, TableMode, TableRestoreReport};
 
 /// Which backup to restore.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +91,9 @@ pub enum RestoreError {
     Replaced(PathBuf),
     #[error("the restore was undone and the previous database put back: {0}")]
     RolledBack(String),
+    /// A one-table restore refused or rolled back; the database is unchanged.
+    #[error("{0}; nothing was changed")]
+    Table(String),
     // The cause is part of the message, not a `source()`: `main` prints the
     // chain, which would say it twice.
     #[error("{action} {}: {error}", .path.display())]
@@ -180,29 +185,7 @@ pub fn restore_with(
     folder
         .remove(&temp_name)
         .map_err(io("removing", &temp_path))?;
-    let mut skipped = Vec::new();
-    let mut chosen = None;
-    for path in candidates {
-        match prepare(&path, &folder, &temp_name, &seams.progress)? {
-            Ok(file) => {
-                chosen = Some((path, file));
-                break;
-            }
-            Err(why) => {
-                tracing::warn!(backup = %path.display(), %why, "backup skipped");
-                folder
-                    .remove(&temp_name)
-                    .map_err(io("removing", &temp_path))?;
-                skipped.push((path, why));
-            }
-        }
-    }
-    let Some((backup, file)) = chosen else {
-        return Err(RestoreError::NoBackup {
-            database: db.name.clone(),
-            skipped,
-        });
-    };
+    let (backup, file, skipped) = choose(db, &folder, &temp_name, candidates, &seams.progress)?;
     if let Some(hook) = seams.after_check {
         hook(&temp_path);
     }
@@ -247,6 +230,39 @@ pub fn restore_with(
         }),
         bytes,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Backups passed over, with the reason.
+type Skipped = Vec<(PathBuf, String)>;
+
+/// Tries `candidates` in order and returns the first whose checksum and
+/// integrity check pass, decompressed into `temp_name` in `folder`, with the
+/// newer ones passed over and why.
+fn choose(
+    db: &DatabaseConfig,
+    folder: &Folder,
+    temp_name: &OsStr,
+    candidates: Vec<PathBuf>,
+    progress: &Reporter,
+) -> Result<(PathBuf, std::fs::File, Skipped), RestoreError> {
+    let temp_path = folder.join(temp_name);
+    let mut skipped = Vec::new();
+    for path in candidates {
+        match prepare(&path, folder, temp_name, progress)? {
+            Ok(file) => return Ok((path, file, skipped)),
+            Err(why) => {
+                tracing::warn!(backup = %path.display(), %why, "backup skipped");
+                folder
+                    .remove(temp_name)
+                    .map_err(io("removing", &temp_path))?;
+                skipped.push((path, why));
+            }
+        }
+    }
+    Err(RestoreError::NoBackup {
+        database: db.name.clone(),
+        skipped,
     })
 }
 
