@@ -394,6 +394,19 @@ async fn dashboards_and_rules_work_on_live_data() {
         .filter_map(|r| r["metric"]["query"].as_str())
         .collect();
     assert_eq!(scans, ["busy_patterns"], "{q}: {data}");
+    // The "Restore drill" stat shows the drill above passing, per source.
+    let (q, data) = panel("backups.json", "Restore drill").await;
+    let drills: BTreeSet<(&str, &str)> = data["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["metric"]["source"].as_str()?, r["value"][1].as_str()?)))
+        .collect();
+    assert_eq!(
+        drills,
+        [("local", "1"), ("offsite", "1")].into(),
+        "{q}: {data}"
+    );
 
     // Every metric the rules and dashboards name is one caretaker exposes.
     let exposed = ct.metrics_text().await;
