@@ -5,7 +5,9 @@
 //! scrape costs the same whatever the size of the databases. The encoded text
 //! is kept until the next change ([`Snapshot::encoded`]): collections come
 //! every few seconds, scrapes may come far more often (several Prometheus
-//! servers, dashboards), and encoding was most of a scrape's CPU.
+//! servers, dashboards), and encoding was most of a scrape's CPU. It also
+//! keeps the last hour of each database's sizes ([`super::trend`]) for the
+//! landing page, filled as the database collector's sets arrive.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +18,7 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use super::trend::{SizePoint, SizeTrends};
 use super::{Histogram, Kind, Labels, MetricSet};
 
 /// Identifies one source: a collector, for one database or for the host.
@@ -55,6 +58,8 @@ struct Inner {
     fixed: BTreeMap<&'static str, MetricSet>,
     /// Figures published by actions rather than collectors (no health series).
     published: BTreeMap<SourceKey, MetricSet>,
+    /// The last hour of sizes, for the landing page (never encoded).
+    trends: SizeTrends,
 }
 
 /// Shared, lock-protected store of the latest metric sets.
@@ -120,6 +125,7 @@ impl Snapshot {
         now: SystemTime,
     ) {
         let mut inner = self.write();
+        inner.trends.note(&key, result.as_ref(), now);
         let entry = inner.sources.entry(key).or_default();
         entry.status.runs += 1;
         entry.status.duration = duration;
@@ -189,6 +195,7 @@ impl Snapshot {
         let mut inner = self.write();
         inner.sources.retain(|key, _| keep(key));
         inner.published.retain(|key, _| keep(key));
+        inner.trends.retain(names);
     }
 
     /// Forgets the collected sources `keep` refuses (a collector no longer
@@ -214,6 +221,11 @@ impl Snapshot {
     /// The value of a sample of one source, for the landing page and readiness.
     pub fn value(&self, key: &SourceKey, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.read().sources.get(key)?.set.value(name, labels)
+    }
+
+    /// The last hour of `database`'s sizes, oldest first.
+    pub fn size_trend(&self, database: &str) -> Vec<SizePoint> {
+        self.read().trends.of(database)
     }
 
     /// True once every given source has been collected at least once.

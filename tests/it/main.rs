@@ -25,6 +25,7 @@ mod golden;
 mod heartbeat;
 mod http;
 mod integrity_promises;
+mod landing;
 mod landing_privacy;
 mod load;
 mod migrate;
