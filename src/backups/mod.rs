@@ -18,8 +18,10 @@
 //! - [`retention`]: which backups to keep, as a pure function;
 //! - [`pipeline`]: writing a new backup (copy, check, compress, publish);
 //! - [`temporaries`]: the hidden files of a run, and their crash cleanup;
-//! - [`restore`]: putting a backup back in place of its database.
+//! - [`restore`]: putting a backup back in place of its database;
+//! - [`chain`]: incremental snapshots, deltas on top of a full backup.
 
+pub mod chain;
 pub mod listing;
 pub mod names;
 pub mod offsite;
@@ -145,17 +147,22 @@ impl BackupSet {
         let entries: Vec<BackupEntry> = self
             .list(deadline)?
             .into_iter()
-            .map(|b| BackupEntry {
-                path: b.path,
-                taken: b.taken,
-                verified: b.verified,
+            .map(|b| {
+                // A chain is kept or removed with its full backup, as old as
+                // its newest link: never a delta without its base.
+                let newest = chain::Chain::read(b.clone()).map_or(b.taken, |c| c.newest_point());
+                BackupEntry {
+                    path: b.path,
+                    taken: newest.max(b.taken),
+                    verified: b.verified,
+                }
             })
             .collect();
         Ok(plan(&entries, now, cfg.retention, cfg.monthly_retention))
     }
 
     /// Applies [`plan_retention`](Self::plan_retention) and (unless
-    /// `dry_run`) deletes: the sidecar first, so a crash in between leaves an
+    /// `dry_run`) deletes: the chain's folder first, then the sidecar, so a crash in between leaves an
     /// unverified file that the next pass removes, never a sidecar without
     /// its backup.
     pub fn apply_retention(
@@ -169,9 +176,21 @@ impl BackupSet {
         let mut pruned = Pruned::default();
         for path in doomed {
             let sidecar = sidecar_of(&path);
+            let chain_dir = chain::chain_dir_of(&path);
             let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let bytes = size(&path) + size(&sidecar);
+            let chain_bytes = std::fs::read_dir(&chain_dir).map_or(0, |entries| {
+                entries
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            });
+            let bytes = size(&path) + size(&sidecar) + chain_bytes;
             if !dry_run {
+                // The chain first: its base alone is still a full backup.
+                match std::fs::remove_dir_all(&chain_dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
                 remove_if_present(&sidecar)?;
                 remove_if_present(&offsite::manifest::manifest_of(&path))?;
                 remove_if_present(&path)?;

@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::BackupsCommand;
+use crate::backups::chain::Chain;
 use crate::backups::restore::list_backups;
 use crate::backups::verify::verify_backup;
+use crate::backups::DatabaseBackup;
 use crate::config::Config;
 
 /// Lists or verifies every backup; exit 1 when one fails verification.
@@ -27,6 +29,7 @@ pub(super) fn backups(
                     "checksum missing or wrong"
                 };
                 println!("{taken}  {:>12}  {state}  {}", b.size, b.path.display());
+                print_chain(b)?;
             }
             BackupsCommand::Verify => {
                 let deadline = Instant::now() + Duration::from_secs(3600);
@@ -48,4 +51,26 @@ pub(super) fn backups(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The chain of incremental snapshots on a full backup, if one was started:
+/// its links and the moments `restore --at` can rebuild from it.
+fn print_chain(base: &DatabaseBackup) -> anyhow::Result<()> {
+    let chain = Chain::read(base.clone())?;
+    if !chain.started() {
+        return Ok(());
+    }
+    let stamp = humantime::format_rfc3339_seconds;
+    println!(
+        "    chain: {} deltas, {} bytes, restorable from {} to {}  {}",
+        chain.links.len(),
+        chain.bytes(),
+        stamp(chain.base.taken),
+        stamp(chain.newest_point()),
+        chain.dir.display()
+    );
+    if let Some(why) = &chain.broken {
+        println!("    chain broken after its last delta: {why}");
+    }
+    Ok(())
 }

@@ -30,6 +30,7 @@ use anyhow::{bail, Context};
 pub use args::{BackupSource, BackupsCommand, Cli, Command, LogFormat};
 
 use crate::config::{Config, DatabaseConfig, Overrides};
+use restore::Moment;
 
 /// The flags that replace parts of the file; paths made absolute here, so
 /// they name the same file at every reload.
@@ -112,6 +113,7 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             database,
             backup,
             before,
+            at,
             force,
             from,
         } => {
@@ -123,7 +125,10 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
                 &load(&config_file)?,
                 database.as_deref(),
                 backup,
-                before.as_deref(),
+                Moment {
+                    before: before.as_deref(),
+                    at: at.as_deref(),
+                },
                 force,
             )
         }

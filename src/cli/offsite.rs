@@ -89,9 +89,13 @@ pub(super) fn restore(
     config: &Config,
     database: Option<&str>,
     backup: Option<PathBuf>,
-    before: Option<&str>,
+    moment: super::restore::Moment<'_>,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
+    if moment.at.is_some() {
+        anyhow::bail!("--at rebuilds from the local chains; the offsite store holds full backups only (use --before)");
+    }
+    let before = moment.before;
     let db = super::pick_database(config, database)?;
     let (local, offsite) = offsite_of(db)?;
     let remote = offsite.list().context("listing the offsite store")?;

@@ -13,26 +13,41 @@ pub(super) fn restore(
     config: &Config,
     database: Option<&str>,
     backup: Option<PathBuf>,
-    before: Option<&str>,
+    moment: Moment<'_>,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
     let db = super::pick_database(config, database)?;
-    let choice = match (backup, before) {
-        (Some(file), _) => RestoreChoice::File(file),
-        // Any offset (`Z`, `+01:00`, `-05:30`): the time it names is what counts.
-        (None, Some(t)) => RestoreChoice::Before(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(std::time::SystemTime::from)
-                .with_context(|| format!("--before {t:?} is not an RFC 3339 time"))?,
-        ),
-        (None, None) => RestoreChoice::Newest,
+    let choice = match (backup, moment.before, moment.at) {
+        (Some(file), ..) => RestoreChoice::File(file),
+        (None, Some(t), _) => RestoreChoice::Before(parse_time("--before", t)?),
+        (None, None, Some(t)) => RestoreChoice::At(parse_time("--at", t)?),
+        (None, None, None) => RestoreChoice::Newest,
     };
     let report = restore_database(db, choice, force)?;
     for (path, why) in &report.skipped {
         println!("skipped {}: {why}", path.display());
     }
+    if let Some(taken) = report.taken {
+        println!(
+            "the state taken at {}",
+            humantime::format_rfc3339_millis(taken)
+        );
+    }
     print_restored(&db.name, &report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--before` and `--at`, as given.
+pub(super) struct Moment<'a> {
+    pub(super) before: Option<&'a str>,
+    pub(super) at: Option<&'a str>,
+}
+
+/// Any offset (`Z`, `+01:00`, `-05:30`): the time it names is what counts.
+pub(super) fn parse_time(flag: &str, t: &str) -> anyhow::Result<std::time::SystemTime> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(std::time::SystemTime::from)
+        .with_context(|| format!("{flag} {t:?} is not an RFC 3339 time"))
 }
 
 /// The line that says what was restored and where the previous files went.

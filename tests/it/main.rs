@@ -19,6 +19,7 @@ mod fleet_promises;
 mod fuzz;
 mod golden;
 mod http;
+mod incremental;
 mod integrity_promises;
 mod landing_privacy;
 mod load;

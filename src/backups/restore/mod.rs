@@ -30,6 +30,7 @@
 
 mod holders;
 mod place;
+mod point;
 mod steps;
 
 use std::ffi::OsString;
@@ -54,6 +55,9 @@ pub enum RestoreChoice {
     File(PathBuf),
     /// The newest backup that verifies taken strictly before this time.
     Before(SystemTime),
+    /// The newest state a chain (full backup and deltas) took at or
+    /// before this time.
+    At(SystemTime),
 }
 
 /// What a restore did.
@@ -68,6 +72,8 @@ pub struct RestoreReport {
     pub moved_aside: Vec<PathBuf>,
     /// Size of the restored database.
     pub bytes: u64,
+    /// With [`RestoreChoice::At`]: when the restored state was taken.
+    pub taken: Option<SystemTime>,
     pub seconds: f64,
 }
 
@@ -80,6 +86,11 @@ pub enum RestoreError {
         database: String,
         skipped: Vec<(PathBuf, String)>,
     },
+    #[error("nothing of {database} was taken at or before {at}")]
+    NoPoint { database: String, at: String },
+    /// A chain cannot give the state asked for; the message names the link.
+    #[error("{0}")]
+    Chain(String),
     #[error("{} is open in {}; stop them first, or force the restore", .path.display(), holders::holders_text(.holders))]
     InUse { path: PathBuf, holders: Vec<Holder> },
     #[error("{} is a symlink to a missing file; point it at the database, or configure the real path", .0.display())]
@@ -163,7 +174,6 @@ pub fn restore_with(
     }
     holders::refuse_if_open(&real, force)?;
     let folder = Folder::open(&folder_path).map_err(io("opening", &folder_path))?;
-    let candidates = candidates(db, choice)?;
     let mut temp_name = OsString::from(".");
     temp_name.push(&name);
     temp_name.push(".restore.tmp");
@@ -178,6 +188,16 @@ pub fn restore_with(
         .map_err(io("removing", &temp_path))?;
     let mut skipped = Vec::new();
     let mut chosen = None;
+    let mut taken = None;
+    if let RestoreChoice::At(at) = choice {
+        let (last, at, file) = point::prepare_point(db, at, &folder, &temp_name)?;
+        chosen = Some((last, file));
+        taken = Some(at);
+    }
+    let candidates = match chosen {
+        Some(_) => Vec::new(),
+        None => candidates(db, choice)?,
+    };
     for path in candidates {
         match prepare(&path, &folder, &temp_name)? {
             Ok(file) => {
@@ -242,6 +262,7 @@ pub fn restore_with(
             a.moved.iter().map(|n| a.folder.join(n)).collect()
         }),
         bytes,
+        taken,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
