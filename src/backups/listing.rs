@@ -116,7 +116,18 @@ pub fn database_backups(
     database: &str,
     deadline: Instant,
 ) -> std::io::Result<Vec<DatabaseBackup>> {
-    let files = match list_folder(dir, deadline, &mut ChecksumCache::default()) {
+    database_backups_cached(dir, database, deadline, &mut ChecksumCache::default())
+}
+
+/// [`database_backups`] with a cache kept across calls: the snapshot loop
+/// lists the folder every interval and must not hash every backup each time.
+pub fn database_backups_cached(
+    dir: &Path,
+    database: &str,
+    deadline: Instant,
+    cache: &mut ChecksumCache,
+) -> std::io::Result<Vec<DatabaseBackup>> {
+    let files = match list_folder(dir, deadline, cache) {
         Ok((files, _)) => files,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),

@@ -36,12 +36,14 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackupsCommand {
     /// Every backup with its time, size and checksum state.
     List,
     /// Checksum, decompress, open and check every backup.
     Verify,
+    /// Take one incremental snapshot now (the delta of the changed pages).
+    Snapshot,
 }
 
 /// Where `backups` and `restore` find backups.

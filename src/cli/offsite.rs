@@ -43,6 +43,9 @@ pub(super) fn backups(
         let taken = humantime::format_rfc3339_seconds(r.taken);
         match command {
             BackupsCommand::List => println!("{taken}  {:>12}  offsite  {}", r.size, r.name),
+            BackupsCommand::Snapshot => {
+                anyhow::bail!("snapshots are taken locally; drop --from=offsite")
+            }
             BackupsCommand::Verify => match verify(&offsite, r, backup, db) {
                 Ok(()) => println!("ok      {taken}  {}", r.name),
                 Err(e) => {

@@ -8,6 +8,7 @@
 
 mod discovery;
 mod handle;
+mod incremental;
 mod reload;
 
 use std::sync::{Arc, RwLock};
@@ -183,6 +184,7 @@ impl Runtime {
             move || cfg.config(),
             runtime.cancel.clone(),
         ));
+        tracker.spawn(incremental::run(runtime.clone(), runtime.cancel.clone()));
         let cfg = runtime.clone();
         tracker.spawn(published::follow(
             runtime.responder.executor.state.clone(),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use caretaker::actions::backup::Backup;
 use caretaker::backups::chain::take::{take_snapshot, Taken};
 use caretaker::backups::chain::{chains, Chain};
+use caretaker::backups::listing::ChecksumCache;
 use caretaker::backups::restore::{list_backups, restore, RestoreChoice, RestoreError};
 use caretaker::config::{Compression, DatabaseConfig};
 use rusqlite::Connection;
@@ -21,7 +22,14 @@ use crate::backup_actions::{add_patterns, assert_same, database, flip_byte, rows
 fn snapshot(db: &DatabaseConfig) -> Taken {
     let cfg = db.backup.as_ref().expect("backup config");
     let deadline = Instant::now() + Duration::from_secs(300);
-    take_snapshot(db, cfg, SystemTime::now(), deadline).expect("snapshot")
+    take_snapshot(
+        db,
+        cfg,
+        SystemTime::now(),
+        deadline,
+        &mut ChecksumCache::default(),
+    )
+    .expect("snapshot")
 }
 
 /// The newest chain of `db`.
@@ -218,4 +226,149 @@ fn a_database_that_grows_and_shrinks_under_vacuum_restores_exactly() {
         assert_same(&large_rows(&db.path), want);
         assert_eq!(page_count(&db.path), *pages, "link {}", i + 1);
     }
+}
+
+fn config_file(dir: &Path, interval: &str) -> std::path::PathBuf {
+    let path = dir.join("caretaker.toml");
+    let text = format!(
+        "[[database]]\nname = \"memory\"\npath = \"{}\"\n[database.backup]\ndir = \"{}\"\nincremental_interval = \"{interval}\"\n",
+        dir.join("memory.db").display(),
+        dir.join("backups").display()
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+fn hidden_temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `caretaker backups snapshot` killed with SIGKILL while it writes a large
+/// delta: the chain still restores its previous point, and the next
+/// snapshot removes the leftover and adds the link.
+#[test]
+fn a_snapshot_killed_mid_delta_leaves_the_chain_restorable_up_to_the_previous_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(dir.path(), Compression::Zstd);
+    let config = config_file(dir.path(), "1m");
+    let conn = wal_db(&db.path, 1_000);
+    run(&Backup, &db, SystemTime::now()).expect("full backup");
+    add_patterns(&conn, 1_000, 1_100);
+    assert!(matches!(snapshot(&db), Taken::Delta { sequence: 1, .. }));
+    let previous = rows(&db.path);
+    let chain_dir = newest_chain(&db).dir;
+    let mut caught = false;
+    for attempt in 0..20 {
+        // Tens of MB of fresh, incompressible pages: a delta that takes a while to write.
+        add_large(&conn, attempt * 10_000, attempt * 10_000 + 4_000);
+        let mut child = crate::common::caretaker()
+            .args(["backups", "snapshot"])
+            .arg(format!("--config.file={}", config.display()))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let writing = hidden_temporaries(&chain_dir)
+                .iter()
+                .any(|n| n.contains(".delta.zst."));
+            if writing {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("wait");
+                caught = true;
+                break;
+            }
+            if child.try_wait().expect("try_wait").is_some() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the snapshot did not finish");
+            std::thread::yield_now();
+        }
+        if caught {
+            break;
+        }
+        // It finished before it was caught: that link stands, try again on top.
+    }
+    assert!(caught, "never caught a snapshot mid-delta");
+    let left = hidden_temporaries(&chain_dir);
+    assert!(!left.is_empty(), "the killed snapshot left its temporary");
+    let chain = newest_chain(&db);
+    let links = chain.links.len();
+    assert!(chain.broken.is_none(), "{:?}", chain.broken);
+    let last_rows = if links == 1 {
+        previous
+    } else {
+        // Earlier attempts finished: their links are whole too.
+        restore_at(&db, chain.links[links - 1].taken).expect("restore the last whole link");
+        rows(&db.path)
+    };
+    drop(conn);
+    restore_at(&db, SystemTime::now()).expect("restore the newest point");
+    assert_same(&rows(&db.path), &last_rows);
+    assert_eq!(newest_chain(&db).links.len(), links, "no link was added");
+    // The next snapshot cleans up and carries on.
+    let conn = Connection::open(&db.path).expect("open");
+    add_patterns(&conn, 500_000, 500_010);
+    drop(conn);
+    assert!(matches!(snapshot(&db), Taken::Delta { .. }));
+    assert!(hidden_temporaries(&chain_dir).is_empty());
+    let want = rows(&db.path);
+    restore_at(&db, SystemTime::now()).expect("restore");
+    assert_same(&rows(&db.path), &want);
+}
+
+/// The daemon: with no backup yet, the loop asks for a full backup (a job),
+/// starts a chain on it, and the recovery point follows the writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_takes_a_full_backup_then_deltas_and_publishes_the_recovery_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = wal_db(&dir.path().join("memory.db"), 500);
+    let config = std::fs::read_to_string(config_file(dir.path(), "1s")).expect("config");
+    let caretaker = crate::common::Caretaker::start(dir, &config).await;
+    let value = |s: &[crate::common::Sample], name: &str| {
+        crate::common::value(s, name, &[("database", "memory")])
+    };
+    let samples = caretaker
+        .wait_for("a chain", Duration::from_secs(60), |s| {
+            value(s, "caretaker_backup_recovery_point_timestamp_seconds").is_some()
+        })
+        .await;
+    let first = value(
+        &samples,
+        "caretaker_backup_recovery_point_timestamp_seconds",
+    )
+    .expect("recovery point");
+    assert_eq!(
+        value(&samples, "caretaker_backup_incremental_interval_seconds"),
+        Some(1.0)
+    );
+    add_patterns(&conn, 500, 600);
+    let samples = caretaker
+        .wait_for("a delta", Duration::from_secs(60), |s| {
+            value(s, "caretaker_backup_chain_length").is_some_and(|n| n >= 1.0)
+                && value(s, "caretaker_backup_incremental_bytes_total").is_some_and(|b| b > 0.0)
+        })
+        .await;
+    let later = value(
+        &samples,
+        "caretaker_backup_recovery_point_timestamp_seconds",
+    )
+    .expect("recovery point");
+    assert!(later > first, "{later} after {first}");
+    // Unchanged, the point still moves on.
+    caretaker
+        .wait_for("the point to move", Duration::from_secs(60), |s| {
+            value(s, "caretaker_backup_recovery_point_timestamp_seconds").is_some_and(|p| p > later)
+        })
+        .await;
+    drop(conn);
+    caretaker.stop().await;
 }

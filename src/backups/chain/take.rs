@@ -12,8 +12,8 @@ use super::pages::{scan, write_replacing, PageHashes, ScanError, HASHES_NAME};
 use super::plan::{next, Next};
 use super::rebuild::{rebuild, BrokenLink};
 use super::{chains, Chain, Checked, CHECKED_NAME};
+use crate::backups::listing::{database_backups_cached, ChecksumCache};
 use crate::backups::temporaries::{run_tag, TempFile};
-use crate::backups::BackupSet;
 use crate::config::{BackupConfig, Compression, DatabaseConfig};
 use crate::store::private;
 use crate::store::sqlite::{map_for_full_pass, open_monitor};
@@ -46,15 +46,21 @@ pub enum SnapshotError {
 }
 
 /// Takes one snapshot of `db` at `now` into the newest chain of its backup
-/// folder, starting that chain on its full backup if needed.
+/// folder, starting that chain on its full backup if needed. `cache` keeps
+/// the backups' checksums across calls.
 pub fn take_snapshot(
     db: &DatabaseConfig,
     cfg: &BackupConfig,
     now: SystemTime,
     deadline: Instant,
+    cache: &mut ChecksumCache,
 ) -> Result<Taken, SnapshotError> {
-    let set = BackupSet::new(&cfg.dir, &db.name);
-    let chains = chains(set.list(deadline)?)?;
+    let backups = match database_backups_cached(&cfg.dir, &db.name, deadline, cache) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let chains = chains(backups)?;
     let chain = match next(&chains, now, cfg.full_interval) {
         Next::FullBackup(why) => return Ok(Taken::NeedsFullBackup(why)),
         Next::Delta(i) => &chains[i],
