@@ -32,6 +32,10 @@ use crate::responder::state::NewJob;
 /// snapshot is due sooner.
 const IDLE: Duration = Duration::from_secs(1);
 
+/// How soon the loop looks again after asking for a full backup, when the
+/// interval is longer.
+const CHAIN_START_POLL: Duration = Duration::from_secs(2);
+
 /// A full backup asked for is not asked for again sooner than this: it may
 /// still be queued or running.
 const ASK_AGAIN: Duration = Duration::from_secs(300);
@@ -125,7 +129,12 @@ async fn snapshot(runtime: &Runtime, db: &DatabaseConfig, mut f: Figures) -> Fig
                     f.deltas_total += 1;
                 }
                 Taken::Unchanged => {}
-                Taken::NeedsFullBackup(why) => ask_for_full_backup(runtime, db, why, &mut f).await,
+                Taken::NeedsFullBackup(why) => {
+                    ask_for_full_backup(runtime, db, why, &mut f).await;
+                    // Look again soon: the chain starts once the backup is there.
+                    let soon = Instant::now() + CHAIN_START_POLL;
+                    f.due = f.due.map(|d| d.min(soon));
+                }
             }
         }
         Ok((Err(e), cache)) => {

@@ -120,14 +120,28 @@ async fn metrics_match_the_golden_file() {
         .await
         .expect("run");
     assert!(run.status().is_success(), "{}", run.status());
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
+    // The demo's snapshot loop asks for a full backup and starts a chain on
+    // it: the contract includes the families of both.
+    let memory = [("database", "memory")];
+    let text = loop {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        let samples = crate::common::parse(&text);
+        let value = |name| crate::common::value(&samples, name, &memory);
+        if value("caretaker_backup_files").is_some_and(|n| n >= 1.0)
+            && value("caretaker_backup_chain_length").is_some()
+        {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no chain in the demo");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     shutdown.cancel();
     task.await.expect("join").expect("clean stop");
 
