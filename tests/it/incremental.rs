@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use caretaker::actions::backup::Backup;
+use caretaker::actions::verify_backups::VerifyBackups;
 use caretaker::backups::chain::take::{take_snapshot, Taken};
 use caretaker::backups::chain::{chains, Chain};
 use caretaker::backups::listing::ChecksumCache;
@@ -146,9 +147,13 @@ fn a_damaged_delta_refuses_later_moments_by_name_and_earlier_ones_restore() {
         states.push(rows(&db.path));
     }
     drop(conn);
+    run(&VerifyBackups, &db, SystemTime::now()).expect("a whole chain verifies");
     let chain = newest_chain(&db);
     let second = chain.links[1].delta.clone();
     flip_byte(&second, std::fs::metadata(&second).expect("size").len() / 2);
+    // verify_backups finds it before any restore needs it.
+    let found = run(&VerifyBackups, &db, SystemTime::now()).expect_err("a damaged chain");
+    assert!(found.to_string().contains("000002.delta.zst"), "{found}");
     let before = std::fs::read(&db.path).expect("read");
     for later in [taken(&db, 2), taken(&db, 3) + Duration::from_secs(60)] {
         let err = restore_at(&db, later).expect_err("a damaged link");

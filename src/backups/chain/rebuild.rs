@@ -12,7 +12,9 @@ use std::time::Instant;
 use super::format::apply;
 use super::Chain;
 use crate::backups::sidecar::{checksum_matches, sha256_file, sidecar_of};
-use crate::backups::verify::decompress_into;
+use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
+use crate::backups::verify::{check_database_file, decompress_into};
+use crate::config::IntegrityMode;
 
 /// Which file of a chain failed, and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -76,4 +78,31 @@ pub fn rebuild(
         }
     }
     Ok(sha)
+}
+
+/// Checks a whole chain as a restore to its newest link would: rebuilt into
+/// a hidden temporary beside the full backup (always removed), then `mode`'s
+/// check. A broken link is found by `verify_backups`, not at restore time.
+pub fn verify_chain(chain: &Chain, mode: IntegrityMode, deadline: Instant) -> Result<(), String> {
+    if let Some(why) = &chain.broken {
+        return Err(format!(
+            "the chain {} is broken: {why}",
+            chain.dir.display()
+        ));
+    }
+    let temp = TempFile(hidden_sibling(
+        &chain.dir,
+        &format!("verify.{}.tmp", run_tag()),
+    ));
+    let mut out = crate::store::private::create_new(&temp.0)
+        .map_err(|e| format!("cannot create {}: {e}", temp.0.display()))?;
+    rebuild(chain, chain.links.len(), &mut out, &temp.0, deadline)
+        .map_err(|e| format!("the chain is broken at {e}"))?;
+    drop(out);
+    check_database_file(&temp.0, mode, deadline).map_err(|why| {
+        format!(
+            "the chain {} rebuilds to a bad database: {why}",
+            chain.dir.display()
+        )
+    })
 }
