@@ -178,13 +178,7 @@ impl BackupSet {
             let sidecar = sidecar_of(&path);
             let chain_dir = chain::chain_dir_of(&path);
             let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let chain_bytes = std::fs::read_dir(&chain_dir).map_or(0, |entries| {
-                entries
-                    .filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            });
-            let bytes = size(&path) + size(&sidecar) + chain_bytes;
+            let bytes = size(&path) + size(&sidecar) + listing::folder_bytes(&chain_dir);
             if !dry_run {
                 // The chain first: its base alone is still a full backup.
                 match std::fs::remove_dir_all(&chain_dir) {

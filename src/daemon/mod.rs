@@ -4,7 +4,8 @@
 //! binary and the tests start caretaker the same way. The [`Runtime`] owns the
 //! current configuration and its running collectors; a reload (SIGHUP or a
 //! change of the file) validates the new file first and keeps the old
-//! configuration running when the new one is invalid.
+//! configuration running when the new one is invalid. `incremental` is the
+//! loop that takes each database's incremental snapshots.
 
 mod discovery;
 mod handle;

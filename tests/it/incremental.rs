@@ -377,3 +377,51 @@ async fn the_daemon_takes_a_full_backup_then_deltas_and_publishes_the_recovery_p
     drop(conn);
     caretaker.stop().await;
 }
+
+/// `caretaker backups list` shows the chain and its range; `caretaker
+/// restore --at` (the binary, as an operator runs it) rebuilds a moment;
+/// a time that is not RFC 3339 changes nothing.
+#[test]
+fn the_command_line_lists_chains_and_restores_a_moment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = database(dir.path(), Compression::Zstd);
+    let config = config_file(dir.path(), "1m");
+    let conn = wal_db(&db.path, 300);
+    run(&Backup, &db, SystemTime::now()).expect("full backup");
+    add_patterns(&conn, 300, 350);
+    snapshot(&db);
+    let first = rows(&db.path);
+    add_patterns(&conn, 350, 400);
+    snapshot(&db);
+    drop(conn);
+    let cli = |args: &[String]| {
+        let out = crate::common::caretaker()
+            .args(args)
+            .arg(format!("--config.file={}", config.display()))
+            .output()
+            .expect("run");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, listed) = cli(&["backups".into(), "list".into()]);
+    assert!(ok, "{listed}");
+    let chain = newest_chain(&db);
+    let range = format!(
+        "restorable from {} to {}",
+        humantime::format_rfc3339_seconds(chain.base.taken),
+        humantime::format_rfc3339_seconds(chain.newest_point())
+    );
+    assert!(listed.contains("chain: 2 deltas"), "{listed}");
+    assert!(listed.contains(&range), "{listed}");
+    let before = std::fs::read(&db.path).expect("read");
+    let (ok, refused) = cli(&["restore".into(), "--at=yesterday".into()]);
+    assert!(!ok && refused.contains("--at"), "{refused}");
+    assert_eq!(std::fs::read(&db.path).expect("read"), before);
+    let at = chrono::DateTime::<chrono::Utc>::from(midpoint(taken(&db, 1), taken(&db, 2)))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (ok, restored) = cli(&["restore".into(), format!("--at={at}")]);
+    assert!(ok, "{restored}");
+    assert!(restored.contains("the state taken at"), "{restored}");
+    assert_same(&rows(&db.path), &first);
+}

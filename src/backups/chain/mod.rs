@@ -139,14 +139,7 @@ impl Chain {
 
     /// Bytes of the chain's folder (deltas, manifests, hashes).
     pub fn bytes(&self) -> u64 {
-        std::fs::read_dir(&self.dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0)
+        super::listing::folder_bytes(&self.dir)
     }
 }
 

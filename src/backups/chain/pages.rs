@@ -261,3 +261,63 @@ fn scan_pinned<W: Write>(
     };
     Ok((scan, out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hash_file_reads_back_and_a_damaged_one_reads_as_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(HASHES_NAME);
+        let hashes = PageHashes {
+            sequence: 7,
+            page_size: 4096,
+            hashes: vec![1, u128::MAX, 42],
+        };
+        hashes.save(&path).expect("save");
+        assert_eq!(PageHashes::load(&path), Some(hashes));
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[30] ^= 1;
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(PageHashes::load(&path), None);
+        std::fs::write(&path, &bytes[..20]).expect("write");
+        assert_eq!(PageHashes::load(&path), None);
+        assert_eq!(PageHashes::load(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn a_scan_writes_only_the_pages_that_changed_and_notices_a_shrink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (v BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199) \
+             INSERT INTO t SELECT randomblob(1000) FROM n;",
+        )
+        .expect("fill");
+        let far = Instant::now() + std::time::Duration::from_secs(60);
+        let (first, _) = scan(&conn, &PageHashes::default(), Vec::new(), far).expect("scan");
+        let pages = first.hashes.hashes.len() as u32;
+        assert_eq!(first.changed, pages, "everything is new");
+        let (same, _) = scan(&conn, &first.hashes, Vec::new(), far).expect("scan");
+        assert!(!same.differs);
+        assert_eq!(same.changed, 0);
+        assert_eq!(same.sha256, first.sha256);
+        conn.execute("UPDATE t SET v = randomblob(1000) WHERE rowid = 100", [])
+            .expect("update");
+        let (one, _) = scan(&conn, &first.hashes, Vec::new(), far).expect("scan");
+        // The row's page and page 1 (its change counter).
+        assert!(
+            one.differs && (1..=3).contains(&one.changed),
+            "{}",
+            one.changed
+        );
+        conn.execute_batch("DELETE FROM t WHERE rowid > 20; VACUUM;")
+            .expect("shrink");
+        let (small, _) = scan(&conn, &one.hashes, Vec::new(), far).expect("scan");
+        assert!(small.differs);
+        assert!(small.hashes.hashes.len() < one.hashes.hashes.len());
+    }
+}
