@@ -158,13 +158,15 @@ fn recovery_point(
     cache: &mut ChecksumCache,
 ) -> Option<(SystemTime, usize)> {
     let cfg = db.backup.as_ref()?;
-    let backups = database_backups_cached(&cfg.dir, &db.name, deadline, cache).ok()?;
-    let all = chains(backups).ok()?;
-    let usable = all.iter().filter(|c| c.base.verified);
-    let point = usable.clone().map(|c| c.newest_point()).max()?;
-    let length = usable
-        .max_by_key(|c| c.base.taken)
-        .map_or(0, |c| c.links.len());
+    let mut backups = database_backups_cached(&cfg.dir, &db.name, deadline, cache).ok()?;
+    // Newest first: the newest chain, and the one before it (which may have
+    // taken a link after the newest full backup), are all that can hold the
+    // newest moment; older chains are not read every interval.
+    backups.retain(|b| b.verified);
+    backups.truncate(2);
+    let newest = chains(backups).ok()?;
+    let point = newest.iter().map(|c| c.newest_point()).max()?;
+    let length = newest.first().map_or(0, |c| c.links.len());
     Some((point, length))
 }
 

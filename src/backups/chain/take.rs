@@ -60,7 +60,13 @@ pub fn take_snapshot(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let chains = chains(backups)?;
+    // Only the newest verified backup's chain can take the next link: the
+    // older chains' manifests are not read every interval.
+    let newest = backups
+        .into_iter()
+        .filter(|b| b.verified)
+        .max_by_key(|b| b.taken);
+    let chains = chains(newest.into_iter().collect())?;
     let chain = match next(&chains, now, cfg.full_interval) {
         Next::FullBackup(why) => return Ok(Taken::NeedsFullBackup(why)),
         Next::Delta(i) => &chains[i],
