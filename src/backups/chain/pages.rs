@@ -155,6 +155,9 @@ pub struct Scan {
     pub changed: u32,
     /// Whether the snapshot differs from `previous` at all.
     pub differs: bool,
+    /// A moment just after the read transaction began: the snapshot holds
+    /// no commit made after it.
+    pub pinned_at: std::time::SystemTime,
 }
 
 /// Why a scan stopped.
@@ -199,6 +202,8 @@ fn scan_pinned<W: Write>(
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    // The snapshot is pinned: nothing committed from here on is in it.
+    let pinned_at = std::time::SystemTime::now();
     let too_large = || ScanError::Bad(format!("{pages} pages of {page_size} bytes"));
     let page_count = u32::try_from(pages).map_err(|_| too_large())?;
     let page_size = u32::try_from(page_size).map_err(|_| too_large())?;
@@ -258,6 +263,7 @@ fn scan_pinned<W: Write>(
         sha256: format!("{:x}", sha.finalize()),
         changed,
         differs,
+        pinned_at,
     };
     Ok((scan, out))
 }

@@ -45,8 +45,9 @@ pub enum SnapshotError {
     Broken(#[from] BrokenLink),
 }
 
-/// Takes one snapshot of `db` at `now` into the newest chain of its backup
-/// folder, starting that chain on its full backup if needed. `cache` keeps
+/// Takes one snapshot of `db` into the newest chain of its backup folder
+/// (`now` decides whether that chain is too old to continue), starting the
+/// chain on its full backup if needed. `cache` keeps
 /// the backups' checksums across calls.
 pub fn take_snapshot(
     db: &DatabaseConfig,
@@ -91,11 +92,11 @@ pub fn take_snapshot(
 
     let conn = open_monitor(&db.path, deadline)?;
     map_for_full_pass(&conn)?;
-    // The moment of the snapshot: its read transaction starts in `scan`,
-    // after this, so every commit made before this time is in it.
-    let taken_at = SystemTime::now().max(now);
     let (found, encoder) = scan(&conn, &previous, encoder, deadline)?;
     drop(conn);
+    // The snapshot's moment, rounded up to the millisecond of the stamp: a
+    // state is never labelled earlier than a commit it holds.
+    let taken_at = ceil_millis(found.pinned_at);
     if !found.differs {
         drop(encoder);
         drop(delta_temp);
@@ -186,6 +187,36 @@ fn remove_temporaries(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+fn ceil_millis(t: SystemTime) -> SystemTime {
+    let below = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() % 1_000_000);
+    match below {
+        0 => t,
+        n => t + std::time::Duration::from_nanos(u64::from(1_000_000 - n)),
+    }
+}
+
 fn file_name(path: &Path) -> String {
     crate::backups::temporaries::file_name(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_snapshot_is_labelled_at_or_after_its_moment_to_the_millisecond() {
+        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_123);
+        assert_eq!(ceil_millis(at), at);
+        assert_eq!(
+            ceil_millis(at + Duration::from_nanos(1)),
+            at + Duration::from_millis(1)
+        );
+        assert_eq!(
+            stamp(ceil_millis(at + Duration::from_micros(999))),
+            stamp(at + Duration::from_millis(1))
+        );
+    }
 }
