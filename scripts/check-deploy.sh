@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks the deployment files: alert rules and their tests, Prometheus and
-# Alertmanager configuration, docker-compose.yml, the Grafana dashboards and
-# the runbooks. The dashboard queries and recording rules run against a real
-# Prometheus scraping a real caretaker in tests/it/dashboards.rs.
+# Alertmanager configuration (the fleet example's in config/fleet/ too),
+# docker-compose.yml, the Grafana dashboards and the runbooks. The dashboard
+# queries and recording rules run against a real Prometheus scraping a real
+# caretaker in tests/it/dashboards.rs, and through federation in tests/it/fleet.rs.
 #
 #   scripts/check-deploy.sh            (from anywhere; works in the repo root)
 #   VERBOSE=1 scripts/check-deploy.sh  (also print the output of passing checks)
@@ -135,6 +136,7 @@ check_alertmanager_routes() {
     expect_route caretaker alertname=CaretakerTargetDown instance=caretaker:10210 severity=critical || rc=1
     expect_route default alertname=NodeFilesystemAlmostOutOfSpace severity=critical || rc=1
     expect_route default alertname=Watchdog || rc=1
+    expect_route deadman alertname=CaretakerWatchdog severity=none || rc=1
     return $rc
 }
 
@@ -157,7 +159,12 @@ CaretakerBackupVerificationFailed CaretakerBackupFilesystemFilling CaretakerDisk
 CaretakerDiskUsageCritical CaretakerMemoryHigh CaretakerCpuHigh CaretakerCollectorFailing
 CaretakerConfigReloadFailed CaretakerTargetDown CaretakerTargetAbsent
 CaretakerActionFailing CaretakerActionBreakerOpen CaretakerRemediationUnresolved
-CaretakerWebhookAuthFailures CaretakerJobQueueBacklog""".split()
+CaretakerWebhookAuthFailures CaretakerAlertsMisrouted CaretakerJobQueueBacklog CaretakerWatchdog
+CaretakerOffsiteBackupTooOld CaretakerOffsiteUnreachable CaretakerRestoreDrillFailed
+CaretakerRestoreDrillStale""".split()
+# Always firing, on purpose (the dead man's switch): severity none, no for:,
+# and no promtool test where it stays quiet.
+ALWAYS_FIRING = {"CaretakerWatchdog"}
 # The shared runbook link (see the comment at the top of alerts/caretaker.rules.yml).
 RUNBOOK = ('{{ with $externalLabels.caretaker_runbook_base }}{{ . }}{{ else }}{{ with $labels.instance }}'
            '{{ or $externalLabels.caretaker_runbook_scheme "http" }}://{{ . }}/runbooks'
@@ -165,7 +172,7 @@ RUNBOOK = ('{{ with $externalLabels.caretaker_runbook_base }}{{ . }}{{ else }}{{
 # Alerts on series without a database label: their annotations cannot name one.
 NO_DATABASE_GROUPS = {"caretaker.host", "caretaker.self"}
 NO_DATABASE_ALERTS = {"CaretakerRemediationUnresolved", "CaretakerWebhookAuthFailures",
-                      "CaretakerJobQueueBacklog"}
+                      "CaretakerAlertsMisrouted", "CaretakerJobQueueBacklog"}
 
 def slug(heading):
     s = heading.strip().lower()
@@ -210,10 +217,11 @@ table = {m.group(1): (m.group(2).strip(), m.group(3).strip())
 for name, a in sorted(alerts.items()):
     text = a["text"]
     sev = re.search(r"^\s*severity:\s*(\S+)", text, re.M)
-    if not sev or sev.group(1) not in ("critical", "warning", "info"):
+    always = name in ALWAYS_FIRING
+    if not sev or sev.group(1) not in ("critical", "warning", "info") + (("none",) if always else ()):
         errors.append(f"{name}: severity must be critical, warning or info")
     dur = re.search(r"^\s*for:\s*(\d+[smhd])\s*$", text, re.M)
-    if not dur:
+    if not dur and not always:
         errors.append(f"{name}: no for: duration")
     if name not in table:
         errors.append(f"{name}: not in the table at the top of docs/runbooks.md")
@@ -243,7 +251,7 @@ for name, a in sorted(alerts.items()):
     quiet = re.search(rf"alertname:\s*{name}\s*\n\s*exp_alerts:\s*\[\]", tests)
     if not fires:
         errors.append(f"{name}: no promtool test where it fires")
-    if not quiet:
+    if not quiet and not always:
         errors.append(f"{name}: no promtool test where it stays quiet")
 
 records = re.findall(r"^\s*- record:\s*(\S+)", open("alerts/caretaker.rules.yml").read(), re.M)
@@ -256,6 +264,22 @@ for e in errors:
 print(f"{len(alerts)} alerts, {len(records)} recording rules, {len(anchors)} runbook sections")
 sys.exit(1 if errors else 0)
 PY
+}
+
+# The fleet example (docs/fleet.md): each Prometheus configuration with the
+# rules loaded, the generated Alertmanager configuration, and its routes.
+check_fleet_example() {
+    local f out
+    for f in config/fleet/prometheus-*.yml; do
+        sed "s#/etc/prometheus/alerts/#$ROOT/alerts/#g" "$f" >"$TMP/fleet.yml" || return 1
+        out=$(promtool check config "$TMP/fleet.yml" 2>&1) || { echo "$f: $out"; return 1; }
+        echo "$f: ok"
+    done
+    echo "check-deploy-token-0123456789" >"$TMP/caretaker_token" || return 1
+    sed "s#/etc/alertmanager/caretaker_token#$TMP/caretaker_token#g" config/fleet/alertmanager.yml >"$TMP/alertmanager.yml"
+    amtool check-config "$TMP/alertmanager.yml" || return 1
+    expect_route caretaker-db2-10210 alertname=CaretakerWalLarge instance=db2:10210 || return 1
+    expect_route default alertname=CaretakerWalLarge instance=db3:10210
 }
 
 # Dashboards: valid JSON, stable unique uid, the datasource and database
@@ -315,8 +339,8 @@ for path in files:
     if isinstance(query, dict):
         query = query.get("query")
     if (not db or db.get("type") != "query" or not db.get("multi") or not db.get("includeAll")
-            or query != "label_values(caretaker_database_up, database)"):
-        err("no database variable (query label_values(caretaker_database_up, database), multi, includeAll)")
+            or not re.fullmatch(r'label_values\(caretaker_database_up(\{[^}]*\})?, database\)', query or "")):
+        err("no database variable (query label_values(caretaker_database_up{...}, database), multi, includeAll)")
     for name, v in variables.items():
         if v.get("type") == "query" and v.get("datasource") != DS:
             err(f"variable {name} does not use ${{datasource}}")
@@ -464,6 +488,7 @@ step "promtool check config config/prometheus.yml (rules loaded)" check_promethe
 step "amtool check-config config/alertmanager.yml" check_alertmanager_config
 step "amtool config routes test (caretaker / default)" check_alertmanager_routes
 step "check-jsonschema vendor.compose-spec docker-compose.yml" check_compose
+step "config/fleet: promtool and amtool, per-host routes" check_fleet_example
 step "alert names, annotations, runbook anchors, test coverage" check_alerts_and_runbooks
 step "dashboards: uid, variables, \${datasource}, descriptions" check_dashboards
 step "Dockerfile, .dockerignore, provisioning files present" check_files

@@ -9,8 +9,9 @@
 //! - [`daemon`]: the long-running process: collectors, reload, HTTP server,
 //!   and the loop that takes incremental snapshots.
 //! - [`collector`]: one file per source of figures (database, patterns,
-//!   activity, integrity, backups, host, process) and the runner that calls
-//!   them in the background.
+//!   activity, integrity, backups and their offsite copies and drills, host,
+//!   process, the `[[query]]` probes) and the runner that calls them in the
+//!   background.
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes, their one error type, the token and
 //!   basic-auth checks, and the server loop with TLS from the web config
@@ -27,8 +28,12 @@
 //!   restore) and the chains of incremental snapshots on its backups
 //!   ([`backups::chain`]). The collector, the backup actions, the snapshot
 //!   loop and the CLI call it.
+//! - [`progress`]: how long work (backups, verification, restore) reports its
+//!   stages and bytes, to a bar or log lines the CLI chooses.
 //! - [`migrate`]: schema migrations run safely (`caretaker migrate`): a
 //!   backup, every file tried on a private copy, then the live database.
+//! - [`report`]: `caretaker report`, the seeds' weekly and monthly reports
+//!   (Markdown, or HTML with inline SVG charts) from the files alone.
 //! - [`store`]: how every module opens SQLite files (monitoring read-only,
 //!   maintenance read-write), checks them, and creates private files.
 
@@ -41,6 +46,8 @@ pub mod daemon;
 pub mod demo;
 pub mod metrics;
 pub mod migrate;
+pub mod progress;
+pub mod report;
 pub mod responder;
 pub mod store;
 pub mod web;

@@ -12,7 +12,15 @@
 //! each value with its own SQLite type (see [`ArchiveValue`]); and a trailer
 //! with the row count and the SHA-256 of the row lines. Restoring, which is
 //! idempotent, lives in `restore.rs`.
+//!
+//! Archives of rows that were changed rather than deleted (`tune_patterns`)
+//! are format version 2: their first column is the row's `rowid` and their
+//! header says `"restore": "rowid"`, so restoring sets each rowid's row back
+//! to the archived values (the rows are still there, with other values). A
+//! caretaker that reads only version 1 refuses them instead of skipping every
+//! row as already present.
 
+mod header;
 mod restore;
 pub mod sweep;
 #[cfg(test)]
@@ -28,48 +36,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
-pub use restore::{restore_archive, RestoreArchiveReport};
+pub use header::{ArchiveHeader, RestoreMode};
+pub(crate) use restore::{primary_key, quote};
+pub use restore::{restore_archive, restore_archives, RestoreArchiveReport};
 pub use sweep::SweepOptions;
 pub use utc::Utc;
 use value::to_hex;
 pub use value::ArchiveValue;
 
-/// The `caretaker_archive` value of the header this code writes and reads.
+/// The `caretaker_archive` value of archives of deleted rows.
 pub const FORMAT_VERSION: u32 = 1;
+/// The `caretaker_archive` value of archives of changed rows
+/// ([`RestoreMode::Rowid`]).
+pub const ROWID_FORMAT_VERSION: u32 = 2;
+/// The first column of a [`RestoreMode::Rowid`] archive.
+pub const ROWID_COLUMN: &str = "rowid";
 /// The ending of a complete archive's file name.
 pub const ARCHIVE_SUFFIX: &str = ".jsonl.zst";
 /// Appended to an archive's name while it is written; never a complete archive.
 pub const TEMP_SUFFIX: &str = ".tmp";
 /// zstd's default level: fast, and row text compresses well at it.
 const LEVEL: i32 = 3;
-
-/// The first line of an archive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ArchiveHeader {
-    /// Always [`FORMAT_VERSION`].
-    pub caretaker_archive: u32,
-    /// The database's name in the configuration.
-    pub database: String,
-    pub table: String,
-    pub columns: Vec<String>,
-    /// RFC 3339, UTC, from the action's injected clock.
-    pub created_at: String,
-    /// Why the rows were removed (`prune`, `orphaned`, `retention`, `expired`).
-    pub reason: String,
-}
-
-impl ArchiveHeader {
-    pub fn new(database: &str, table: &str, columns: Vec<String>, at: Utc, reason: &str) -> Self {
-        Self {
-            caretaker_archive: FORMAT_VERSION,
-            database: database.to_string(),
-            table: table.to_string(),
-            columns,
-            created_at: at.rfc3339(),
-            reason: reason.to_string(),
-        }
-    }
-}
 
 /// The last line: proves the rows before it are all there.
 #[derive(Debug, Serialize, Deserialize)]
@@ -118,6 +105,9 @@ pub enum ArchiveError {
         path: PathBuf,
         error: rusqlite::Error,
     },
+    /// A rowid archive's row would overwrite a row added since.
+    #[error("{0}")]
+    WouldOverwrite(String),
     #[error("{}: row {row} was not inserted and no row with its key exists (a constraint refused it); nothing was restored", archive.display())]
     NotRestored { archive: PathBuf, row: usize },
 }
@@ -279,11 +269,23 @@ pub fn read_archive(path: &Path) -> Result<Archive, ArchiveError> {
     let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
     let header: ArchiveHeader = serde_json::from_slice(lines[0])
         .map_err(|e| damaged(1, format!("not an archive header: {e}")))?;
-    if header.caretaker_archive != FORMAT_VERSION {
+    let expected = match header.restore {
+        RestoreMode::Insert => FORMAT_VERSION,
+        RestoreMode::Rowid => ROWID_FORMAT_VERSION,
+    };
+    if header.caretaker_archive != expected {
         let v = header.caretaker_archive;
         return Err(damaged(
             1,
-            format!("format version {v}, this caretaker reads {FORMAT_VERSION}"),
+            format!("format version {v} with restore {:?}, this caretaker reads {FORMAT_VERSION} (insert) and {ROWID_FORMAT_VERSION} (rowid)", header.restore),
+        ));
+    }
+    if header.restore == RestoreMode::Rowid
+        && header.columns.first().map(String::as_str) != Some(ROWID_COLUMN)
+    {
+        return Err(damaged(
+            1,
+            format!("a rowid archive's first column must be {ROWID_COLUMN}"),
         ));
     }
     let mut hash = Sha256::new();

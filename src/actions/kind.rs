@@ -9,6 +9,9 @@ use std::str::FromStr;
 /// The prefix of a `[[command]]`'s action name.
 pub const COMMAND_PREFIX: &str = "command:";
 
+/// The prefix of a `[[schedule]]`'s report action (`report:<schedule>`).
+pub const REPORT_PREFIX: &str = "report:";
+
 /// One kind of maintenance, as named in configuration, the state database,
 /// metrics and the audit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,30 +21,36 @@ pub enum ActionKind {
     BackupRetention,
     PurgeExpired,
     PrunePatterns,
+    TunePatterns,
     Vacuum,
     Analyze,
     Optimize,
     WalCheckpoint,
     IntegrityCheck,
     CleanupFiles,
+    RestoreDrill,
     /// `command:<name>`: the `[[command]]` called `name`.
     Command(String),
+    /// `report:<name>`: the report the `[[schedule]]` called `name` writes.
+    Report(String),
 }
 
 impl ActionKind {
     /// The built-in actions (every kind but [`ActionKind::Command`]).
-    pub const ALL: [ActionKind; 11] = [
+    pub const ALL: [ActionKind; 13] = [
         ActionKind::Backup,
         ActionKind::VerifyBackups,
         ActionKind::BackupRetention,
         ActionKind::PurgeExpired,
         ActionKind::PrunePatterns,
+        ActionKind::TunePatterns,
         ActionKind::Vacuum,
         ActionKind::Analyze,
         ActionKind::Optimize,
         ActionKind::WalCheckpoint,
         ActionKind::IntegrityCheck,
         ActionKind::CleanupFiles,
+        ActionKind::RestoreDrill,
     ];
 
     /// A built-in action's name; `None` for a command.
@@ -52,13 +61,15 @@ impl ActionKind {
             ActionKind::BackupRetention => "backup_retention",
             ActionKind::PurgeExpired => "purge_expired",
             ActionKind::PrunePatterns => "prune_patterns",
+            ActionKind::TunePatterns => "tune_patterns",
             ActionKind::Vacuum => "vacuum",
             ActionKind::Analyze => "analyze",
             ActionKind::Optimize => "optimize",
             ActionKind::WalCheckpoint => "wal_checkpoint",
             ActionKind::IntegrityCheck => "integrity_check",
             ActionKind::CleanupFiles => "cleanup_files",
-            ActionKind::Command(_) => return None,
+            ActionKind::RestoreDrill => "restore_drill",
+            ActionKind::Command(_) | ActionKind::Report(_) => return None,
         })
     }
 
@@ -67,6 +78,7 @@ impl ActionKind {
         match (self.builtin_name(), self) {
             (Some(name), _) => Cow::Borrowed(name),
             (None, ActionKind::Command(name)) => Cow::Owned(format!("{COMMAND_PREFIX}{name}")),
+            (None, ActionKind::Report(name)) => Cow::Owned(format!("{REPORT_PREFIX}{name}")),
             (None, _) => Cow::Borrowed(""),
         }
     }
@@ -98,6 +110,9 @@ impl FromStr for ActionKind {
         if let Some(name) = s.strip_prefix(COMMAND_PREFIX) {
             return Ok(ActionKind::Command(name.to_string()));
         }
+        if let Some(name) = s.strip_prefix(REPORT_PREFIX) {
+            return Ok(ActionKind::Report(name.to_string()));
+        }
         Self::ALL
             .iter()
             .find(|k| k.builtin_name() == Some(s))
@@ -122,6 +137,6 @@ mod tests {
         assert_eq!(ActionKind::Command("page".into()).name(), "command:page");
         assert!("command".parse::<ActionKind>().is_err());
         assert!("vacum".parse::<ActionKind>().is_err());
-        assert_eq!(ActionKind::known_list().split(", ").count(), 11);
+        assert_eq!(ActionKind::known_list().split(", ").count(), 13);
     }
 }

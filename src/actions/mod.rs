@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::DatabaseConfig;
+use crate::progress::Reporter;
 
 /// What an action may use while it runs.
 pub struct ActionContext<'a> {
@@ -25,6 +26,9 @@ pub struct ActionContext<'a> {
     /// Cancelled at shutdown: actions that wait on something outside
     /// caretaker (a command's child processes) stop waiting and kill it.
     pub stop: CancellationToken,
+    /// Where long work reports its stages and bytes (`caretaker run` on a
+    /// terminal); nowhere in the daemon.
+    pub progress: Reporter,
 }
 
 impl ActionContext<'_> {
@@ -156,6 +160,9 @@ pub mod pragma;
 pub mod prune;
 pub mod purge;
 pub mod registry;
+pub mod report;
+pub mod restore_drill;
 pub mod retention;
+pub mod tune;
 pub mod vacuum;
 pub mod verify_backups;

@@ -10,7 +10,10 @@ use super::kind::ActionKind;
 use super::pragma::{PragmaAction, Statement};
 use super::prune::PrunePatterns;
 use super::purge::PurgeExpired;
+use super::report::WriteReport;
+use super::restore_drill::RestoreDrill;
 use super::retention::BackupRetention;
+use super::tune::TunePatterns;
 use super::vacuum::Vacuum;
 use super::verify_backups::VerifyBackups;
 use super::Action;
@@ -29,12 +32,21 @@ pub fn build(
         ActionKind::BackupRetention => Box::new(BackupRetention),
         ActionKind::PurgeExpired => Box::new(PurgeExpired),
         ActionKind::PrunePatterns => Box::new(PrunePatterns),
+        ActionKind::TunePatterns => Box::new(TunePatterns),
         ActionKind::Vacuum => Box::new(Vacuum),
         ActionKind::Analyze => Box::new(PragmaAction(Statement::Analyze)),
         ActionKind::Optimize => Box::new(PragmaAction(Statement::Optimize)),
         ActionKind::WalCheckpoint => Box::new(PragmaAction(Statement::WalCheckpoint)),
         ActionKind::IntegrityCheck => Box::new(IntegrityCheck),
         ActionKind::CleanupFiles => Box::new(CleanupFiles),
+        ActionKind::Report(schedule) => {
+            let s = config.schedules.iter().find(|s| &s.name == schedule)?;
+            Box::new(WriteReport {
+                config: config.clone(),
+                settings: s.report.clone()?,
+            })
+        }
+        ActionKind::RestoreDrill => Box::new(RestoreDrill),
         ActionKind::Command(command) => {
             let spec = config.commands.iter().find(|c| &c.name == command)?;
             Box::new(RunCommand {

@@ -79,7 +79,12 @@ impl Action for Vacuum {
             ))
             .figure("freelist_pages", freelist as f64));
         }
+        // SQLite says nothing of VACUUM's progress: a stage without bytes.
+        let shown = ctx
+            .progress
+            .stage(&format!("vacuum {}", ctx.database.name), None);
         conn.execute_batch("VACUUM").map_err(classify)?;
+        drop(shown);
         // In WAL mode the rewritten pages sit in the log until a checkpoint.
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         let after = file_size(path);

@@ -49,7 +49,12 @@ impl Action for VerifyBackups {
                     failed.len()
                 )));
             }
-            if let Err(why) = set.verify(&backup.path, IntegrityMode::Quick, ctx.deadline) {
+            if let Err(why) = set.verify(
+                &backup.path,
+                IntegrityMode::Quick,
+                ctx.deadline,
+                &ctx.progress,
+            ) {
                 tracing::error!(file = %backup.path.display(), %why, "backup failed verification");
                 failed.push(format!("{} ({why})", file_name(&backup.path)));
                 continue;
@@ -57,7 +62,9 @@ impl Action for VerifyBackups {
             // Its chain of incremental snapshots, if one was started, to the last link.
             let chain = Chain::read(backup.clone()).map_err(ActionError::Io)?;
             if chain.started() && (!chain.links.is_empty() || chain.broken.is_some()) {
-                if let Err(why) = verify_chain(&chain, IntegrityMode::Quick, ctx.deadline) {
+                if let Err(why) =
+                    verify_chain(&chain, IntegrityMode::Quick, ctx.deadline, &ctx.progress)
+                {
                     tracing::error!(chain = %chain.dir.display(), %why, "chain failed verification");
                     failed.push(format!("{} ({why})", file_name(&chain.dir)));
                 }

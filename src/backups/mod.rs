@@ -2,8 +2,10 @@
 //!
 //! A backup of a database is a compressed copy in the database's backup
 //! folder, named after the time it was taken, with a `.sha256` sidecar that
-//! must match before it counts. Naming, listing, checksums, verification,
-//! retention, the pipeline that writes a backup and the restore that puts one
+//! must match before it counts and a `.manifest.json` that says what it
+//! holds, and with incremental snapshots a `<backup>.chain/` folder of deltas
+//! on it; together they are one backup (listed, kept and deleted together).
+//! Naming, listing, checksums, verification, retention, the pipeline that writes a backup and the restore that puts one
 //! back all have to agree on that, so they live together here, behind
 //! [`BackupSet`]: one database's backups in one folder. The exporter's
 //! collector counts a set, the actions (`backup`, `verify_backups`,
@@ -13,16 +15,21 @@
 //! - [`names`]: backup file names, and which files of a shared folder
 //!   belong to which database;
 //! - [`sidecar`]: the `.sha256` sidecars;
+//! - [`manifest`]: what a backup holds, beside it (local and offsite);
 //! - [`listing`]: what a folder holds and whether each file verifies;
 //! - [`verify`]: decompress and check (the runbooks' restore test);
 //! - [`retention`]: which backups to keep, as a pure function;
 //! - [`pipeline`]: writing a new backup (copy, check, compress, publish);
 //! - [`temporaries`]: the hidden files of a run, and their crash cleanup;
 //! - [`restore`]: putting a backup back in place of its database;
+//! - [`drill`]: restoring the newest backups to a scratch folder and
+//!   comparing them with their manifests (the `restore_drill` action);
 //! - [`chain`]: incremental snapshots, deltas on top of a full backup.
 
 pub mod chain;
+pub mod drill;
 pub mod listing;
+pub mod manifest;
 pub mod names;
 pub mod offsite;
 pub mod pipeline;
@@ -36,6 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::config::{BackupConfig, Compression, DatabaseConfig, IntegrityMode};
+use crate::progress::Reporter;
 pub use listing::DatabaseBackup;
 pub use pipeline::{Phases, Written};
 use retention::{plan, BackupEntry};
@@ -70,7 +78,7 @@ pub enum BackupError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pruned {
     pub files: Vec<PathBuf>,
-    /// Backups and sidecars together.
+    /// Backups, sidecars and manifests together.
     pub bytes: u64,
 }
 
@@ -121,8 +129,9 @@ impl BackupSet {
         backup: &Path,
         mode: IntegrityMode,
         deadline: Instant,
+        progress: &Reporter,
     ) -> Result<(), String> {
-        verify::verify_backup(backup, mode, deadline)
+        verify::verify_backup(backup, mode, deadline, progress)
     }
 
     /// Copies, checks, compresses and publishes a backup of `db` named
@@ -133,8 +142,9 @@ impl BackupSet {
         cfg: &BackupConfig,
         name: &str,
         deadline: Instant,
+        progress: &Reporter,
     ) -> Result<Written, BackupError> {
-        pipeline::write_backup(db, cfg, name, deadline)
+        pipeline::write_backup(db, cfg, name, deadline, progress)
     }
 
     /// The backups [`retention::plan`] would delete at `now`.
@@ -162,8 +172,8 @@ impl BackupSet {
     }
 
     /// Applies [`plan_retention`](Self::plan_retention) and (unless
-    /// `dry_run`) deletes: the chain's folder first, then the sidecar, so a crash in between leaves an
-    /// unverified file that the next pass removes, never a sidecar without
+    /// `dry_run`) deletes: the chain's folder first, then the sidecar and the
+    /// manifest, so a crash in between leaves an unverified file that the next pass removes, never a sidecar without
     /// its backup.
     pub fn apply_retention(
         &self,
@@ -176,9 +186,11 @@ impl BackupSet {
         let mut pruned = Pruned::default();
         for path in doomed {
             let sidecar = sidecar_of(&path);
+            let manifest = manifest::manifest_of(&path);
             let chain_dir = chain::chain_dir_of(&path);
             let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let bytes = size(&path) + size(&sidecar) + listing::folder_bytes(&chain_dir);
+            let bytes =
+                size(&path) + size(&sidecar) + size(&manifest) + listing::folder_bytes(&chain_dir);
             if !dry_run {
                 // The chain first: its base alone is still a full backup.
                 match std::fs::remove_dir_all(&chain_dir) {
@@ -186,7 +198,7 @@ impl BackupSet {
                     _ => {}
                 }
                 remove_if_present(&sidecar)?;
-                remove_if_present(&offsite::manifest::manifest_of(&path))?;
+                remove_if_present(&manifest)?;
                 remove_if_present(&path)?;
             }
             tracing::info!(file = %path.display(), dry_run, "backup past retention");

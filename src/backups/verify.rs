@@ -17,13 +17,20 @@ use rusqlite::{Connection, OpenFlags};
 use super::sidecar::{checksum_matches, sidecar_of};
 use super::temporaries::{hidden_sibling, run_tag, TempFile};
 use crate::config::IntegrityMode;
+use crate::progress::{Reporter, Stage};
 use crate::store::integrity::problems;
 use crate::store::sqlite::map_for_full_pass;
 
 /// Checks one backup end to end: its sidecar matches, it decompresses (to a
 /// hidden temporary file beside it, always removed) and the result passes
 /// `mode`. The error says which step failed.
-pub fn verify_backup(path: &Path, mode: IntegrityMode, deadline: Instant) -> Result<(), String> {
+/// `progress` sees the decompression (bytes of the backup read) and the check.
+pub fn verify_backup(
+    path: &Path,
+    mode: IntegrityMode,
+    deadline: Instant,
+    progress: &Reporter,
+) -> Result<(), String> {
     let sidecar = sidecar_of(path);
     match checksum_matches(path, &sidecar) {
         Ok(true) => {}
@@ -31,8 +38,21 @@ pub fn verify_backup(path: &Path, mode: IntegrityMode, deadline: Instant) -> Res
         Err(e) => return Err(format!("cannot check its checksum: {e}")),
     }
     let temp = TempFile(hidden_sibling(path, &format!("verify.{}.tmp", run_tag())));
-    decompress(path, &temp.0, deadline).map_err(|e| format!("cannot decompress: {e}"))?;
+    let mut out = crate::store::private::create_new(&temp.0)
+        .map_err(|e| format!("cannot decompress: {e}"))?;
+    decompress_into(path, &mut out, deadline, progress)
+        .map_err(|e| format!("cannot decompress: {e}"))?;
+    drop(out);
+    let _stage = progress.stage(&format!("checking {}", file_name(path)), None);
     check_database_file(&temp.0, mode, deadline)
+}
+
+/// The last part of `path`, for progress lines.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Decompresses `src` (zstd or gzip, told apart by their magic bytes) into a
@@ -40,14 +60,21 @@ pub fn verify_backup(path: &Path, mode: IntegrityMode, deadline: Instant) -> Res
 /// not exist.
 pub fn decompress(src: &Path, dst: &Path, deadline: Instant) -> std::io::Result<u64> {
     let mut out = crate::store::private::create_new(dst)?;
-    decompress_into(src, &mut out, deadline)
+    decompress_into(src, &mut out, deadline, &Reporter::none())
 }
 
 /// Decompresses `src` into `out`, already open for writing (restore creates
 /// it through the database folder's descriptor), and fsyncs it. Returns the
-/// bytes written.
-pub fn decompress_into(src: &Path, out: &mut File, deadline: Instant) -> std::io::Result<u64> {
-    let mut reader = decoder(src)?;
+/// bytes written. `progress` sees the bytes of `src` read.
+pub fn decompress_into(
+    src: &Path,
+    out: &mut File,
+    deadline: Instant,
+    progress: &Reporter,
+) -> std::io::Result<u64> {
+    let total = std::fs::metadata(src)?.len();
+    let stage = progress.stage(&format!("decompressing {}", file_name(src)), Some(total));
+    let mut reader = decoder(src, stage)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
     loop {
@@ -70,12 +97,12 @@ pub fn decompress_into(src: &Path, out: &mut File, deadline: Instant) -> std::io
 
 /// A reader of the decompressed content of `src`, by its magic bytes: the
 /// one place that tells zstd from gzip.
-fn decoder(src: &Path) -> std::io::Result<Box<dyn Read>> {
+fn decoder(src: &Path, stage: Stage) -> std::io::Result<Box<dyn Read>> {
     let mut input = File::open(src)?;
     let mut magic = [0u8; 4];
     let n = input.read(&mut magic)?;
     drop(input);
-    let file = File::open(src)?;
+    let file = stage.reader(File::open(src)?);
     Ok(match &magic[..n] {
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::new(file)?),
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(

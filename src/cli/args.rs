@@ -92,8 +92,9 @@ pub enum Command {
     },
     /// Run one action now, through the same locks, breaker and audit as the daemon.
     Run {
-        /// backup, verify_backups, backup_retention, purge_expired, prune_patterns, vacuum, analyze,
-        /// optimize, wal_checkpoint, integrity_check, cleanup_files or command:<name>.
+        /// backup, verify_backups, backup_retention, purge_expired, prune_patterns, tune_patterns,
+        /// vacuum, analyze, optimize, wal_checkpoint, integrity_check, cleanup_files, restore_drill
+        /// or command:<name>.
         action: String,
         #[arg(long = "config.file")]
         config_file: PathBuf,
@@ -106,6 +107,23 @@ pub enum Command {
         /// vacuum only: run even outside `[database.vacuum] window` (audited).
         #[arg(long)]
         ignore_window: bool,
+    },
+    /// The seeds' weekly or monthly report of a database (every database
+    /// without `--database`), from its file and caretaker's history; no
+    /// daemon needed.
+    Report {
+        #[arg(long = "config.file")]
+        config_file: PathBuf,
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long, value_enum)]
+        period: crate::report::Period,
+        /// `html`: one self-contained file with inline SVG charts.
+        #[arg(long, value_enum, default_value = "markdown")]
+        format: crate::report::render::Format,
+        /// Write here (a temporary file, synced, then renamed) instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Show the latest jobs from caretaker's state database.
     History {
@@ -139,6 +157,14 @@ pub enum Command {
         /// Restore even while other processes have the database open.
         #[arg(long)]
         force: bool,
+        /// Bring back only this table, in one transaction, while the
+        /// database stays in use; its current rows are archived first.
+        #[arg(long, conflicts_with = "force")]
+        table: Option<String>,
+        /// With --table: `replace` the table, or `merge` in only the rows
+        /// whose primary key is missing.
+        #[arg(long, value_enum, requires = "table")]
+        mode: Option<crate::backups::restore::TableMode>,
         /// `offsite`: restore from `[database.backup.offsite]` (downloaded
         /// into the backup folder first; `--backup` then names a remote backup).
         #[arg(long, value_enum, default_value_t)]
@@ -156,14 +182,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         from: BackupSource,
     },
-    /// Load an archive written by prune_patterns or purge_expired back into its database.
+    /// Load archives written by prune_patterns, purge_expired or tune_patterns
+    /// back into their database, all in one transaction.
     RestoreArchive {
         #[arg(long = "config.file")]
         config_file: PathBuf,
         #[arg(long)]
         database: Option<String>,
-        /// The archive file (`*.jsonl.zst`).
-        file: PathBuf,
+        /// The archive files (`*.jsonl.zst`); a tune_patterns run names its own.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
     },
     /// Diagnostic: run each collector once and print its duration as JSON.
     #[command(hide = true)]

@@ -28,6 +28,7 @@ pub(super) fn backups(
     }
     let backups = list_backups(db)?;
     let mut failed = 0;
+    let progress = super::progress::reporter();
     for b in &backups {
         let taken = humantime::format_rfc3339_seconds(b.taken);
         match command {
@@ -43,7 +44,7 @@ pub(super) fn backups(
             BackupsCommand::Snapshot => {}
             BackupsCommand::Verify => {
                 let deadline = Instant::now() + Duration::from_secs(3600);
-                match verify_backup(&b.path, db.integrity_check, deadline) {
+                match verify_backup(&b.path, db.integrity_check, deadline, &progress) {
                     Ok(()) => println!("ok      {taken}  {}", b.path.display()),
                     Err(e) => {
                         failed += 1;

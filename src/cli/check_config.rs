@@ -39,6 +39,9 @@ pub(super) fn check_config(path: &Path, overrides: &Overrides) -> ExitCode {
     if credentials.shared() {
         eprintln!("{}: warning: {SHARED_CREDENTIAL_WARNING}", path.display());
     }
+    if !check_probes(path, &config) {
+        return ExitCode::FAILURE;
+    }
     println!(
         "{}: valid, {} database(s)",
         path.display(),
@@ -73,4 +76,51 @@ pub(super) fn check_config(path: &Path, overrides: &Overrides) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Prepares every `[[query]]` probe on each database that exists, read-only,
+/// as the collector will: a statement the seed schema could not check (a
+/// table of the application's own) is checked here. Prints every problem;
+/// false when there was one.
+fn check_probes(path: &Path, config: &Config) -> bool {
+    let mut ok = true;
+    if config.queries.is_empty() {
+        return ok;
+    }
+    for db in &config.databases {
+        if !db.path.exists() {
+            println!(
+                "database {}: {} does not exist yet; its query probes are checked against the seed schema only",
+                db.name,
+                db.path.display()
+            );
+            continue;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let conn = match crate::store::sqlite::open_monitor(&db.path, deadline) {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!(
+                    "{}: database {}: cannot open {} to check its query probes: {e}",
+                    path.display(),
+                    db.name,
+                    db.path.display()
+                );
+                ok = false;
+                continue;
+            }
+        };
+        for q in &config.queries {
+            if let Err(e) = q.check(&conn) {
+                eprintln!(
+                    "{}: query {:?} on database {}: {e}",
+                    path.display(),
+                    q.name,
+                    db.name
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
 }

@@ -16,6 +16,8 @@ mod generate_docs;
 mod history;
 mod migrate;
 mod offsite;
+mod progress;
+mod report;
 mod restore;
 mod restore_archive;
 mod run;
@@ -114,8 +116,36 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             backup,
             before,
             at,
+            force: _,
+            from,
+            table: Some(table),
+            mode,
+        } => {
+            if from == BackupSource::Offsite {
+                anyhow::bail!("--table restores from the backup folder; it cannot be combined with --from=offsite");
+            }
+            restore::restore_table(
+                &load(&config_file)?,
+                database.as_deref(),
+                backup,
+                Moment {
+                    before: before.as_deref(),
+                    at: at.as_deref(),
+                },
+                &table,
+                mode.unwrap_or_default(),
+            )
+        }
+        Command::Restore {
+            config_file,
+            database,
+            backup,
+            before,
+            at,
             force,
             from,
+            table: None,
+            mode: _,
         } => {
             let run = match from {
                 BackupSource::Local => restore::restore,
@@ -135,8 +165,8 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
         Command::RestoreArchive {
             config_file,
             database,
-            file,
-        } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &file),
+            files,
+        } => restore_archive::restore_archive(&load(&config_file)?, database.as_deref(), &files),
         Command::Migrate {
             config_file,
             database,
@@ -159,6 +189,19 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             once: _,
             collectors,
         } => collect::collect(&load(&config_file)?, collectors),
+        Command::Report {
+            config_file,
+            database,
+            period,
+            format,
+            output,
+        } => report::report(
+            &load(&config_file)?,
+            database.as_deref(),
+            period,
+            format,
+            output.as_deref(),
+        ),
     }
 }
 

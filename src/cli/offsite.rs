@@ -13,10 +13,11 @@ use anyhow::{bail, Context};
 
 use super::BackupsCommand;
 use crate::backups::offsite::{Offsite, RemoteBackup};
-use crate::backups::restore::{restore as restore_database, RestoreChoice};
+use crate::backups::restore::{restore_with, RestoreChoice};
 use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
-use crate::backups::verify::{check_database_file, decompress};
+use crate::backups::verify::{check_database_file, decompress_into};
 use crate::config::{BackupConfig, Config, DatabaseConfig};
+use crate::progress::Reporter;
 
 fn offsite_of(db: &DatabaseConfig) -> anyhow::Result<(&BackupConfig, Offsite)> {
     let Some((backup, cfg)) = db
@@ -39,6 +40,7 @@ pub(super) fn backups(
     let (backup, offsite) = offsite_of(db)?;
     let remote = offsite.list().context("listing the offsite store")?;
     let mut failed = 0;
+    let progress = super::progress::reporter();
     for r in &remote {
         let taken = humantime::format_rfc3339_seconds(r.taken);
         match command {
@@ -46,7 +48,7 @@ pub(super) fn backups(
             BackupsCommand::Snapshot => {
                 anyhow::bail!("snapshots are taken locally; drop --from=offsite")
             }
-            BackupsCommand::Verify => match verify(&offsite, r, backup, db) {
+            BackupsCommand::Verify => match verify(&offsite, r, backup, db, &progress) {
                 Ok(()) => println!("ok      {taken}  {}", r.name),
                 Err(e) => {
                     failed += 1;
@@ -72,17 +74,20 @@ fn verify(
     remote: &RemoteBackup,
     backup: &BackupConfig,
     db: &DatabaseConfig,
+    progress: &Reporter,
 ) -> Result<(), String> {
     let fetched = offsite
-        .fetch(&remote.name, &backup.dir)
+        .fetch(&remote.name, &backup.dir, progress)
         .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(3600);
     let plain = TempFile(hidden_sibling(
         fetched.path(),
         &format!("verify.{}.tmp", run_tag()),
     ));
-    decompress(fetched.path(), &plain.0, deadline)
-        .map_err(|e| format!("cannot decompress: {e}"))?;
+    let decompressed = crate::store::private::create_new(&plain.0)
+        .and_then(|mut out| decompress_into(fetched.path(), &mut out, deadline, progress));
+    decompressed.map_err(|e| format!("cannot decompress: {e}"))?;
+    let _shown = progress.stage(&format!("checking {}", remote.name), None);
     check_database_file(&plain.0, db.integrity_check, deadline)
 }
 
@@ -121,14 +126,15 @@ pub(super) fn restore(
     if candidates.is_empty() {
         bail!("no offsite backup of {} matches", db.name);
     }
+    let seams = super::restore::showing_progress();
     for r in candidates {
         let placed = offsite
-            .fetch(&r.name, &local.dir)
+            .fetch(&r.name, &local.dir, &seams.progress)
             .and_then(|f| f.publish(&local.dir));
         match placed {
             Ok(path) => {
                 println!("downloaded {} into {}", r.name, path.display());
-                let report = restore_database(db, RestoreChoice::File(path), force)?;
+                let report = restore_with(db, RestoreChoice::File(path), force, &seams)?;
                 super::restore::print_restored(&db.name, &report);
                 return Ok(ExitCode::SUCCESS);
             }

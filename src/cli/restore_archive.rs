@@ -1,37 +1,44 @@
-//! `caretaker restore-archive`: rows that `prune_patterns` or
-//! `purge_expired` archived, loaded back into their database.
+//! `caretaker restore-archive`: rows that `prune_patterns`, `purge_expired`
+//! or `tune_patterns` archived, put back into their database.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 
-use crate::actions::archive::{read_archive, restore_archive as load_archive};
+use crate::actions::archive::{read_archive, restore_archives};
 use crate::config::Config;
 
-/// Loads an archive back into the database it came from (idempotent).
+/// Loads archives back into the database they came from, in one transaction
+/// (idempotent).
 pub(super) fn restore_archive(
     config: &Config,
     database: Option<&str>,
-    file: &Path,
+    files: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let db = super::pick_database(config, database)?;
-    let archive = read_archive(file)?;
-    if archive.header.database != db.name {
-        bail!(
-            "{} holds rows of database {:?}, not {:?}",
-            file.display(),
-            archive.header.database,
-            db.name
-        );
+    let mut tables = Vec::new();
+    for file in files {
+        let archive = read_archive(file)?;
+        if archive.header.database != db.name {
+            bail!(
+                "{} holds rows of database {:?}, not {:?}",
+                file.display(),
+                archive.header.database,
+                db.name
+            );
+        }
+        tables.push(archive.header.table);
     }
-    let report = load_archive(&db.path, file)?;
+    let report = restore_archives(&db.path, files)?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     println!(
-        "{}: {} rows of {} inserted, {} already present",
-        file.display(),
+        "{}: {} rows of {} inserted, {} already present, {} set back to their archived values",
+        names.join(", "),
         report.inserted,
-        archive.header.table,
-        report.already_present
+        tables.join(", "),
+        report.already_present,
+        report.reset
     );
     Ok(ExitCode::SUCCESS)
 }

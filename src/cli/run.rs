@@ -26,7 +26,14 @@ pub(super) fn run(
         // An error setting up the handler counts as an interruption, as before.
         let _ = tokio::signal::ctrl_c().await;
     };
-    let outcome = runtime.block_on(manual::run(config, action, database, overrides, interrupt))?;
+    let outcome = runtime.block_on(manual::run(
+        config,
+        action,
+        database,
+        overrides,
+        super::progress::reporter(),
+        interrupt,
+    ))?;
     match outcome {
         ManualRun::Finished(done) => {
             println!("{}", serde_json::to_string_pretty(&done)?);

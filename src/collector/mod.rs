@@ -9,14 +9,17 @@
 pub mod activity;
 pub mod backups;
 pub mod database;
+pub mod drills;
 pub mod groups;
 pub mod host;
 pub mod integrity;
 pub mod labels;
+pub mod last_pass;
 pub mod offsite;
 pub mod pattern_scan;
 pub mod patterns;
 pub mod process;
+pub mod query;
 pub mod runner;
 
 use std::time::Instant;

@@ -22,6 +22,7 @@ use super::host::HostCollector;
 use super::integrity::IntegrityCollector;
 use super::patterns::PatternsCollector;
 use super::process::ProcessCollector;
+use super::query::QueryCollector;
 use super::Collector;
 use crate::config::Config;
 use crate::metrics::{Snapshot, SourceKey};
@@ -64,14 +65,15 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             c.timeout,
             true,
         ));
-        let patterns = PatternsCollector::new(&db.path, c.label_limit, db.prune.clone());
+        let patterns = PatternsCollector::new(&db.path, c.label_limit, db.prune.clone())
+            .with_detail(db.detail);
         jobs.push(job(
             Arc::new(patterns),
             c.patterns_interval,
             c.timeout,
             true,
         ));
-        let activity = ActivityCollector::new(&db.path, c.label_limit);
+        let activity = ActivityCollector::new(&db.path, c.label_limit).with_detail(db.detail);
         jobs.push(job(
             Arc::new(activity),
             c.patterns_interval,
@@ -85,6 +87,11 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             c.integrity_timeout,
             false,
         ));
+        if !config.queries.is_empty() {
+            let probes = QueryCollector::new(&db.path, config.queries.clone(), c.label_limit);
+            let (tick, timeout) = (probes.tick(), probes.timeout());
+            jobs.push(job(Arc::new(probes), tick, timeout, false));
+        }
         if let Some(parent) = db.path.parent() {
             host_paths.push(parent.to_path_buf());
         }
@@ -96,7 +103,8 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
                             &db.name,
                             crate::backups::names::sharing(config, &db.name, &backup.dir),
                         )
-                        .offsite(backup.offsite.as_ref(), &db.name),
+                        .offsite(backup.offsite.as_ref(), &db.name)
+                        .drills(&db.name),
                 ),
                 c.backups_interval,
                 c.timeout,

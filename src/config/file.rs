@@ -11,8 +11,9 @@ use super::command::{resolve_commands, FileCommand};
 use super::discover;
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
-use super::modes::{Compression, IntegrityMode};
+use super::modes::{Compression, Detail, IntegrityMode};
 use super::offsite::{resolve_offsite, FileOffsite};
+use super::query::{resolve_queries, FileQuery};
 use super::range::ranged;
 use super::responder::{
     resolve_responder, resolve_rules, resolve_schedules, FileResponder, FileRule, FileSchedule,
@@ -41,6 +42,8 @@ struct FileConfig {
     command: Vec<FileCommand>,
     #[serde(default)]
     schedule: Vec<FileSchedule>,
+    #[serde(default)]
+    query: Vec<FileQuery>,
     /// `[[discover]]`: read as tables, see [`super::discover`].
     #[serde(default)]
     discover: Vec<toml::Table>,
@@ -57,6 +60,8 @@ struct FileWeb {
     header_read_timeout: Option<HumanDuration>,
     api_max_runs: Option<Spanned<i64>>,
     api_window: Option<HumanDuration>,
+    heartbeat_url: Option<Spanned<String>>,
+    heartbeat_interval: Option<HumanDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +72,7 @@ struct FileCollect {
     backups_interval: Option<HumanDuration>,
     integrity_interval: Option<HumanDuration>,
     host_interval: Option<HumanDuration>,
+    discover_interval: Option<HumanDuration>,
     timeout: Option<HumanDuration>,
     integrity_timeout: Option<HumanDuration>,
     label_limit: Option<Spanned<i64>>,
@@ -86,10 +92,14 @@ struct FileDatabase {
     path: Spanned<String>,
     #[serde(default)]
     integrity_check: IntegrityMode,
+    #[serde(default)]
+    detail: Detail,
     backup: Option<FileBackup>,
     archive_dir: Option<String>,
     #[serde(default)]
     prune: FilePrune,
+    #[serde(default)]
+    tune: super::tune::FileTune,
     #[serde(default)]
     vacuum: FileVacuum,
     #[serde(default)]
@@ -216,6 +226,11 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     };
     let max_connections = web_count(&raw.web.max_connections, "max_connections", 65_536, 512);
     let api_max_runs = web_count(&raw.web.api_max_runs, "api_max_runs", 1_000_000, 6);
+    let heartbeat_url =
+        super::heartbeat::resolve(raw.web.heartbeat_url.as_ref()).unwrap_or_else(|(at, msg)| {
+            errors.push(error_at(Some(at), msg));
+            None
+        });
 
     let label_limit = match &raw.collect.label_limit {
         Some(n) if *n.get_ref() < 1 || *n.get_ref() > 1000 => {
@@ -237,6 +252,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
         backups_interval: d(c.backups_interval, Duration::from_secs(30)),
         integrity_interval: d(c.integrity_interval, Duration::from_secs(6 * 3600)),
         host_interval: d(c.host_interval, Duration::from_secs(10)),
+        discover_interval: d(c.discover_interval, Duration::from_secs(30)),
         timeout: d(c.timeout, Duration::from_secs(60)),
         integrity_timeout: d(c.integrity_timeout, Duration::from_secs(3600)),
         label_limit,
@@ -351,12 +367,14 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             name: name.clone(),
             path: resolve_path(db.path.get_ref()),
             integrity_check: db.integrity_check,
+            detail: db.detail,
             backup,
             archive_dir: db
                 .archive_dir
                 .as_deref()
                 .map_or_else(|| base.join("archive").join(name), resolve_path),
             prune,
+            tune: super::tune::resolve_tune(&db.tune, &mut problems),
             vacuum: resolve_vacuum(&db.vacuum, &mut problems),
             cleanup: resolve_cleanup(&db.cleanup, base, &mut problems),
         });
@@ -365,8 +383,9 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
     let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
     let commands = resolve_commands(&raw.command, base, &mut problems);
     let rules = resolve_rules(&raw.rule, &names, &commands, &mut problems);
-    let schedules = resolve_schedules(&raw.schedule, &names, &commands, &mut problems);
+    let schedules = resolve_schedules(&raw.schedule, &names, &commands, base, &mut problems);
     let responder = resolve_responder(&raw.responder, base, &mut problems);
+    let queries = resolve_queries(&raw.query, &mut problems);
     errors.extend(problems.into_iter().map(|(at, msg)| error_at(at, msg)));
 
     match listen_address {
@@ -381,6 +400,8 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 header_read_timeout: d(raw.web.header_read_timeout, Duration::from_secs(10)),
                 api_max_runs: u32::try_from(api_max_runs).unwrap_or(6),
                 api_window: d(raw.web.api_window, Duration::from_secs(3600)),
+                heartbeat_url,
+                heartbeat_interval: d(raw.web.heartbeat_interval, Duration::from_secs(60)),
             },
             collect,
             host_filesystems: raw
@@ -394,6 +415,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             rules,
             commands,
             schedules,
+            queries,
             discover,
             discovered,
         }),

@@ -9,12 +9,15 @@ mod command;
 pub mod discover;
 mod duration;
 mod file;
+mod heartbeat;
 mod maintenance;
 mod modes;
 mod offsite;
 mod parse;
+mod query;
 mod range;
 mod responder;
+mod tune;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,10 +25,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use command::CommandConfig;
+pub use heartbeat::HeartbeatUrl;
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
-pub use modes::{Compression, IntegrityMode};
+pub use modes::{Compression, Detail, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
-pub use responder::{known_action, parse_cron, ResponderConfig, Rule, ScheduleConfig};
+pub use query::QueryConfig;
+pub use responder::{
+    known_action, parse_cron, ReportSchedule, ResponderConfig, Rule, ScheduleConfig,
+};
+pub use tune::TuneConfig;
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:10210";
@@ -44,6 +52,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     pub commands: Vec<CommandConfig>,
     pub schedules: Vec<ScheduleConfig>,
+    /// `[[query]]` probes, run on every database.
+    pub queries: Vec<QueryConfig>,
     /// `[[discover]]` entries; their matches are already in `databases`.
     pub discover: Vec<discover::DiscoverSpec>,
     /// What each entry matched when this configuration was loaded.
@@ -68,6 +78,9 @@ pub struct WebConfig {
     /// Runs of one action on one database the API accepts per `api_window`.
     pub api_max_runs: u32,
     pub api_window: Duration,
+    /// Requested every `heartbeat_interval` while all is well (`daemon::heartbeat`).
+    pub heartbeat_url: Option<HeartbeatUrl>,
+    pub heartbeat_interval: Duration,
 }
 
 /// What command-line flags replace in the file, at startup and at every
@@ -109,6 +122,8 @@ pub struct CollectConfig {
     pub backups_interval: Duration,
     pub integrity_interval: Duration,
     pub host_interval: Duration,
+    /// How often `[[discover]]` globs are matched again besides their folders' change events.
+    pub discover_interval: Duration,
     pub timeout: Duration,
     pub integrity_timeout: Duration,
     /// How many distinct values a bounded label keeps before folding into `other`.
@@ -120,10 +135,14 @@ pub struct DatabaseConfig {
     pub name: String,
     pub path: PathBuf,
     pub integrity_check: IntegrityMode,
+    /// Which of its series `/metrics` shows.
+    pub detail: Detail,
     pub backup: Option<BackupConfig>,
     /// Where rows are archived before prune and purge delete them.
     pub archive_dir: PathBuf,
     pub prune: PruneConfig,
+    /// `tune_patterns`' steps and thresholds.
+    pub tune: TuneConfig,
     pub vacuum: VacuumConfig,
     pub cleanup: Vec<CleanupConfig>,
 }

@@ -282,6 +282,16 @@ pub struct ScheduleConfig {
     /// One database, or every configured database when absent.
     pub database: Option<String>,
     pub dry_run: bool,
+    /// `report = { period, dir }`: the schedule also runs `report:<name>`.
+    pub report: Option<ReportSchedule>,
+}
+
+/// Reports a schedule writes into a folder (`caretaker report`'s figures).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSchedule {
+    pub period: crate::report::Period,
+    pub dir: PathBuf,
+    pub format: crate::report::render::Format,
 }
 
 impl PartialEq for ScheduleConfig {
@@ -292,7 +302,15 @@ impl PartialEq for ScheduleConfig {
             &self.actions,
             &self.database,
             self.dry_run,
-        ) == (&o.name, &o.cron, &o.actions, &o.database, o.dry_run)
+            &self.report,
+        ) == (
+            &o.name,
+            &o.cron,
+            &o.actions,
+            &o.database,
+            o.dry_run,
+            &o.report,
+        )
     }
 }
 
@@ -301,10 +319,24 @@ impl PartialEq for ScheduleConfig {
 pub(super) struct FileSchedule {
     name: Spanned<String>,
     cron: Spanned<String>,
-    actions: Spanned<Vec<String>>,
+    actions: Option<Spanned<Vec<String>>>,
     database: Option<Spanned<String>>,
     #[serde(default)]
     dry_run: bool,
+    report: Option<FileReportSchedule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReportSchedule {
+    period: crate::report::Period,
+    dir: String,
+    #[serde(default = "html")]
+    format: crate::report::render::Format,
+}
+
+fn html() -> crate::report::render::Format {
+    crate::report::render::Format::Html
 }
 
 /// Parses crontab's 5 fields (minute first) or cron's 6-7 (seconds first).
@@ -323,6 +355,8 @@ pub fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
 pub fn known_action(action: &str, commands: &[CommandConfig]) -> bool {
     match action.parse::<ActionKind>() {
         Ok(ActionKind::Command(name)) => commands.iter().any(|c| c.name == name),
+        // A report runs from the schedule that names it, never from a rule.
+        Ok(ActionKind::Report(_)) => false,
         Ok(_) => true,
         Err(_) => false,
     }
@@ -332,6 +366,7 @@ pub(super) fn resolve_schedules(
     raw: &[FileSchedule],
     databases: &[String],
     commands: &[CommandConfig],
+    base: &Path,
     problems: &mut Vec<Problem>,
 ) -> Vec<ScheduleConfig> {
     let mut out: Vec<ScheduleConfig> = Vec::new();
@@ -349,12 +384,15 @@ pub(super) fn resolve_schedules(
                 continue;
             }
         };
-        for action in s.actions.get_ref() {
+        let written = s
+            .actions
+            .as_ref()
+            .map(|a| a.get_ref().clone())
+            .unwrap_or_default();
+        let actions_at = s.actions.as_ref().map(|a| a.span().start);
+        for action in &written {
             if !known_action(action, commands) {
-                problems.push((
-                    Some(s.actions.span().start),
-                    format!("unknown action {action:?}"),
-                ));
+                problems.push((actions_at, format!("unknown action {action:?}")));
             }
         }
         if let Some(db) = &s.database {
@@ -365,13 +403,28 @@ pub(super) fn resolve_schedules(
                 ));
             }
         }
+        let report = s.report.as_ref().map(|r| ReportSchedule {
+            period: r.period,
+            dir: super::absolute(base, &r.dir),
+            format: r.format,
+        });
+        let mut actions = written;
+        if report.is_some() {
+            actions.push(ActionKind::Report(s.name.get_ref().clone()).to_string());
+        } else if actions.is_empty() {
+            problems.push((
+                Some(s.name.span().start),
+                format!("schedule {:?} needs actions or a report", s.name.get_ref()),
+            ));
+        }
         out.push(ScheduleConfig {
             name: s.name.get_ref().clone(),
             cron: s.cron.get_ref().clone(),
             schedule,
-            actions: s.actions.get_ref().clone(),
+            actions,
             database: s.database.as_ref().map(|d| d.get_ref().clone()),
             dry_run: s.dry_run,
+            report,
         });
     }
     out

@@ -106,6 +106,29 @@ fn the_readme_configuration_reference_is_valid() {
     assert_eq!(cfg.schedules.len(), 1);
     assert_eq!(cfg.commands[0].env_labels, vec!["alertname", "severity"]);
     assert!(cfg.databases[0].vacuum.window.is_some());
+    // The documented [database.tune] block spells out the defaults.
+    assert_eq!(cfg.databases[0].tune, TuneConfig::default());
+}
+
+#[test]
+fn tune_settings_are_read_and_checked() {
+    let text = "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.tune]\nenabled = true\n\
+                consolidate = false\npromote_min_usage = 50\ndemote_unused_after = \"90d\"\n";
+    let cfg = Config::parse(Path::new("/etc/caretaker/caretaker.toml"), text).expect("parses");
+    let t = &cfg.databases[0].tune;
+    assert!(t.enabled && !t.consolidate && t.promote);
+    assert_eq!(t.promote_min_usage, 50);
+    assert_eq!(t.demote_unused_after, Duration::from_secs(90 * 86_400));
+    assert_eq!(t.clear_max_usage, TuneConfig::default().clear_max_usage);
+    let e = only_error(
+        "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.tune]\npromote_step = 2.0\n",
+    );
+    assert!(e.message.contains("tune.promote_step"), "{e}");
+    assert_eq!(e.line, Some(5), "{e}");
+    let e = only_error(
+        "[[database]]\nname = \"a\"\npath = \"a.db\"\n[database.tune]\npromote_by = 1\n",
+    );
+    assert!(e.message.contains("promote_by"), "{e}");
 }
 
 #[test]

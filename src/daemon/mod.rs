@@ -9,6 +9,7 @@
 
 mod discovery;
 mod handle;
+pub mod heartbeat;
 mod incremental;
 mod reload;
 
@@ -45,7 +46,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct Runtime {
     snapshot: Arc<Snapshot>,
     responder: Responder,
-    /// Client for outcome notifications.
+    /// Client for outcome notifications and the heartbeat.
     http: reqwest::Client,
     workers: std::sync::Mutex<Option<TaskTracker>>,
     config: RwLock<Arc<Config>>,
@@ -193,6 +194,7 @@ impl Runtime {
             move || cfg.config().collect.database_interval,
             runtime.cancel.clone(),
         ));
+        tracker.spawn(heartbeat::run(runtime.clone()));
         tracker.close();
         *runtime.workers.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
         let room = runtime.config().responder.queue_size;
@@ -273,7 +275,18 @@ impl Runtime {
         let discovered = discovery::publish(&config, &mut errors);
         drop(errors);
         self.snapshot.set_fixed("discovery", discovered);
-        let collection = Collection::start(jobs_for(&config), self.snapshot.clone(), &self.cancel);
+        let jobs = jobs_for(&config);
+        // A database whose last probe was removed has no query job any more:
+        // its old figures would otherwise stay in the snapshot for good.
+        let probed: Vec<Option<String>> = jobs
+            .iter()
+            .filter(|j| j.collector.name() == crate::collector::query::NAME)
+            .map(|j| j.database.clone())
+            .collect();
+        self.snapshot.retain_sources(|key| {
+            key.collector != crate::collector::query::NAME || probed.contains(&key.database)
+        });
+        let collection = Collection::start(jobs, self.snapshot.clone(), &self.cancel);
         *self.readiness.write().unwrap_or_else(|e| e.into_inner()) =
             collection.readiness_keys().to_vec();
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);

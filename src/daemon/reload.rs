@@ -125,14 +125,31 @@ impl Runtime {
     }
 }
 
-/// Sends on `tx` whenever the file at `path` is written, created or replaced.
-fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::RecommendedWatcher> {
+/// How often the configuration's folder is polled when the kernel will not
+/// give caretaker another inotify instance (`fs.inotify.max_user_instances`,
+/// 128 by default, is per user and shared by every program of that user).
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Sends on `tx` whenever the file at `path` is written, created or replaced:
+/// through inotify when it can, else by polling the folder, so a busy host
+/// still reloads an edited file.
+fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<Box<dyn Watcher + Send>> {
+    watch_file_with(path, tx, true)
+}
+
+/// [`watch_file`], with inotify tried only when `native` (tests take the
+/// polling path this way).
+fn watch_file_with(
+    path: &Path,
+    tx: mpsc::Sender<()>,
+    native: bool,
+) -> notify::Result<Box<dyn Watcher + Send>> {
     let dir = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
     let name = path.file_name().map(|n| n.to_os_string());
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+    let handler = move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res {
             let ours = event
                 .paths
@@ -142,9 +159,29 @@ fn watch_file(path: &Path, tx: mpsc::Sender<()>) -> notify::Result<notify::Recom
                 let _ = tx.try_send(());
             }
         }
-    })?;
-    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-    Ok(watcher)
+    };
+    let inotify = if native {
+        notify::recommended_watcher(handler.clone()).and_then(|mut w| {
+            w.watch(&dir, RecursiveMode::NonRecursive)?;
+            Ok(Box::new(w) as Box<dyn Watcher + Send>)
+        })
+    } else {
+        Err(notify::Error::generic("inotify not tried"))
+    };
+    match inotify {
+        Ok(w) => Ok(w),
+        Err(e) => {
+            tracing::warn!(error = %e, interval = ?POLL_INTERVAL, "cannot watch the configuration's folder with inotify; polling it instead");
+            // The file itself, by content: modification times are read in
+            // whole seconds, and the folder may hold a large database.
+            let config = notify::Config::default()
+                .with_poll_interval(POLL_INTERVAL)
+                .with_compare_contents(true);
+            let mut w = notify::PollWatcher::new(handler, config)?;
+            w.watch(path, RecursiveMode::NonRecursive)?;
+            Ok(Box::new(w))
+        }
+    }
 }
 
 /// Reloads on SIGHUP and on changes of the configuration file until cancelled.
@@ -181,5 +218,24 @@ pub(super) async fn reload_loop(runtime: Arc<Runtime>, cancel: CancellationToken
             }
         }
         runtime.reload().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_edit_is_seen_by_polling_when_inotify_is_unavailable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("caretaker.toml");
+        std::fs::write(&path, "a").expect("write");
+        let (tx, mut rx) = mpsc::channel(1);
+        let _watcher = watch_file_with(&path, tx, false).expect("poll watcher");
+        std::fs::write(&path, "b").expect("rewrite in the same second, same size");
+        tokio::time::timeout(POLL_INTERVAL * 5, rx.recv())
+            .await
+            .expect("the edit is seen within a few polls")
+            .expect("channel open");
     }
 }

@@ -70,8 +70,10 @@ retention = "30d"
 # A delta of the changed pages every minute: restore --at any moment.
 incremental_interval = "1m"
 full_interval = "24h"
-# The demo may prune and vacuum its own database; both are off by default.
+# The demo may prune, tune and vacuum its own database; all are off by default.
 [database.prune]
+enabled = true
+[database.tune]
 enabled = true
 [database.vacuum]
 enabled = true
@@ -95,6 +97,18 @@ actions = ["backup"]
 cooldown = "30m"
 
 [[rule]]
+name = "offsite-upload"
+matchers = ['alertname="CaretakerOffsiteBackupTooOld"']
+actions = ["backup"]
+cooldown = "1h"
+
+[[rule]]
+name = "restore-drill"
+matchers = ['alertname="CaretakerRestoreDrillFailed"']
+actions = ["backup", "restore_drill"]
+cooldown = "1d"
+
+[[rule]]
 name = "checkpoint"
 matchers = ['alertname="CaretakerWalLarge"']
 actions = ["wal_checkpoint"]
@@ -110,7 +124,8 @@ matchers = ['alertname="CaretakerDatabaseFragmented"']
 actions = ["vacuum"]
 cooldown = "1d"
 
-# The runbooks' cron jobs (UTC): daily backup and purge, weekly maintenance.
+# The runbooks' cron jobs (UTC): daily backup and purge, weekly maintenance
+# and a restore drill of the newest backups.
 [[schedule]]
 name = "daily"
 cron = "0 2 * * *"
@@ -119,19 +134,44 @@ actions = ["backup", "purge_expired", "verify_backups"]
 [[schedule]]
 name = "weekly"
 cron = "0 3 * * Sun"
-actions = ["prune_patterns", "vacuum", "analyze"]
+actions = ["prune_patterns", "vacuum", "analyze", "restore_drill"]
 
 [[rule]]
 name = "prune"
 matchers = ['alertname=~"CaretakerPruneCandidatesHigh|CaretakerOrphanedEmbeddings"']
 actions = ["prune_patterns"]
 cooldown = "1d"
-"#
+{SEED_PROBES}"#
         );
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
     }
     Ok(config)
 }
+
+/// The `[[query]]` probes caretaker ships (in the demo and in
+/// `config/caretaker.toml`): the seeds' common lookups, each timed and
+/// checked for a plan without an index (seed 001, "Query Performance
+/// Monitoring" and "Index Optimization").
+pub const SEED_PROBES: &str = r#"
+# The seeds' common queries, timed (CaretakerQuerySlow) and checked for full scans.
+[[query]]
+name = "pattern_lookup"
+sql = "SELECT id FROM patterns WHERE type = 'code_review' ORDER BY confidence DESC LIMIT 10"
+interval = "30s"
+timeout = "1s"
+
+[[query]]
+name = "memory_lookup"
+sql = "SELECT value FROM memory_entries WHERE namespace = 'default' AND key = 'session'"
+interval = "30s"
+timeout = "1s"
+
+[[query]]
+name = "recent_trajectories"
+sql = "SELECT id, outcome FROM task_trajectories ORDER BY created_at DESC LIMIT 20"
+interval = "30s"
+timeout = "1s"
+"#;
 
 /// The demo's `[responder]` section: the `instance` names Prometheus scrapes
 /// it by (`caretaker:<port>` in docker-compose.yml, `localhost` and
@@ -147,10 +187,10 @@ fn demo_responder(listen: &str) -> String {
     )
 }
 
-/// Takes a first backup when the folder has none, so the demo starts with
-/// every backup figure populated.
+/// Takes a first backup when the folder has none, and drills it, so the
+/// demo starts with every backup and drill figure populated.
 pub fn first_backup(config: &crate::config::Config) -> anyhow::Result<()> {
-    use crate::actions::{backup::Backup, Action, ActionContext};
+    use crate::actions::{backup::Backup, restore_drill::RestoreDrill, Action, ActionContext};
     for db in &config.databases {
         let Some(backup) = &db.backup else { continue };
         let empty = std::fs::read_dir(&backup.dir)
@@ -163,11 +203,20 @@ pub fn first_backup(config: &crate::config::Config) -> anyhow::Result<()> {
                 deadline: std::time::Instant::now() + backup.timeout,
                 now: std::time::SystemTime::now(),
                 stop: Default::default(),
+                progress: Default::default(),
             };
             let outcome = Backup
                 .run(&ctx)
                 .with_context(|| format!("first backup of {}", db.name))?;
             tracing::info!(database = %db.name, summary = %outcome.summary, "demo backup taken");
+            match RestoreDrill.run(&ctx) {
+                Ok(drill) => {
+                    tracing::info!(database = %db.name, summary = %drill.summary, "demo restore drill")
+                }
+                Err(e) => {
+                    tracing::warn!(database = %db.name, error = %e, "demo restore drill failed")
+                }
+            }
         }
     }
     Ok(())

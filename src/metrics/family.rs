@@ -3,6 +3,8 @@
 //! Collectors never touch the Prometheus registry; they describe what they saw
 //! as data, which keeps them testable and lets the snapshot merge sources.
 
+use super::histogram::{Histogram, HistogramFamily};
+
 /// Label pairs of one sample. Keys are fixed by the code, values are bounded.
 pub type Labels = Vec<(&'static str, String)>;
 
@@ -26,6 +28,7 @@ pub struct Family {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricSet {
     families: Vec<Family>,
+    histograms: Vec<HistogramFamily>,
 }
 
 impl MetricSet {
@@ -41,6 +44,24 @@ impl MetricSet {
     /// Adds a counter sample (`name` without the `_total` suffix).
     pub fn counter(&mut self, name: &'static str, help: &'static str, labels: Labels, value: f64) {
         self.push(name, help, Kind::Counter, labels, value);
+    }
+
+    /// Adds a histogram sample to the family `name`.
+    pub fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: Labels,
+        h: Histogram,
+    ) {
+        match self.histograms.iter_mut().find(|f| f.name == name) {
+            Some(family) => family.samples.push((labels, h)),
+            None => self.histograms.push(HistogramFamily {
+                name,
+                help,
+                samples: vec![(labels, h)],
+            }),
+        }
     }
 
     /// Declares a family without samples, so its metadata shows even when empty.
@@ -75,6 +96,11 @@ impl MetricSet {
                 labels.insert(0, (key, value.to_string()));
             }
         }
+        for family in &mut self.histograms {
+            for (labels, _) in &mut family.samples {
+                labels.insert(0, (key, value.to_string()));
+            }
+        }
     }
 
     /// Moves every family of `other` into this set.
@@ -83,10 +109,19 @@ impl MetricSet {
             let target = self.family_mut(family.name, family.help, family.kind);
             target.samples.extend(family.samples);
         }
+        for family in other.histograms {
+            for (labels, h) in family.samples {
+                self.histogram(family.name, family.help, labels, h);
+            }
+        }
     }
 
     pub fn families(&self) -> &[Family] {
         &self.families
+    }
+
+    pub fn histograms(&self) -> &[HistogramFamily] {
+        &self.histograms
     }
 
     /// The value of the first sample of `name` whose labels include all of `labels`.
@@ -104,7 +139,7 @@ impl MetricSet {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.families.is_empty()
+        self.families.is_empty() && self.histograms.is_empty()
     }
 }
 

@@ -6,9 +6,11 @@
 //! though every database contributes its own series.
 
 mod family;
+mod histogram;
 mod snapshot;
 
 pub use family::{Family, Kind, Labels, MetricSet};
+pub use histogram::{Histogram, HistogramFamily};
 pub use snapshot::{unix_seconds, Snapshot, SourceKey, SourceStatus};
 
 /// The content type of the OpenMetrics text exposition format.

@@ -16,7 +16,7 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{Kind, Labels, MetricSet};
+use super::{Histogram, Kind, Labels, MetricSet};
 
 /// Identifies one source: a collector, for one database or for the host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -191,6 +191,12 @@ impl Snapshot {
         inner.published.retain(|key, _| keep(key));
     }
 
+    /// Forgets the collected sources `keep` refuses (a collector no longer
+    /// configured for a database, such as its last probe removed).
+    pub fn retain_sources(&self, keep: impl Fn(&SourceKey) -> bool) {
+        self.write().sources.retain(|key, _| keep(key));
+    }
+
     pub fn status(&self, key: &SourceKey) -> Option<SourceStatus> {
         self.read().sources.get(key).map(|e| e.status.clone())
     }
@@ -271,6 +277,9 @@ fn encode_value(
 /// One family gathered from every source: help, type and samples.
 type Merged<'a> = (&'a str, Kind, Vec<&'a (Labels, f64)>);
 
+/// One histogram family gathered from every source: help and samples.
+type MergedHistogram<'a> = (&'a str, Vec<&'a (Labels, Histogram)>);
+
 /// Adapter that lets a registry encode the snapshot; `seen` receives the
 /// generation it encoded.
 #[derive(Debug)]
@@ -293,12 +302,27 @@ impl prometheus_client::collector::Collector for SnapshotCollector {
             .chain(inner.sources.values().map(|e| &e.set))
             .chain(inner.published.values())
             .chain(std::iter::once(&health));
+        let mut histograms: BTreeMap<&str, MergedHistogram<'_>> = BTreeMap::new();
         for set in sets {
             for family in set.families() {
                 let slot = merged
                     .entry(family.name)
                     .or_insert_with(|| (family.help, family.kind, Vec::new()));
                 slot.2.extend(family.samples.iter());
+            }
+            for family in set.histograms() {
+                let slot = histograms
+                    .entry(family.name)
+                    .or_insert_with(|| (family.help, Vec::new()));
+                slot.1.extend(family.samples.iter());
+            }
+        }
+        for (name, (help, samples)) in histograms {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+            for (labels, h) in samples {
+                family
+                    .encode_family(labels)?
+                    .encode_histogram::<NoLabelSet>(h.sum(), h.count(), h.buckets(), None)?;
             }
         }
         for (name, (help, kind, samples)) in merged {

@@ -255,8 +255,8 @@ fn fresh_backup(
     let deadline = deadline.min(Instant::now() + cfg.timeout);
     private::create_dir_all(&cfg.dir)?;
     let name = set.free_name(now, cfg.compression);
-    let written = set.write(db, cfg, &name, deadline)?;
-    set.verify(&written.path, cfg.verify, deadline)
+    let written = set.write(db, cfg, &name, deadline, &Default::default())?;
+    set.verify(&written.path, cfg.verify, deadline, &Default::default())
         .map_err(|reason| MigrateError::BackupNotVerified {
             path: written.path.clone(),
             reason,

@@ -26,6 +26,7 @@ use crate::actions::kind::ActionKind;
 use crate::actions::{registry, ActionContext, ActionError, Outcome};
 use crate::config::Config;
 use crate::metrics::unix_seconds;
+use crate::progress::Reporter;
 use crate::responder::decide::{self, Admission, Conclusion};
 use crate::responder::job::{AuditKind, JobStatus, SkipReason};
 use crate::responder::metrics::{labels, ResponderMetrics};
@@ -42,6 +43,8 @@ pub struct Executor {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Cancelled at shutdown; running actions see it in their context.
     stop: CancellationToken,
+    /// Where actions report progress (`caretaker run`); none in the daemon.
+    progress: Reporter,
 }
 
 /// The lock file that serialises maintenance of one database across processes.
@@ -94,7 +97,14 @@ impl Executor {
             metrics,
             locks: Mutex::new(HashMap::new()),
             stop: CancellationToken::new(),
+            progress: Reporter::none(),
         }
+    }
+
+    /// Lets actions report their progress to `progress` (`caretaker run`).
+    pub fn with_progress(mut self, progress: Reporter) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Lets `stop` (shutdown, or Ctrl-C of `caretaker run`) end running actions
@@ -254,6 +264,7 @@ impl Executor {
             .checked_add(r.action_timeout)
             .unwrap_or(started + Duration::from_secs(10 * 365 * 86_400));
         let stop = self.stop.clone();
+        let progress = self.progress.clone();
         let result = match file_lock {
             Some(Err(e)) => Err(e),
             file_lock => tokio::task::spawn_blocking(move || {
@@ -264,6 +275,7 @@ impl Executor {
                     deadline,
                     now: SystemTime::now(),
                     stop,
+                    progress,
                 };
                 action.run(&ctx)
             })

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use crate::actions::kind::ActionKind;
 use crate::config::{known_action, Config};
 use crate::metrics::unix_seconds;
+use crate::progress::Reporter;
 use crate::responder::executor::Executor;
 use crate::responder::intake::MANUAL_COOLDOWN;
 use crate::responder::job::JobSource;
@@ -88,12 +89,14 @@ pub fn override_refusal(action: &str, ignore_window: bool) -> Option<String> {
 
 /// Runs `action` once and returns its final record. When `interrupt`
 /// completes first, a running command is stopped and the job given
-/// [`INTERRUPT_GRACE`] to be recorded.
+/// [`INTERRUPT_GRACE`] to be recorded. The action reports its progress to
+/// `progress`.
 pub async fn run(
     config: &Config,
     action: &str,
     database: Option<&str>,
     overrides: Overrides,
+    progress: Reporter,
     interrupt: impl Future<Output = ()>,
 ) -> Result<ManualRun, ManualError> {
     if !known_action(action, &config.commands) {
@@ -129,7 +132,9 @@ pub async fn run(
     };
     let metrics = Arc::new(ResponderMetrics::register(&mut Registry::default()));
     let stop = tokio_util::sync::CancellationToken::new();
-    let executor = Executor::new(store, metrics).with_stop(stop.clone());
+    let executor = Executor::new(store, metrics)
+        .with_stop(stop.clone())
+        .with_progress(progress);
     let run = executor.execute(config, id);
     tokio::pin!(run);
     let finished = tokio::select! {

@@ -38,7 +38,7 @@ pub fn message(job: &JobRecord) -> String {
 
 /// The error and its causes, without the URL: a Slack webhook's path is its
 /// secret, and reqwest's error text names the URL.
-fn without_url(e: reqwest::Error) -> String {
+pub(crate) fn without_url(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(&e);

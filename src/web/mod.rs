@@ -152,7 +152,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Escapes text for HTML.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         match ch {

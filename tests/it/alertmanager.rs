@@ -34,6 +34,12 @@ receivers:
 "#,
         token = token_file.display()
     );
+    start_alertmanager_with(dir, &config)
+}
+
+/// Starts Debian's Alertmanager with `config` (YAML) in `dir`, on a free
+/// loopback port, without clustering.
+pub fn start_alertmanager_with(dir: &std::path::Path, config: &str) -> Server {
     std::fs::create_dir_all(dir).expect("mkdir");
     let path = dir.join("alertmanager.yml");
     std::fs::write(&path, config).expect("config");
@@ -54,6 +60,41 @@ receivers:
     }
 }
 
+/// Waits until Alertmanager answers `/-/ready`.
+pub async fn wait_ready(client: &reqwest::Client, am: &Server) {
+    poll(
+        "alertmanager to answer",
+        Duration::from_secs(30),
+        || async {
+            let r = client
+                .get(format!("{}/-/ready", am.base))
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+}
+
+/// `amtool alert add ALERTNAME LABELS...` against `am`, started a minute ago.
+pub fn add_alert(am: &Server, alertname: &str, labels: &[String]) {
+    let started =
+        humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(60)).to_string();
+    let out = Command::new("amtool")
+        .args(["alert", "add", alertname])
+        .args(labels)
+        .arg(format!("--start={started}"))
+        .arg(format!("--alertmanager.url={}", am.base))
+        .output()
+        .expect("amtool");
+    assert!(
+        out.status.success(),
+        "amtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_alertmanagers_deliver_one_alert_and_it_runs_once() {
     let dir = wal_database();
@@ -71,39 +112,13 @@ async fn two_alertmanagers_deliver_one_alert_and_it_runs_once() {
         .collect();
     let client = reqwest::Client::new();
     for am in &ams {
-        poll(
-            "alertmanager to answer",
-            Duration::from_secs(30),
-            || async {
-                let r = client
-                    .get(format!("{}/-/ready", am.base))
-                    .send()
-                    .await
-                    .ok()?;
-                r.status().is_success().then_some(())
-            },
-        )
-        .await;
+        wait_ready(&client, am).await;
     }
-    let started =
-        humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(60)).to_string();
     for am in &ams {
-        let out = Command::new("amtool")
-            .args([
-                "alert",
-                "add",
-                "CaretakerWalLarge",
-                "database=memory",
-                "severity=warning",
-            ])
-            .arg(format!("--start={started}"))
-            .arg(format!("--alertmanager.url={}", am.base))
-            .output()
-            .expect("amtool");
-        assert!(
-            out.status.success(),
-            "amtool: {}",
-            String::from_utf8_lossy(&out.stderr)
+        add_alert(
+            am,
+            "CaretakerWalLarge",
+            &["database=memory".into(), "severity=warning".into()],
         );
     }
     let m = ct

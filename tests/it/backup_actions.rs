@@ -30,6 +30,7 @@ pub fn database(dir: &Path, compression: Compression) -> DatabaseConfig {
         name: "memory".into(),
         path: dir.join("memory.db"),
         integrity_check: IntegrityMode::Full,
+        detail: Default::default(),
         backup: Some(BackupConfig {
             dir: dir.join("backups"),
             retention: 30 * DAY,
@@ -50,6 +51,7 @@ pub fn database(dir: &Path, compression: Compression) -> DatabaseConfig {
         }),
         archive_dir: dir.join("archive"),
         prune: PruneConfig::default(),
+        tune: Default::default(),
         vacuum: VacuumConfig::default(),
         cleanup: Vec::new(),
     }
@@ -70,6 +72,7 @@ pub fn run(
         deadline: Instant::now() + Duration::from_secs(300),
         now,
         stop: Default::default(),
+        progress: Default::default(),
     })
 }
 
@@ -232,7 +235,11 @@ fn backup_of_a_busy_wal_database_is_consistent_and_counted() {
     let name = backup_file_name("memory", now, Compression::Zstd);
     assert_eq!(
         names_in(&backups),
-        BTreeSet::from([name.clone(), format!("{name}.sha256")]),
+        BTreeSet::from([
+            name.clone(),
+            format!("{name}.sha256"),
+            format!("{name}.manifest.json")
+        ]),
         "no temporary file is left"
     );
     sha256sum_check(&backups, &name);
@@ -325,6 +332,7 @@ fn dry_run_writes_nothing_and_stale_temporaries_are_removed() {
             deadline: Instant::now() + Duration::from_secs(60),
             now: SystemTime::now(),
             stop: Default::default(),
+            progress: Default::default(),
         })
         .expect("dry run");
     assert!(

@@ -63,12 +63,16 @@ fn every_backup_verifies(dir: &Path) -> usize {
     let backups = database_backups(dir, "memory", far()).expect("list");
     for b in &backups {
         assert!(b.verified, "{} has no matching sidecar", b.path.display());
-        verify_backup(&b.path, IntegrityMode::Full, far())
+        verify_backup(&b.path, IntegrityMode::Full, far(), &Default::default())
             .unwrap_or_else(|why| panic!("{} is corrupt: {why}", b.path.display()));
     }
     let data: Vec<&String> = names.iter().filter(|n| is_backup_name(n)).collect();
     assert_eq!(data.len(), backups.len(), "only backups in {names:?}");
-    assert_eq!(names.len(), 2 * backups.len(), "a sidecar each: {names:?}");
+    assert_eq!(
+        names.len(),
+        3 * backups.len(),
+        "a sidecar and a manifest each: {names:?}"
+    );
     backups.len()
 }
 

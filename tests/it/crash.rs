@@ -256,7 +256,7 @@ fn trial(base: &Path, action: &str, delay: Option<Duration>, figures: &mut Figur
     if bdir.exists() {
         let (files, _) = list_folder(bdir, far, &mut ChecksumCache::default()).expect("list");
         for f in files.iter().filter(|f| f.verified) {
-            if let Err(e) = verify_backup(&f.path, IntegrityMode::Quick, far) {
+            if let Err(e) = verify_backup(&f.path, IntegrityMode::Quick, far, &Default::default()) {
                 fault(format!("{} counted as verified: {e}", f.path.display()));
             }
         }

@@ -234,4 +234,5 @@ fn a_database_that_grows_and_shrinks_under_vacuum_restores_exactly() {
     }
 }
 
+mod beside;
 mod processes;

@@ -202,12 +202,14 @@ fn database(dir: &Path, enabled: bool) -> DatabaseConfig {
         name: "memory".into(),
         path: dir.join("memory.db"),
         integrity_check: IntegrityMode::Quick,
+        detail: Default::default(),
         backup: None,
         archive_dir: dir.join("archive"),
         prune: PruneConfig {
             enabled,
             ..PruneConfig::default()
         },
+        tune: Default::default(),
         vacuum: VacuumConfig::default(),
         cleanup: Vec::new(),
     }
@@ -220,6 +222,7 @@ fn ctx(db: &DatabaseConfig, dry_run: bool) -> ActionContext<'_> {
         deadline: Instant::now() + Duration::from_secs(300),
         now: SystemTime::now(),
         stop: Default::default(),
+        progress: Default::default(),
     }
 }
 

@@ -253,6 +253,7 @@ fn a_symlink_planted_after_the_check_changes_no_other_file() {
     };
     let seams = RestoreSeams {
         after_check: Some(&plant),
+        ..Default::default()
     };
     let result = restore_with(&db, RestoreChoice::Newest, false, &seams);
     println!("{result:?}");

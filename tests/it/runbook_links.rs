@@ -29,7 +29,8 @@ pub struct Alert {
     pub name: String,
     /// The annotation as written (single quotes removed), if it is one line.
     pub runbook_url: Option<String>,
-    /// Its expression is `absent(...)`: the alert has no instance label.
+    /// Its expression is `absent(...)` or `vector(...)`: the alert has no
+    /// instance label.
     pub absent: bool,
 }
 
@@ -58,7 +59,7 @@ pub fn shipped_alerts() -> Vec<Alert> {
             } else if trimmed.starts_with("- record:") {
                 alerts.extend(current.take());
             } else if let Some(alert) = current.as_mut() {
-                alert.absent |= trimmed.contains("absent(");
+                alert.absent |= trimmed.contains("absent(") || trimmed.contains("vector(");
                 if let Some(value) = trimmed.strip_prefix("runbook_url:") {
                     let value = value.trim();
                     alert.runbook_url = value

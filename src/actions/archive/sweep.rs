@@ -110,6 +110,32 @@ pub(crate) fn has_table(conn: &Connection, table: &str) -> Result<bool, ActionEr
     .map_err(sql)
 }
 
+/// Takes the writer lock, waiting up to `wait`.
+///
+/// SQLite's own busy handler backs off to 100 ms sleeps, so an application
+/// that writes back to back wins the lock nearly every time and the sweep
+/// gives up as busy. Trying every millisecond finds the gaps between the
+/// application's transactions.
+pub(crate) fn begin_immediate(
+    conn: &Connection,
+    wait: Duration,
+) -> Result<Transaction<'_>, ActionError> {
+    let give_up = Instant::now() + wait;
+    conn.busy_timeout(Duration::from_millis(1)).map_err(sql)?;
+    let tx = loop {
+        match Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(sql) {
+            Err(ActionError::Busy(_)) if Instant::now() < give_up => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => break other,
+        }
+    };
+    // Statements inside the transaction (a commit waiting for readers in
+    // rollback-journal mode) wait the usual way.
+    conn.busy_timeout(wait).map_err(sql)?;
+    tx
+}
+
 /// Where a run's archives go and how they are labelled.
 pub(crate) struct Destination<'a> {
     pub dir: &'a Path,
@@ -133,29 +159,9 @@ pub(crate) struct Batch<'c> {
 }
 
 impl<'c> Batch<'c> {
-    /// Takes the writer lock, waiting up to `wait`.
-    ///
-    /// SQLite's own busy handler backs off to 100 ms sleeps, so an application
-    /// that writes back to back wins the lock nearly every time and the sweep
-    /// gives up as busy. Trying every millisecond finds the gaps between the
-    /// application's transactions.
     fn begin(conn: &'c mut Connection, wait: Duration) -> Result<Self, ActionError> {
-        let conn: &'c Connection = conn;
-        let give_up = Instant::now() + wait;
-        conn.busy_timeout(Duration::from_millis(1)).map_err(sql)?;
-        let tx = loop {
-            match Transaction::new_unchecked(conn, TransactionBehavior::Immediate).map_err(sql) {
-                Err(ActionError::Busy(_)) if Instant::now() < give_up => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                other => break other,
-            }
-        };
-        // Statements inside the batch (a commit waiting for readers in
-        // rollback-journal mode) wait the usual way.
-        conn.busy_timeout(wait).map_err(sql)?;
         Ok(Self {
-            tx: tx?,
+            tx: begin_immediate(conn, wait)?,
             picks: Vec::new(),
         })
     }

@@ -15,6 +15,7 @@ use crate::backups::sidecar::{checksum_matches, sha256_file, sidecar_of};
 use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
 use crate::backups::verify::{check_database_file, decompress_into};
 use crate::config::IntegrityMode;
+use crate::progress::Reporter;
 
 /// Which file of a chain failed, and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -39,6 +40,7 @@ pub fn rebuild(
     out: &mut File,
     out_path: &Path,
     deadline: Instant,
+    progress: &Reporter,
 ) -> Result<String, BrokenLink> {
     let base = &chain.base.path;
     match checksum_matches(base, &sidecar_of(base)) {
@@ -46,7 +48,7 @@ pub fn rebuild(
         Ok(false) => return Err(broken(base, "the full backup does not match its .sha256")),
         Err(e) => return Err(broken(base, format!("cannot check its checksum: {e}"))),
     }
-    decompress_into(base, out, deadline)
+    decompress_into(base, out, deadline, progress)
         .map_err(|e| broken(base, format!("cannot decompress: {e}")))?;
     let links = &chain.links[..links.min(chain.links.len())];
     for link in links {
@@ -83,7 +85,12 @@ pub fn rebuild(
 /// Checks a whole chain as a restore to its newest link would: rebuilt into
 /// a hidden temporary beside the full backup (always removed), then `mode`'s
 /// check. A broken link is found by `verify_backups`, not at restore time.
-pub fn verify_chain(chain: &Chain, mode: IntegrityMode, deadline: Instant) -> Result<(), String> {
+pub fn verify_chain(
+    chain: &Chain,
+    mode: IntegrityMode,
+    deadline: Instant,
+    progress: &Reporter,
+) -> Result<(), String> {
     if let Some(why) = &chain.broken {
         return Err(format!(
             "the chain {} is broken: {why}",
@@ -96,8 +103,15 @@ pub fn verify_chain(chain: &Chain, mode: IntegrityMode, deadline: Instant) -> Re
     ));
     let mut out = crate::store::private::create_new(&temp.0)
         .map_err(|e| format!("cannot create {}: {e}", temp.0.display()))?;
-    rebuild(chain, chain.links.len(), &mut out, &temp.0, deadline)
-        .map_err(|e| format!("the chain is broken at {e}"))?;
+    rebuild(
+        chain,
+        chain.links.len(),
+        &mut out,
+        &temp.0,
+        deadline,
+        progress,
+    )
+    .map_err(|e| format!("the chain is broken at {e}"))?;
     drop(out);
     check_database_file(&temp.0, mode, deadline).map_err(|why| {
         format!(

@@ -158,7 +158,14 @@ fn newest_hashes(chain: &Chain, deadline: Instant) -> Result<PageHashes, Snapsho
     }
     let temp = TempFile(chain.dir.join(format!(".state.{}.tmp", run_tag())));
     let mut out = private::create_new(&temp.0)?;
-    rebuild(chain, links, &mut out, &temp.0, deadline)?;
+    rebuild(
+        chain,
+        links,
+        &mut out,
+        &temp.0,
+        deadline,
+        &crate::progress::Reporter::none(),
+    )?;
     drop(out);
     let (hashes, _) = PageHashes::of_file(&temp.0, links as u64)?;
     hashes.save(&path)?;

@@ -8,9 +8,11 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use super::{block_on, Offsite, OffsiteError};
+use crate::backups::manifest::Manifest;
 use crate::backups::sidecar::{sha256_file, sidecar_line, sidecar_of};
 use crate::backups::temporaries::{run_tag, TempFile};
 use crate::config::Encryption;
+use crate::progress::Reporter;
 
 /// A remote backup downloaded into a hidden temporary of the backup folder
 /// (removed when dropped unless published), whose checksum matched.
@@ -57,19 +59,30 @@ impl Offsite {
     /// Downloads remote backup `name` into `dir` (created if missing),
     /// decrypts it with `decrypt_identity_file`, and checks it against the
     /// remote sidecar. The error says which step failed.
-    pub fn fetch(&self, name: &str, dir: &Path) -> Result<Fetched, OffsiteError> {
+    pub fn fetch(
+        &self,
+        name: &str,
+        dir: &Path,
+        progress: &Reporter,
+    ) -> Result<Fetched, OffsiteError> {
         crate::store::private::create_dir_all(dir)?;
         let tag = run_tag();
         let download = TempFile(dir.join(format!(".{name}.download.{tag}.tmp")));
         let store = self.store.clone();
         let (data_key, sidecar_key) = (self.data_key(name), self.sidecar_key(name));
         let target = download.0.clone();
+        let (progress, what) = (progress.clone(), format!("downloading {name}"));
         let sidecar = block_on(async move {
             let mut out = crate::store::private::create_new(&target)?;
-            let mut stream = store.get(&data_key).await?.into_stream();
+            let got = store.get(&data_key).await?;
+            let mut shown = progress.stage(&what, Some(got.meta.size));
+            let mut stream = got.into_stream();
             while let Some(chunk) = stream.next().await {
-                out.write_all(&chunk?)?;
+                let chunk = chunk?;
+                out.write_all(&chunk)?;
+                shown.advance(chunk.len() as u64);
             }
+            drop(shown);
             out.sync_all()?;
             let sidecar = store.get(&sidecar_key).await?.bytes().await?;
             Ok::<_, OffsiteError>(sidecar)
@@ -98,6 +111,16 @@ impl Offsite {
             name: name.to_string(),
             sha256,
         })
+    }
+
+    /// The manifest uploaded with remote backup `name` (never encrypted:
+    /// it holds counts and hashes, no rows).
+    pub fn manifest(&self, name: &str) -> Result<Manifest, OffsiteError> {
+        let store = self.store.clone();
+        let key = self.manifest_key(name);
+        let body = block_on(async move { store.get(&key).await?.bytes().await })??;
+        serde_json::from_slice(&body)
+            .map_err(|e| OffsiteError::Failed(format!("manifest of {name} is not valid: {e}")))
     }
 
     fn decrypt(&self, src: &Path, dst: &Path) -> Result<(), OffsiteError> {

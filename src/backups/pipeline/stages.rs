@@ -19,6 +19,7 @@ use super::{io_failure, Phases};
 use crate::backups::verify::check_database_file;
 use crate::backups::BackupError;
 use crate::config::BackupConfig;
+use crate::progress::Reporter;
 use crate::store::private;
 
 /// The temporary files of one backup.
@@ -29,6 +30,10 @@ pub(super) struct Files<'a> {
     pub packed: &'a Path,
     /// The backup folder, for error messages.
     pub dir: &'a Path,
+    /// The database's name, for progress lines.
+    pub database: &'a str,
+    /// Where the stages are shown (`caretaker run backup`).
+    pub shown: &'a Reporter,
 }
 
 /// Why a backup stopped.
@@ -59,6 +64,7 @@ pub(super) fn copy_while_compressing(
         private::create_new(files.raw).and_then(|out| Ok((out, std::fs::File::open(files.raw)?)));
     let (out, input) = opened.map_err(|e| io_failure(e, files.dir, "copying"))?;
     let progress = Progress::new(Copy::Growing(0));
+    let total = u64::try_from(pinned.bytes()).unwrap_or(0);
     let started = Instant::now();
     let (copied, checked, compressed) = std::thread::scope(|s| {
         let progress = &progress;
@@ -69,14 +75,22 @@ pub(super) fn copy_while_compressing(
             }
             result
         });
-        let copied = pinned.copy_pages(out, files.dir, deadline, |bytes| progress.advance(bytes));
+        let mut shown = files.shown.stage(&copying(files), Some(total));
+        let copied = pinned.copy_pages(out, files.dir, deadline, |bytes| {
+            shown.set(bytes);
+            progress.advance(bytes)
+        });
+        drop(shown);
         phases.copy = started.elapsed().as_secs_f64();
         progress.set(if copied.is_ok() {
             Copy::Whole
         } else {
             Copy::Stopped
         });
-        let checked = copied.is_ok().then(|| check(files.raw, cfg, deadline));
+        let checked = copied.is_ok().then(|| {
+            let _shown = files.shown.stage("checking the copy", None);
+            check(files.raw, cfg, deadline)
+        });
         let compressed = compressor
             .join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the compressor panicked")));
@@ -195,6 +209,11 @@ impl Progress {
     }
 }
 
+/// The progress line of the copy stage.
+fn copying(files: &Files<'_>) -> String {
+    format!("copying {}", files.database)
+}
+
 /// Copies the pinned snapshot with the backup API, then checks the copy
 /// while compressing it. Returns (size, SHA-256) of the compressed file.
 pub(super) fn copy_then_compress(
@@ -205,8 +224,11 @@ pub(super) fn copy_then_compress(
     phases: &mut Phases,
 ) -> Result<(u64, String), Failure> {
     let t = Instant::now();
+    let shown = files.shown.stage(&copying(files), None);
     pinned.copy_with_backup_api(files.raw, files.dir, deadline)?;
+    drop(shown);
     phases.copy = t.elapsed().as_secs_f64();
+    let _shown = files.shown.stage("checking and compressing the copy", None);
     // The check reads the copy while the compressor streams it: they overlap,
     // so the wall time is the longer of the two, not their sum.
     let (checked, compressed) = std::thread::scope(|s| {
@@ -267,6 +289,8 @@ mod tests {
             raw: &raw,
             packed: &packed,
             dir: out,
+            database: "memory",
+            shown: &Reporter::none(),
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         let pinned = pin(db, out, deadline).expect("pin");

@@ -32,19 +32,22 @@ mod holders;
 mod place;
 mod point;
 mod steps;
+mod table;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{BackupSet, DatabaseBackup};
 use crate::config::DatabaseConfig;
+use crate::progress::Reporter;
 pub use holders::{holders_of, Holder};
 use place::{Folder, Identity};
 use steps::{
     confirm_in_place, final_check, journal_is_wal, move_aside, prepare, put_back,
     rename_into_place, Temporary,
 };
+pub use table::{restore_table, TableMode, TableRestoreReport};
 
 /// Which backup to restore.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +102,9 @@ pub enum RestoreError {
     Replaced(PathBuf),
     #[error("the restore was undone and the previous database put back: {0}")]
     RolledBack(String),
+    /// A one-table restore refused or rolled back; the database is unchanged.
+    #[error("{0}; nothing was changed")]
+    Table(String),
     // The cause is part of the message, not a `source()`: `main` prints the
     // chain, which would say it twice.
     #[error("{action} {}: {error}", .path.display())]
@@ -141,12 +147,15 @@ pub fn list_backups(db: &DatabaseConfig) -> Result<Vec<DatabaseBackup>, RestoreE
     set.list(far_future()).map_err(io("listing", set.dir()))
 }
 
-/// Test seams of [`restore_with`]: plain fields, empty in production.
+/// Options of [`restore_with`]: test seams (plain fields, empty in
+/// production) and where progress is shown.
 #[derive(Default)]
 pub struct RestoreSeams<'a> {
     /// Called with the temporary file's path once its integrity check
     /// passed, before its mode and owner are set.
     pub after_check: Option<&'a dyn Fn(&Path)>,
+    /// Where the decompression and the check are shown (`caretaker restore`).
+    pub progress: Reporter,
 }
 
 /// Restores `db` from the chosen backup. Refuses while another process has
@@ -186,39 +195,12 @@ pub fn restore_with(
     folder
         .remove(&temp_name)
         .map_err(io("removing", &temp_path))?;
-    let mut skipped = Vec::new();
-    let mut chosen = None;
-    let mut taken = None;
-    if let RestoreChoice::At(at) = choice {
-        let (last, at, file) = point::prepare_point(db, at, &folder, &temp_name)?;
-        chosen = Some((last, file));
-        taken = Some(at);
-    }
-    let candidates = match chosen {
-        Some(_) => Vec::new(),
-        None => candidates(db, choice)?,
-    };
-    for path in candidates {
-        match prepare(&path, &folder, &temp_name)? {
-            Ok(file) => {
-                chosen = Some((path, file));
-                break;
-            }
-            Err(why) => {
-                tracing::warn!(backup = %path.display(), %why, "backup skipped");
-                folder
-                    .remove(&temp_name)
-                    .map_err(io("removing", &temp_path))?;
-                skipped.push((path, why));
-            }
-        }
-    }
-    let Some((backup, file)) = chosen else {
-        return Err(RestoreError::NoBackup {
-            database: db.name.clone(),
-            skipped,
-        });
-    };
+    let Chosen {
+        backup,
+        file,
+        skipped,
+        taken,
+    } = choose(db, &folder, &temp_name, choice, &seams.progress)?;
     if let Some(hook) = seams.after_check {
         hook(&temp_path);
     }
@@ -264,6 +246,67 @@ pub fn restore_with(
         bytes,
         taken,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Backups passed over, with the reason.
+type Skipped = Vec<(PathBuf, String)>;
+
+/// The state [`choose`] found, decompressed (or rebuilt) and checked.
+struct Chosen {
+    /// The backup, or with [`RestoreChoice::At`] the last link applied.
+    backup: PathBuf,
+    file: std::fs::File,
+    skipped: Skipped,
+    /// With [`RestoreChoice::At`]: when that state was taken.
+    taken: Option<SystemTime>,
+}
+
+/// The state `choice` names, decompressed into `temp_name` in `folder` and
+/// checked: with [`RestoreChoice::At`] a chain rebuilt to that moment (a
+/// broken link refuses); otherwise the first candidate whose checksum and
+/// integrity check pass, with the newer ones passed over and why. Shared by
+/// the whole-database and the one-table restore.
+fn choose(
+    db: &DatabaseConfig,
+    folder: &Folder,
+    temp_name: &OsStr,
+    choice: RestoreChoice,
+    progress: &Reporter,
+) -> Result<Chosen, RestoreError> {
+    if let RestoreChoice::At(at) = choice {
+        let (backup, taken, file) = point::prepare_point(db, at, folder, temp_name, progress)?;
+        return Ok(Chosen {
+            backup,
+            file,
+            skipped: Vec::new(),
+            taken: Some(taken),
+        });
+    }
+    let temp_path = folder.join(temp_name);
+    let mut skipped = Vec::new();
+    for path in candidates(db, choice)? {
+        match prepare(&path, folder, temp_name, progress)? {
+            Ok(file) => {
+                return Ok(Chosen {
+                    backup: path,
+                    file,
+                    skipped,
+                    taken: None,
+                })
+            }
+            Err(why) => {
+                tracing::warn!(backup = %path.display(), %why, "backup skipped");
+                folder
+                    .remove(temp_name)
+                    .map_err(io("removing", &temp_path))?;
+                skipped.push((path, why));
+            }
+        }
+    }
+    Err(RestoreError::NoBackup {
+        database: db.name.clone(),
+        skipped,
     })
 }
 

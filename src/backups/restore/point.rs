@@ -14,8 +14,10 @@ use super::{far_future, io, list_backups, RestoreError};
 use crate::backups::chain::plan::point_at;
 use crate::backups::chain::rebuild::rebuild;
 use crate::backups::chain::{chains, format::stamp};
+use crate::backups::temporaries::file_name;
 use crate::backups::verify::check_database_file;
 use crate::config::{DatabaseConfig, IntegrityMode};
+use crate::progress::Reporter;
 
 /// Rebuilds `db`'s newest state taken at or before `at` into a new `temp`;
 /// returns the last file applied, when that state was taken, and the file.
@@ -24,6 +26,7 @@ pub(super) fn prepare_point(
     at: SystemTime,
     folder: &Folder,
     temp: &OsStr,
+    progress: &Reporter,
 ) -> Result<(PathBuf, SystemTime, File), RestoreError> {
     let all = list_backups(db)?;
     let dir = db
@@ -41,7 +44,7 @@ pub(super) fn prepare_point(
     let chain = &chains[point.chain];
     let path = folder.join(temp);
     let mut file = folder.create_new(temp).map_err(io("creating", &path))?;
-    rebuild(chain, point.links, &mut file, &path, far_future())
+    rebuild(chain, point.links, &mut file, &path, far_future(), progress)
         .map_err(|e| RestoreError::Chain(format!("the chain is broken at {e}")))?;
     let ours = Identity::of(&file.metadata().map_err(io("reading", &path))?);
     let still_ours = || match folder.holds(temp, ours) {
@@ -50,12 +53,17 @@ pub(super) fn prepare_point(
         Err(e) => Err(io("reading", &path)(e)),
     };
     still_ours()?;
-    let checked = check_database_file(&path, IntegrityMode::Full, far_future());
-    still_ours()?;
     let last = point
         .links
         .checked_sub(1)
         .map_or_else(|| chain.base.path.clone(), |n| chain.links[n].delta.clone());
+    let shown = progress.stage(
+        &format!("checking the state up to {}", file_name(&last)),
+        None,
+    );
+    let checked = check_database_file(&path, IntegrityMode::Full, far_future());
+    drop(shown);
+    still_ours()?;
     checked.map_err(|why| {
         RestoreError::Chain(format!(
             "the database rebuilt up to {} fails its check: {why}",

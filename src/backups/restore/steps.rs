@@ -9,8 +9,9 @@ use std::time::SystemTime;
 use super::place::{suffixed, Folder, Identity};
 use super::{far_future, io, RestoreError};
 use crate::backups::sidecar::{checksum_matches, sidecar_of};
-use crate::backups::verify::{check_database_file, decompress_into};
+use crate::backups::verify::{check_database_file, decompress_into, file_name};
 use crate::config::IntegrityMode;
+use crate::progress::Reporter;
 use crate::store::integrity::problems;
 
 /// The temporary file, removed by name when dropped unless kept.
@@ -37,6 +38,7 @@ pub(super) fn prepare(
     backup: &Path,
     folder: &Folder,
     temp: &OsStr,
+    progress: &Reporter,
 ) -> Result<Result<File, String>, RestoreError> {
     match checksum_matches(backup, &sidecar_of(backup)) {
         Ok(true) => {}
@@ -45,7 +47,7 @@ pub(super) fn prepare(
     }
     let path = folder.join(temp);
     let mut file = folder.create_new(temp).map_err(io("creating", &path))?;
-    if let Err(e) = decompress_into(backup, &mut file, far_future()) {
+    if let Err(e) = decompress_into(backup, &mut file, far_future(), progress) {
         return Ok(Err(format!("cannot decompress: {e}")));
     }
     let ours = Identity::of(&file.metadata().map_err(io("reading", &path))?);
@@ -57,7 +59,9 @@ pub(super) fn prepare(
         Err(e) => Err(io("reading", &path)(e)),
     };
     still_ours()?;
+    let shown = progress.stage(&format!("checking {}", file_name(backup)), None);
     let checked = check_database_file(&path, IntegrityMode::Full, far_future());
+    drop(shown);
     still_ours()?;
     Ok(checked.map(|()| file))
 }
