@@ -46,6 +46,8 @@ pub enum DrillSource {
 }
 
 impl DrillSource {
+    pub const ALL: [DrillSource; 2] = [DrillSource::Local, DrillSource::Offsite];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DrillSource::Local => "local",

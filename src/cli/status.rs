@@ -6,10 +6,13 @@
 //! conditions of the critical alerts that concern one database
 //! (`CaretakerDatabaseDown`, `CaretakerBackupMissing`,
 //! `CaretakerIntegrityCheckFailed` as far as the last `integrity_check` job
-//! tells); 2 when caretaker cannot tell (a configuration that does not load,
-//! a backup folder or state database that cannot be read). Open breakers and
-//! failed jobs are shown but, like their alerts, are warnings.
+//! tells, `CaretakerRestoreDrillFailed` from the drills recorded in the
+//! backup folder); 2 when caretaker cannot tell (a configuration that does
+//! not load, a backup folder or state database that cannot be read). Open
+//! breakers, failed jobs and the offsite copy's age (or a store that cannot
+//! be listed) are shown but, like their alerts, are warnings.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,7 +22,9 @@ use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 use crate::actions::kind::ActionKind;
-use crate::config::{Config, DatabaseConfig};
+use crate::backups::drill::{recorded, DrillSource};
+use crate::backups::offsite::Offsite;
+use crate::config::{Config, DatabaseConfig, OffsiteConfig};
 use crate::metrics::unix_seconds;
 use crate::responder::job::JobStatus;
 use crate::responder::safety::{breaker_open_failures, Limits};
@@ -71,6 +76,10 @@ pub struct DatabaseStatus {
     /// Backups whose checksum sidecar matches; none without a backup section.
     pub verified_backups: Option<usize>,
     pub newest_backup_age_seconds: Option<f64>,
+    /// The offsite store, when `[database.backup.offsite]` is configured.
+    pub offsite: Option<OffsiteStatus>,
+    /// The last restore drill of each source (none before the first).
+    pub drills: BTreeMap<DrillSource, DrillStatus>,
     /// The last `integrity_check` job's result, when one ran.
     pub integrity_ok: Option<bool>,
     pub open_breakers: Vec<String>,
@@ -78,6 +87,22 @@ pub struct DatabaseStatus {
     /// Why the verdict is not `ok`.
     pub problems: Vec<String>,
     pub verdict: Verdict,
+}
+
+/// What the offsite store showed when listed now.
+#[derive(Debug, Serialize)]
+pub struct OffsiteStatus {
+    pub reachable: bool,
+    /// Since the newest remote backup was uploaded; none when there is none
+    /// or the store cannot be listed.
+    pub newest_age_seconds: Option<f64>,
+}
+
+/// One source's last restore drill, as recorded in the backup folder.
+#[derive(Debug, Serialize)]
+pub struct DrillStatus {
+    pub ok: bool,
+    pub age_seconds: f64,
 }
 
 /// Prints every database's status and returns the worst verdict's exit code.
@@ -129,6 +154,27 @@ fn database_status(config: &Config, db: &DatabaseConfig, now: SystemTime) -> Dat
     };
     let size_bytes = std::fs::metadata(&db.path).ok().map(|m| m.len());
     let (mut verified_backups, mut newest_backup_age_seconds) = (None, None);
+    let (mut offsite, mut drills) = (None, BTreeMap::new());
+    if let Some(backup) = &db.backup {
+        offsite = backup
+            .offsite
+            .as_ref()
+            .map(|cfg| offsite_status(cfg, &db.name, now));
+        drills = recorded(&backup.dir, &db.name)
+            .into_iter()
+            .map(|(source, d)| {
+                let age = (unix_seconds(now) - d.at).max(0.0);
+                if !d.success {
+                    needs.push(format!("last {} restore drill failed", source.as_str()));
+                }
+                let status = DrillStatus {
+                    ok: d.success,
+                    age_seconds: age,
+                };
+                (source, status)
+            })
+            .collect();
+    }
     if db.backup.is_some() {
         match crate::backups::restore::list_backups(db) {
             Ok(backups) => {
@@ -170,11 +216,35 @@ fn database_status(config: &Config, db: &DatabaseConfig, now: SystemTime) -> Dat
         size_bytes,
         verified_backups,
         newest_backup_age_seconds,
+        offsite,
+        drills,
         integrity_ok: history.integrity_ok,
         open_breakers: history.open_breakers,
         failed_jobs_last_day: history.failed_jobs_last_day,
         problems: needs,
         verdict,
+    }
+}
+
+/// Lists the offsite store; one that cannot be listed is a warning (its
+/// alert, `CaretakerOffsiteUnreachable`, is one), logged for the person.
+fn offsite_status(cfg: &OffsiteConfig, database: &str, now: SystemTime) -> OffsiteStatus {
+    match Offsite::open(cfg, database).and_then(|o| o.list()) {
+        Ok(remote) => OffsiteStatus {
+            reachable: true,
+            newest_age_seconds: remote.first().map(|b| {
+                now.duration_since(b.uploaded)
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64()
+            }),
+        },
+        Err(e) => {
+            tracing::warn!(database, error = %e, "offsite store cannot be listed");
+            OffsiteStatus {
+                reachable: false,
+                newest_age_seconds: None,
+            }
+        }
     }
 }
 
@@ -264,13 +334,34 @@ fn text_line(s: &DatabaseStatus, colour: bool) -> String {
     let size = s.size_bytes.map_or("-".to_string(), |b| {
         format!("{:.1} MiB", b as f64 / 1048576.0)
     });
+    let ago = |seconds: f64| humantime::format_duration(Duration::from_secs(seconds as u64));
     let backup = match (s.verified_backups, s.newest_backup_age_seconds) {
         (None, _) => "not configured".to_string(),
-        (Some(n), Some(age)) => format!(
-            "{} ago ({n} verified)",
-            humantime::format_duration(Duration::from_secs(age as u64))
-        ),
+        (Some(n), Some(age)) => format!("{} ago ({n} verified)", ago(age)),
         (Some(_), None) => "none".to_string(),
+    };
+    let offsite = match &s.offsite {
+        None => String::new(),
+        Some(OffsiteStatus {
+            newest_age_seconds: Some(age),
+            ..
+        }) => format!("  offsite {} ago", ago(*age)),
+        Some(OffsiteStatus {
+            reachable: true, ..
+        }) => "  offsite none".to_string(),
+        Some(_) => "  offsite unreachable".to_string(),
+    };
+    let drills = if s.drills.is_empty() {
+        "never".to_string()
+    } else {
+        s.drills
+            .iter()
+            .map(|(source, d)| {
+                let result = if d.ok { "ok" } else { "FAILED" };
+                format!("{} {result} {} ago", source.as_str(), ago(d.age_seconds))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let integrity = match s.integrity_ok {
         None => "-",
@@ -283,7 +374,7 @@ fn text_line(s: &DatabaseStatus, colour: bool) -> String {
         s.open_breakers.join(",")
     };
     let mut line = format!(
-        "{verdict}  {}  {}  size {size}  backup {backup}  integrity {integrity}  breakers {breakers}  failed jobs (24h) {}",
+        "{verdict}  {}  {}  size {size}  backup {backup}{offsite}  drill {drills}  integrity {integrity}  breakers {breakers}  failed jobs (24h) {}",
         s.database,
         if s.up { "up" } else { "down" },
         s.failed_jobs_last_day

@@ -67,6 +67,9 @@ path = "memory.db"
 [database.backup]
 dir = "backups"
 retention = "30d"
+# A delta of the changed pages every minute: restore --at any moment.
+incremental_interval = "1m"
+full_interval = "24h"
 # The demo may prune, tune and vacuum its own database; all are off by default.
 [database.prune]
 enabled = true
@@ -86,6 +89,12 @@ name = "backup"
 matchers = ['alertname=~"CaretakerBackup(TooOld|Missing|VerificationFailed)"']
 actions = ["backup"]
 cooldown = "1h"
+
+[[rule]]
+name = "recovery-point"
+matchers = ['alertname="CaretakerRecoveryPointTooOld"']
+actions = ["backup"]
+cooldown = "30m"
 
 [[rule]]
 name = "offsite-upload"

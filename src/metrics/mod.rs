@@ -9,10 +9,12 @@ mod encode;
 mod family;
 mod histogram;
 mod snapshot;
+pub mod trend;
 
 pub use family::{Family, Kind, Labels, MetricSet};
 pub use histogram::{Histogram, HistogramFamily};
 pub use snapshot::{unix_seconds, Snapshot, SourceKey, SourceStatus};
+pub use trend::SizePoint;
 
 /// The content type of the OpenMetrics text exposition format.
 pub const OPENMETRICS_CONTENT_TYPE: &str =

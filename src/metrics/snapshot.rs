@@ -7,6 +7,8 @@
 //! and [`Snapshot::generation`] tells the web layer when its cached body is
 //! stale: collections come every few seconds, scrapes may come far more often
 //! (several Prometheus servers, dashboards).
+//! It also keeps the last hour of each database's sizes ([`super::trend`]) for
+//! the landing page, filled as the database collector's sets arrive.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use super::encode::{merge, Fragment};
+use super::trend::{SizePoint, SizeTrends};
 use super::{Labels, MetricSet};
 
 /// Identifies one source: a collector, for one database or for the host.
@@ -78,6 +81,8 @@ struct Inner {
     fixed: BTreeMap<&'static str, Part>,
     /// Figures published by actions rather than collectors (no health series).
     published: BTreeMap<SourceKey, Part>,
+    /// The last hour of sizes, for the landing page (never encoded).
+    trends: SizeTrends,
 }
 
 /// Shared, lock-protected store of the latest metric sets.
@@ -136,6 +141,7 @@ impl Snapshot {
         now: SystemTime,
     ) {
         let mut inner = self.write();
+        inner.trends.note(&key, result.as_ref(), now);
         let entry = inner.sources.entry(key.clone()).or_default();
         entry.status.runs += 1;
         entry.status.duration = duration;
@@ -207,6 +213,7 @@ impl Snapshot {
         let mut inner = self.write();
         inner.sources.retain(|key, _| keep(key));
         inner.published.retain(|key, _| keep(key));
+        inner.trends.retain(names);
     }
 
     /// Forgets the collected sources `keep` refuses (a collector no longer
@@ -232,6 +239,11 @@ impl Snapshot {
     /// The value of a sample of one source, for the landing page and readiness.
     pub fn value(&self, key: &SourceKey, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         self.read().sources.get(key)?.set.value(name, labels)
+    }
+
+    /// The last hour of `database`'s sizes, oldest first.
+    pub fn size_trend(&self, database: &str) -> Vec<SizePoint> {
+        self.read().trends.of(database)
     }
 
     /// True once every given source has been collected at least once.

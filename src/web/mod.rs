@@ -21,6 +21,7 @@ mod negotiate;
 mod runbooks;
 pub mod security;
 pub mod serve;
+mod sparkline;
 
 use std::sync::Arc;
 

@@ -153,3 +153,89 @@ fn failed_runs_and_an_open_breaker_are_shown_but_need_no_person() {
         "{db}"
     );
 }
+
+fn run_drill(config: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_caretaker"))
+        .arg("run")
+        .arg("restore_drill")
+        .arg(format!("--config.file={}", config.display()))
+        .output()
+        .expect("run restore_drill")
+}
+
+#[test]
+fn a_failed_last_drill_needs_a_person_and_a_passing_one_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = demo(dir.path());
+    let started = std::time::Instant::now();
+    let drill = run_drill(&config);
+    assert!(drill.status.success(), "{drill:?}");
+    let out = status(&config, "json");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let local = &json(&out)["databases"][0]["drills"]["local"];
+    assert_eq!(local["ok"], true, "{local}");
+    let age = local["age_seconds"].as_f64().expect("age");
+    assert!(
+        (0.0..=started.elapsed().as_secs_f64()).contains(&age),
+        "{age}"
+    );
+
+    // The newest backup's manifest now disagrees with the backup: the drill fails.
+    let newest = std::fs::read_dir(dir.path().join("backups"))
+        .expect("backups")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| crate::common::is_backup_data(&p.to_string_lossy()))
+        .max()
+        .expect("a backup");
+    let manifest = caretaker::backups::manifest::manifest_of(&newest);
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    let rows = doc["row_counts"]["patterns"].as_u64().expect("rows");
+    doc["row_counts"]["patterns"] = (rows + 1).into();
+    std::fs::write(&manifest, serde_json::to_vec(&doc).expect("json")).expect("write");
+    let drill = run_drill(&config);
+    assert!(!drill.status.success(), "{drill:?}");
+
+    let out = status(&config, "text");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("drill local FAILED"), "{text}");
+    assert!(text.contains("last local restore drill failed"), "{text}");
+    let out = status(&config, "json");
+    assert_eq!(json(&out)["verdict"], "needs_person");
+}
+
+#[test]
+fn the_offsite_copy_age_is_shown_when_configured_and_an_unreachable_store_is_a_warning() {
+    let moto = crate::moto::Moto::start();
+    moto.create_bucket("caretaker-backups");
+    let (dir, _identity) = crate::offsite::setup(moto.port, "caretaker-backups");
+    let config = dir.path().join("caretaker.toml");
+    let out = status(&config, "json");
+    let offsite = &json(&out)["databases"][0]["offsite"];
+    assert_eq!(offsite["reachable"], true, "{offsite}");
+    assert!(offsite["newest_age_seconds"].is_null(), "{offsite}");
+
+    let started = std::time::Instant::now();
+    let (job, log) = crate::offsite::run_backup(dir.path());
+    assert_eq!(job["status"], "succeeded", "{job}\n{log}");
+    let out = status(&config, "json");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let offsite = &json(&out)["databases"][0]["offsite"];
+    let age = offsite["newest_age_seconds"].as_f64().expect("an age");
+    // Remote times have a second's resolution.
+    assert!(
+        (0.0..=started.elapsed().as_secs_f64() + 1.0).contains(&age),
+        "{age}"
+    );
+    let text = String::from_utf8(status(&config, "text").stdout).expect("utf-8");
+    assert!(text.contains("  offsite "), "{text}");
+    assert!(!text.contains("offsite unreachable"), "{text}");
+
+    drop(moto);
+    let out = status(&config, "text");
+    // CaretakerOffsiteUnreachable is a warning: shown, no person paged.
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("offsite unreachable"), "{text}");
+}
