@@ -159,7 +159,9 @@ CaretakerBackupVerificationFailed CaretakerBackupFilesystemFilling CaretakerDisk
 CaretakerDiskUsageCritical CaretakerMemoryHigh CaretakerCpuHigh CaretakerCollectorFailing
 CaretakerConfigReloadFailed CaretakerTargetDown CaretakerTargetAbsent
 CaretakerActionFailing CaretakerActionBreakerOpen CaretakerRemediationUnresolved
-CaretakerWebhookAuthFailures CaretakerAlertsMisrouted CaretakerJobQueueBacklog CaretakerWatchdog""".split()
+CaretakerWebhookAuthFailures CaretakerAlertsMisrouted CaretakerJobQueueBacklog CaretakerWatchdog
+CaretakerOffsiteBackupTooOld CaretakerOffsiteUnreachable CaretakerRestoreDrillFailed
+CaretakerRestoreDrillStale""".split()
 # Always firing, on purpose (the dead man's switch): severity none, no for:,
 # and no promtool test where it stays quiet.
 ALWAYS_FIRING = {"CaretakerWatchdog"}

@@ -8,8 +8,9 @@
 //! - [`config`]: the TOML configuration, validated with file, line and column.
 //! - [`daemon`]: the long-running process: collectors, reload, HTTP server.
 //! - [`collector`]: one file per source of figures (database, patterns,
-//!   activity, integrity, backups, host, process, the `[[query]]` probes)
-//!   and the runner that calls them in the background.
+//!   activity, integrity, backups and their offsite copies and drills, host,
+//!   process, the `[[query]]` probes) and the runner that calls them in the
+//!   background.
 //! - [`metrics`]: the snapshot the collectors fill and `/metrics` encodes.
 //! - [`web`]: the HTTP routes, their one error type, the token and
 //!   basic-auth checks, and the server loop with TLS from the web config

@@ -2,7 +2,7 @@
 //! [`BackupSet`], then applies retention. How a backup is made, and why it is
 //! built that way, is in [`crate::backups::pipeline`].
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::backups::offsite::upload::{count_failure, upload_pending, Uploaded};
@@ -57,10 +57,15 @@ impl Action for Backup {
         let offsite = cfg
             .offsite
             .as_ref()
-            .map(|o| upload_offsite(o, &set, deadline));
+            .map(|o| upload_offsite(o, &set, ctx.now, deadline));
         let offsite_note = match &offsite {
             None => String::new(),
-            Some(Ok(up)) => format!("; uploaded {} offsite", up.backups),
+            Some(Ok((up, removed))) => {
+                format!(
+                    "; uploaded {} offsite, removed {removed} remote",
+                    up.backups
+                )
+            }
             Some(Err(_)) => "; offsite upload failed (retried at the next backup)".to_string(),
         };
         let ratio = written.bytes_copied as f64 / written.bytes_written.max(1) as f64;
@@ -72,8 +77,9 @@ impl Action for Backup {
         );
         let mut outcome = Outcome::new(summary);
         if let Some(result) = &offsite {
-            let up = result.as_ref().ok().cloned().unwrap_or_default();
+            let (up, removed) = result.as_ref().ok().cloned().unwrap_or_default();
             outcome = outcome
+                .figure("offsite_backups_removed", removed as f64)
                 .figure("offsite_backups_uploaded", up.backups as f64)
                 .figure("offsite_bytes_uploaded", up.bytes as f64)
                 .figure(
@@ -94,18 +100,36 @@ impl Action for Backup {
     }
 }
 
-/// Uploads what the store lacks. A failure never fails the local backup:
-/// it is counted (`caretaker_offsite_upload_failures_total`), logged, and
-/// retried by the next backup, which uploads every backup still missing.
+/// Uploads what the store lacks, then applies remote retention; returns
+/// the upload and the remote backups removed. A failed upload never fails
+/// the local backup: it is counted (`caretaker_offsite_upload_failures_total`),
+/// logged, and retried by the next backup, which uploads every backup still
+/// missing. A failed remote retention is logged and deletes nothing more.
 fn upload_offsite(
     cfg: &OffsiteConfig,
     set: &BackupSet,
+    now: SystemTime,
     deadline: Instant,
-) -> Result<Uploaded, OffsiteError> {
-    let result = Offsite::open(cfg, set.database()).and_then(|o| upload_pending(&o, set, deadline));
-    if let Err(e) = &result {
-        let failures = count_failure(set.dir(), set.database()).unwrap_or(0);
-        tracing::warn!(database = %set.database(), error = %e, failures, "offsite upload failed");
-    }
-    result
+) -> Result<(Uploaded, usize), OffsiteError> {
+    let store = Offsite::open(cfg, set.database());
+    let result = store
+        .as_ref()
+        .map_err(|e| OffsiteError::Failed(e.to_string()))
+        .and_then(|o| upload_pending(o, set, deadline));
+    let up = match result {
+        Ok(up) => up,
+        Err(e) => {
+            let failures = count_failure(set.dir(), set.database()).unwrap_or(0);
+            tracing::warn!(database = %set.database(), error = %e, failures, "offsite upload failed");
+            return Err(e);
+        }
+    };
+    let removed = match store.map(|o| o.apply_retention(now, set.dir(), false)) {
+        Ok(Ok(pruned)) => pruned.backups.len(),
+        Ok(Err(e)) | Err(e) => {
+            tracing::warn!(database = %set.database(), error = %e, "remote retention failed");
+            0
+        }
+    };
+    Ok((up, removed))
 }

@@ -28,6 +28,7 @@ pub enum ActionKind {
     WalCheckpoint,
     IntegrityCheck,
     CleanupFiles,
+    RestoreDrill,
     /// `command:<name>`: the `[[command]]` called `name`.
     Command(String),
     /// `report:<name>`: the report the `[[schedule]]` called `name` writes.
@@ -36,7 +37,7 @@ pub enum ActionKind {
 
 impl ActionKind {
     /// The built-in actions (every kind but [`ActionKind::Command`]).
-    pub const ALL: [ActionKind; 12] = [
+    pub const ALL: [ActionKind; 13] = [
         ActionKind::Backup,
         ActionKind::VerifyBackups,
         ActionKind::BackupRetention,
@@ -49,6 +50,7 @@ impl ActionKind {
         ActionKind::WalCheckpoint,
         ActionKind::IntegrityCheck,
         ActionKind::CleanupFiles,
+        ActionKind::RestoreDrill,
     ];
 
     /// A built-in action's name; `None` for a command.
@@ -66,6 +68,7 @@ impl ActionKind {
             ActionKind::WalCheckpoint => "wal_checkpoint",
             ActionKind::IntegrityCheck => "integrity_check",
             ActionKind::CleanupFiles => "cleanup_files",
+            ActionKind::RestoreDrill => "restore_drill",
             ActionKind::Command(_) | ActionKind::Report(_) => return None,
         })
     }

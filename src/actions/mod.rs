@@ -161,6 +161,7 @@ pub mod prune;
 pub mod purge;
 pub mod registry;
 pub mod report;
+pub mod restore_drill;
 pub mod retention;
 pub mod tune;
 pub mod vacuum;

@@ -11,6 +11,7 @@ use super::pragma::{PragmaAction, Statement};
 use super::prune::PrunePatterns;
 use super::purge::PurgeExpired;
 use super::report::WriteReport;
+use super::restore_drill::RestoreDrill;
 use super::retention::BackupRetention;
 use super::tune::TunePatterns;
 use super::vacuum::Vacuum;
@@ -45,6 +46,7 @@ pub fn build(
                 settings: s.report.clone()?,
             })
         }
+        ActionKind::RestoreDrill => Box::new(RestoreDrill),
         ActionKind::Command(command) => {
             let spec = config.commands.iter().find(|c| &c.name == command)?;
             Box::new(RunCommand {

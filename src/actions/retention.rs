@@ -1,8 +1,10 @@
 //! The `backup_retention` action: seed 001's 30 daily days and seed 000's
-//! monthly copies kept a year, applied to the database's [`BackupSet`]. The
-//! rule itself is [`crate::backups::retention::plan`].
+//! monthly copies kept a year, applied to the database's [`BackupSet`], and
+//! to its offsite store when configured. The rule itself is
+//! [`crate::backups::retention::plan`].
 
 use super::{Action, ActionContext, ActionError, Outcome};
+use crate::backups::offsite::Offsite;
 use crate::backups::BackupSet;
 
 /// The `backup_retention` action: deletes the backups the retention plan
@@ -27,13 +29,32 @@ impl Action for BackupRetention {
         } else {
             "removed"
         };
-        let summary = format!(
+        let mut summary = format!(
             "{verb} {} old backups of {} ({} bytes)",
             pruned.files.len(),
             ctx.database.name,
             pruned.bytes
         );
-        Ok(Outcome::new(summary)
+        let mut outcome = Outcome::new("");
+        if let Some(offsite) = &cfg.offsite {
+            let remote = Offsite::open(offsite, &ctx.database.name)
+                .and_then(|o| o.apply_retention(ctx.now, &cfg.dir, ctx.dry_run));
+            match remote {
+                Ok(remote) => {
+                    summary.push_str(&format!("; {verb} {} offsite", remote.backups.len()));
+                    outcome = outcome
+                        .figure("offsite_backups_removed", remote.backups.len() as f64)
+                        .figure("offsite_bytes_freed", remote.bytes as f64);
+                }
+                Err(e) => {
+                    tracing::warn!(database = %ctx.database.name, error = %e, "remote retention failed");
+                    summary.push_str(&format!("; offsite retention failed: {e}"));
+                    outcome = outcome.figure("offsite_retention_failed", 1.0);
+                }
+            }
+        }
+        outcome.summary = summary;
+        Ok(outcome
             .figure("files_removed", pruned.files.len() as f64)
             .figure("bytes_freed", pruned.bytes as f64))
     }

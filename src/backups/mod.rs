@@ -2,7 +2,8 @@
 //!
 //! A backup of a database is a compressed copy in the database's backup
 //! folder, named after the time it was taken, with a `.sha256` sidecar that
-//! must match before it counts. Naming, listing, checksums, verification,
+//! must match before it counts and a `.manifest.json` that says what it
+//! holds; the three are one backup (listed, kept and deleted together). Naming, listing, checksums, verification,
 //! retention, the pipeline that writes a backup and the restore that puts one
 //! back all have to agree on that, so they live together here, behind
 //! [`BackupSet`]: one database's backups in one folder. The exporter's
@@ -13,14 +14,19 @@
 //! - [`names`]: backup file names, and which files of a shared folder
 //!   belong to which database;
 //! - [`sidecar`]: the `.sha256` sidecars;
+//! - [`manifest`]: what a backup holds, beside it (local and offsite);
 //! - [`listing`]: what a folder holds and whether each file verifies;
 //! - [`verify`]: decompress and check (the runbooks' restore test);
 //! - [`retention`]: which backups to keep, as a pure function;
 //! - [`pipeline`]: writing a new backup (copy, check, compress, publish);
 //! - [`temporaries`]: the hidden files of a run, and their crash cleanup;
-//! - [`restore`]: putting a backup back in place of its database.
+//! - [`restore`]: putting a backup back in place of its database;
+//! - [`drill`]: restoring the newest backups to a scratch folder and
+//!   comparing them with their manifests (the `restore_drill` action).
 
+pub mod drill;
 pub mod listing;
+pub mod manifest;
 pub mod names;
 pub mod offsite;
 pub mod pipeline;
@@ -69,7 +75,7 @@ pub enum BackupError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Pruned {
     pub files: Vec<PathBuf>,
-    /// Backups and sidecars together.
+    /// Backups, sidecars and manifests together.
     pub bytes: u64,
 }
 
@@ -172,11 +178,12 @@ impl BackupSet {
         let mut pruned = Pruned::default();
         for path in doomed {
             let sidecar = sidecar_of(&path);
+            let manifest = manifest::manifest_of(&path);
             let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let bytes = size(&path) + size(&sidecar);
+            let bytes = size(&path) + size(&sidecar) + size(&manifest);
             if !dry_run {
                 remove_if_present(&sidecar)?;
-                remove_if_present(&offsite::manifest::manifest_of(&path))?;
+                remove_if_present(&manifest)?;
                 remove_if_present(&path)?;
             }
             tracing::info!(file = %path.display(), dry_run, "backup past retention");

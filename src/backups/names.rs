@@ -32,7 +32,7 @@ pub fn is_backup_name(name: &str) -> bool {
         || name.ends_with(CHECKSUM_SUFFIX)
         || name.ends_with(".tmp")
         || name.ends_with(".partial")
-        || name.ends_with(super::offsite::manifest::MANIFEST_SUFFIX))
+        || name.ends_with(super::manifest::MANIFEST_SUFFIX))
 }
 
 /// The file name of `database`'s backup taken at `taken`.

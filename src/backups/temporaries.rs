@@ -1,7 +1,8 @@
 //! The hidden files a backup run works in, and their cleanup after a crash.
 //!
 //! Every intermediate file (the raw copy, the compressed file before its
-//! rename, a sidecar being written, a verification's decompressed copy) has a
+//! rename, a sidecar being written, a verification's decompressed copy, a
+//! restore drill's scratch folder) has a
 //! hidden name `.<...>.<pid>-<n>.tmp` beside the backups: the exporter ignores
 //! it, the run that made it removes it on any error, and
 //! [`remove_stale_temporaries`] removes what a crash left behind, never a live
@@ -56,7 +57,7 @@ pub(crate) fn file_name(path: &Path) -> String {
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
 }
 
-/// Deletes the hidden `.*.tmp` files a crash left in a backup folder; a
+/// Deletes the hidden `.*.tmp` files (and drills' scratch folders) a crash left in a backup folder; a
 /// missing folder has none. Called by the daemon at startup: temporaries
 /// of a live process (a `caretaker run backup` beside it, named by its pid)
 /// are kept; this process's own pid counts as dead, as it has not started
@@ -74,12 +75,20 @@ pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
         let live = tag_pid(&name).is_some_and(|pid| {
             pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists()
         });
-        if name.starts_with('.') && name.ends_with(".tmp") && !live && entry.file_type()?.is_file()
-        {
-            std::fs::remove_file(entry.path())?;
-            tracing::info!(file = %entry.path().display(), "removed a stale temporary file");
-            removed += 1;
+        if !(name.starts_with('.') && name.ends_with(".tmp")) || live {
+            continue;
         }
+        let kind = entry.file_type()?;
+        if kind.is_file() {
+            std::fs::remove_file(entry.path())?;
+        } else if kind.is_dir() && tag_pid(&name).is_some() {
+            // A restore drill's scratch folder (only caretaker's own names).
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            continue;
+        }
+        tracing::info!(file = %entry.path().display(), "removed a stale temporary file");
+        removed += 1;
     }
     Ok(removed)
 }

@@ -91,7 +91,8 @@ pub enum Command {
     /// Run one action now, through the same locks, breaker and audit as the daemon.
     Run {
         /// backup, verify_backups, backup_retention, purge_expired, prune_patterns, tune_patterns,
-        /// vacuum, analyze, optimize, wal_checkpoint, integrity_check, cleanup_files or command:<name>.
+        /// vacuum, analyze, optimize, wal_checkpoint, integrity_check, cleanup_files, restore_drill
+        /// or command:<name>.
         action: String,
         #[arg(long = "config.file")]
         config_file: PathBuf,

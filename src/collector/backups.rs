@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::drills::add_drill_figures;
 use super::offsite::OffsiteFigures;
 use super::{CollectError, Collector};
 use crate::backups::listing::{list_own, BackupFile, ChecksumCache};
@@ -25,6 +26,8 @@ pub struct BackupsCollector {
     owner: Option<(String, Vec<String>)>,
     /// `[database.backup.offsite]`, listed on the same interval.
     offsite: Option<OffsiteFigures>,
+    /// The database whose restore drills are recorded in the folder.
+    drills: Option<String>,
 }
 
 impl BackupsCollector {
@@ -35,12 +38,19 @@ impl BackupsCollector {
             cache: Mutex::new(ChecksumCache::default()),
             owner: None,
             offsite: None,
+            drills: None,
         }
     }
 
     /// Also lists `database`'s offsite store on each collection.
     pub fn offsite(mut self, cfg: Option<&OffsiteConfig>, database: &str) -> Self {
         self.offsite = cfg.map(|c| OffsiteFigures::new(c, database, &self.dir));
+        self
+    }
+
+    /// Also reports `database`'s last restore drills.
+    pub fn drills(mut self, database: &str) -> Self {
+        self.drills = Some(database.to_string());
         self
     }
 
@@ -91,6 +101,9 @@ impl Collector for BackupsCollector {
         }
         if let Some(offsite) = &self.offsite {
             offsite.add_to(&mut set);
+        }
+        if let Some(database) = &self.drills {
+            add_drill_figures(&mut set, &self.dir, database);
         }
         let (files, total) = match self.scan(deadline) {
             Ok(scan) => scan,

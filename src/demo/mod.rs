@@ -88,6 +88,18 @@ actions = ["backup"]
 cooldown = "1h"
 
 [[rule]]
+name = "offsite-upload"
+matchers = ['alertname="CaretakerOffsiteBackupTooOld"']
+actions = ["backup"]
+cooldown = "1h"
+
+[[rule]]
+name = "restore-drill"
+matchers = ['alertname="CaretakerRestoreDrillFailed"']
+actions = ["backup", "restore_drill"]
+cooldown = "1d"
+
+[[rule]]
 name = "checkpoint"
 matchers = ['alertname="CaretakerWalLarge"']
 actions = ["wal_checkpoint"]
@@ -103,7 +115,8 @@ matchers = ['alertname="CaretakerDatabaseFragmented"']
 actions = ["vacuum"]
 cooldown = "1d"
 
-# The runbooks' cron jobs (UTC): daily backup and purge, weekly maintenance.
+# The runbooks' cron jobs (UTC): daily backup and purge, weekly maintenance
+# and a restore drill of the newest backups.
 [[schedule]]
 name = "daily"
 cron = "0 2 * * *"
@@ -112,7 +125,7 @@ actions = ["backup", "purge_expired", "verify_backups"]
 [[schedule]]
 name = "weekly"
 cron = "0 3 * * Sun"
-actions = ["prune_patterns", "vacuum", "analyze"]
+actions = ["prune_patterns", "vacuum", "analyze", "restore_drill"]
 
 [[rule]]
 name = "prune"
@@ -165,10 +178,10 @@ fn demo_responder(listen: &str) -> String {
     )
 }
 
-/// Takes a first backup when the folder has none, so the demo starts with
-/// every backup figure populated.
+/// Takes a first backup when the folder has none, and drills it, so the
+/// demo starts with every backup and drill figure populated.
 pub fn first_backup(config: &crate::config::Config) -> anyhow::Result<()> {
-    use crate::actions::{backup::Backup, Action, ActionContext};
+    use crate::actions::{backup::Backup, restore_drill::RestoreDrill, Action, ActionContext};
     for db in &config.databases {
         let Some(backup) = &db.backup else { continue };
         let empty = std::fs::read_dir(&backup.dir)
@@ -187,6 +200,14 @@ pub fn first_backup(config: &crate::config::Config) -> anyhow::Result<()> {
                 .run(&ctx)
                 .with_context(|| format!("first backup of {}", db.name))?;
             tracing::info!(database = %db.name, summary = %outcome.summary, "demo backup taken");
+            match RestoreDrill.run(&ctx) {
+                Ok(drill) => {
+                    tracing::info!(database = %db.name, summary = %drill.summary, "demo restore drill")
+                }
+                Err(e) => {
+                    tracing::warn!(database = %db.name, error = %e, "demo restore drill failed")
+                }
+            }
         }
     }
     Ok(())

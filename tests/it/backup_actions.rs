@@ -232,7 +232,11 @@ fn backup_of_a_busy_wal_database_is_consistent_and_counted() {
     let name = backup_file_name("memory", now, Compression::Zstd);
     assert_eq!(
         names_in(&backups),
-        BTreeSet::from([name.clone(), format!("{name}.sha256")]),
+        BTreeSet::from([
+            name.clone(),
+            format!("{name}.sha256"),
+            format!("{name}.manifest.json")
+        ]),
         "no temporary file is left"
     );
     sha256sum_check(&backups, &name);

@@ -68,7 +68,11 @@ fn every_backup_verifies(dir: &Path) -> usize {
     }
     let data: Vec<&String> = names.iter().filter(|n| is_backup_name(n)).collect();
     assert_eq!(data.len(), backups.len(), "only backups in {names:?}");
-    assert_eq!(names.len(), 2 * backups.len(), "a sidecar each: {names:?}");
+    assert_eq!(
+        names.len(),
+        3 * backups.len(),
+        "a sidecar and a manifest each: {names:?}"
+    );
     backups.len()
 }
 

@@ -212,3 +212,10 @@ pub fn check_config(path: &Path) -> std::process::Output {
         .output()
         .expect("run check-config")
 }
+
+/// True for the name of a backup's data file (`*.db.zst`, `*.db.gz`), not
+/// its `.sha256` sidecar or `.manifest.json`: what "the newest file of the
+/// backup folder" means in the runbooks' steps.
+pub fn is_backup_data(name: &str) -> bool {
+    name.ends_with(".db.zst") || name.ends_with(".db.gz")
+}

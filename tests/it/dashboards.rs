@@ -118,7 +118,13 @@ pub async fn start_demo_caretaker(patterns: u64) -> Caretaker {
     let sum = format!("{:x}  memory-1.db\n", Sha256::digest(&bytes));
     std::fs::write(backups.join("memory-1.db.sha256"), sum).expect("sidecar");
     write_token(dir.path());
-    Caretaker::start(dir, CONFIG).await
+    let offsite = dir.path().join("offsite");
+    let config = CONFIG.replace("OFFSITE", &offsite.display().to_string());
+    let ct = Caretaker::start(dir, &config).await;
+    // A backup uploaded to the offsite folder, and a drill of both copies.
+    run_action(&ct, "backup", "succeeded").await;
+    run_action(&ct, "restore_drill", "succeeded").await;
+    ct
 }
 
 /// caretaker's configuration: one database with backups, a token, a rule for
@@ -131,6 +137,9 @@ name = "memory"
 path = "memory.db"
 [database.backup]
 dir = "backups"
+[database.backup.offsite]
+url = "file://OFFSITE"
+encrypt = false
 
 [[rule]]
 name = "checkpoint"

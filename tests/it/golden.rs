@@ -120,14 +120,33 @@ async fn metrics_match_the_golden_file() {
         .await
         .expect("run");
     assert!(run.status().is_success(), "{}", run.status());
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("body");
+    // A backup and a drill of it, so that the backup and drill families are in it too.
+    for action in ["backup", "restore_drill"] {
+        let run = client
+            .post(format!(
+                "{base}/api/v1/actions/{action}?database=memory&wait=true"
+            ))
+            .bearer_auth(token.trim())
+            .send()
+            .await
+            .expect("run");
+        assert!(run.status().is_success(), "{action}: {}", run.status());
+    }
+    let text = loop {
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        if text.contains("caretaker_restore_drill_success{") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no drill figures");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     shutdown.cancel();
     task.await.expect("join").expect("clean stop");
 

@@ -80,7 +80,7 @@ impl Setup {
         match std::fs::read_dir(self.path("backups")) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|n| !n.ends_with(".sha256"))
+                .filter(|n| crate::common::is_backup_data(n))
                 .collect(),
             Err(_) => Vec::new(),
         }

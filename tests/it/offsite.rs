@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::common::create_db;
 use crate::moto::Moto;
 
-const SECRET: &str = "s3cr3t-never-logged-42";
+pub const SECRET: &str = "s3cr3t-never-logged-42";
 
 /// A new age identity (Debian's `age-keygen`): its file and its recipient.
 fn age_identity(dir: &Path) -> (PathBuf, String) {
@@ -35,7 +35,7 @@ fn age_identity(dir: &Path) -> (PathBuf, String) {
 
 /// A folder with a small database, credentials and a configuration
 /// uploading to `bucket` on `port`.
-fn setup(port: u16, bucket: &str) -> (tempfile::TempDir, PathBuf) {
+pub fn setup(port: u16, bucket: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let conn = create_db(&dir.path().join("memory.db"));
     conn.execute_batch(
@@ -74,7 +74,7 @@ decrypt_identity_file = "{}"
 }
 
 /// `caretaker run backup`: the job's JSON and the log.
-fn run_backup(dir: &Path) -> (Value, String) {
+pub fn run_backup(dir: &Path) -> (Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_caretaker"))
         .arg("run")
         .arg("backup")
@@ -227,7 +227,7 @@ fn a_server_that_is_gone_fails_the_upload_not_the_backup() {
     assert!(!log.contains(SECRET), "{log}");
 }
 
-fn caretaker(dir: &Path, args: &[&str]) -> (bool, String) {
+pub fn caretaker(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_caretaker"))
         .args(args)
         .arg(format!(

@@ -189,12 +189,12 @@ fn shell_words(line: &str, var: &dyn Fn(&str) -> String) -> Vec<String> {
     words
 }
 
-/// The newest backup file of a folder (not a sidecar).
+/// The newest backup file of a folder (not a sidecar or a manifest).
 fn newest_backup(dir: &Path) -> String {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("backup folder")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| !n.ends_with(".sha256") && !n.starts_with('.'))
+        .filter(|n| crate::common::is_backup_data(n) && !n.starts_with('.'))
         .collect();
     names.sort();
     names.pop().expect("a backup")

@@ -8,6 +8,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
 use super::{block_on, Offsite, OffsiteError};
+use crate::backups::manifest::Manifest;
 use crate::backups::sidecar::{sha256_file, sidecar_line, sidecar_of};
 use crate::backups::temporaries::{run_tag, TempFile};
 use crate::config::Encryption;
@@ -110,6 +111,16 @@ impl Offsite {
             name: name.to_string(),
             sha256,
         })
+    }
+
+    /// The manifest uploaded with remote backup `name` (never encrypted:
+    /// it holds counts and hashes, no rows).
+    pub fn manifest(&self, name: &str) -> Result<Manifest, OffsiteError> {
+        let store = self.store.clone();
+        let key = self.manifest_key(name);
+        let body = block_on(async move { store.get(&key).await?.bytes().await })??;
+        serde_json::from_slice(&body)
+            .map_err(|e| OffsiteError::Failed(format!("manifest of {name} is not valid: {e}")))
     }
 
     fn decrypt(&self, src: &Path, dst: &Path) -> Result<(), OffsiteError> {

@@ -20,15 +20,15 @@
 //! - All of it runs on a thread of its own with a small runtime (see
 //!   [`block_on`]): actions are blocking code, called from a blocking thread.
 //!
-//! - [`manifest`]: what a backup holds, beside it (local and remote);
 //! - [`store`]: opening the store and its keys;
 //! - [`upload`]: encrypt and upload, and the failure count;
 //! - [`remote`]: listing remote backups;
+//! - [`retention`]: the local retention plan, applied to the store;
 //! - [`fetch`]: downloading, decrypting and checking one.
 
 pub mod fetch;
-pub mod manifest;
 pub mod remote;
+pub mod retention;
 pub mod store;
 pub mod upload;
 

@@ -6,9 +6,9 @@ use std::time::SystemTime;
 
 use futures::TryStreamExt;
 
-use super::manifest::MANIFEST_SUFFIX;
 use super::store::AGE_SUFFIX;
 use super::{block_on, Offsite, OffsiteError};
+use crate::backups::manifest::MANIFEST_SUFFIX;
 use crate::backups::names::parse_backup_file_name;
 
 /// One backup in the store.

@@ -14,8 +14,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
 
-use super::manifest::MANIFEST_SUFFIX;
 use super::OffsiteError;
+use crate::backups::manifest::MANIFEST_SUFFIX;
 use crate::backups::sidecar::CHECKSUM_SUFFIX;
 use crate::config::{Encryption, OffsiteConfig, OffsiteLocation};
 

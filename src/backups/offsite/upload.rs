@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 
-use super::manifest::{describe_backup, manifest_of, write_local, Manifest};
 use super::{block_on, Offsite, OffsiteError};
+use crate::backups::manifest::{describe_backup, manifest_of, write_local, Manifest};
 use crate::backups::sidecar::sidecar_of;
 use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
 use crate::backups::BackupSet;

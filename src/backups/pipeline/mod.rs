@@ -28,6 +28,11 @@
 //!   flush. The data file is renamed into place before its `.sha256`
 //!   sidecar, so a crash between the two leaves a file the exporter reports
 //!   as unverified, never a "backup" that is not one.
+//! - Its manifest (`NAME.manifest.json`: checksum of the SQLite file, pages,
+//!   schema hash, migrations, rows per table; see
+//!   [`manifest`](super::manifest)) is described from the
+//!   uncompressed copy and written between the two, so every verified
+//!   backup has one: restore drills compare against it.
 //! - A full disk is refused up front when the folder cannot hold the copy,
 //!   and reported as such (not as an SQLite error) when it fills mid-way.
 
@@ -40,7 +45,8 @@ mod copy;
 mod sink;
 mod stages;
 
-use super::names::backup_file_name;
+use super::manifest::{describe_file, write_local};
+use super::names::{backup_file_name, parse_backup_file_name};
 use super::sidecar::{sidecar_line, CHECKSUM_SUFFIX};
 use super::temporaries::{run_tag, TempFile};
 use super::BackupError;
@@ -121,9 +127,20 @@ pub fn write_backup(
         stages::Failure::Other(e) => e,
     })?;
 
-    // The data file first: until the sidecar exists it is "unverified".
+    // What the copy holds, from the copy itself (still uncompressed here).
+    let taken = parse_backup_file_name(&db.name, name).unwrap_or_else(SystemTime::now);
+    let manifest = describe_file(&raw.0, &db.name, name, taken).map_err(|e| {
+        BackupError::Failed(format!("cannot describe the copy of {}: {e}", db.name))
+    })?;
+
+    // The data file first, then its manifest: until the sidecar exists the
+    // backup is "unverified", and a verified backup always has its manifest.
     std::fs::rename(&packed.0, &final_path)?;
     let published = TempFile(final_path.clone());
+    let described = TempFile(
+        write_local(&final_path, &manifest)
+            .map_err(|e| io_failure(e, dir, "writing the manifest"))?,
+    );
     let line = sidecar_line(&sha256, name);
     write_synced(&sidecar_temp.0, line.as_bytes())
         .map_err(|e| io_failure(e, dir, "writing the checksum"))?;
@@ -134,6 +151,7 @@ pub fn write_backup(
         return Err(e.into());
     }
     published.keep();
+    described.keep();
     drop(raw);
     Ok(Written {
         path: final_path,

@@ -71,7 +71,7 @@ fn a_full_backup_folder_fails_cleanly() {
     run(&Backup, &db, old_time).expect("a small backup fits");
     let old = backup_file_name("memory", old_time, Compression::Zstd);
     let before = names_in(&backups);
-    assert_eq!(before.len(), 2);
+    assert_eq!(before.len(), 3, "a backup, its sidecar and its manifest");
 
     // Far too big: refused before writing anything.
     random_db(&db.path, 1_000_000);
