@@ -18,12 +18,12 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backups::BackupSet;
-pub use copies::{DrillSummary, DrillsSummary, OffsiteSummary};
 use crate::collector::activity::ActivityCollector;
 use crate::collector::patterns::PatternsCollector;
 use crate::collector::Collector;
 use crate::config::{Config, DatabaseConfig};
 use crate::metrics::{unix_seconds, MetricSet};
+pub use copies::{DrillSummary, DrillsSummary, OffsiteSummary};
 
 /// How far back a report looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]

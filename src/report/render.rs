@@ -106,7 +106,8 @@ fn tables(r: &Report) -> Vec<Table> {
             o.upload_failures.to_string(),
             o.in_store
                 .map_or_else(|| "–".to_string(), |n| n.to_string()),
-            o.in_store.map_or_else(|| "–".to_string(), |_| o.in_store_bytes.to_string()),
+            o.in_store
+                .map_or_else(|| "–".to_string(), |_| o.in_store_bytes.to_string()),
         ]]
     } else {
         Vec::new()
