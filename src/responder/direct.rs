@@ -130,8 +130,10 @@ pub fn run<T, E: Display>(
             (JobStatus::Failed, None, Some(error))
         }
     };
+    // The reason is the caller's to print (and goes to the audit): logged
+    // here too, a terminal would show it twice.
     match &error {
-        Some(e) => tracing::warn!(job = id, action, database = %db.name, error = %e, "job failed"),
+        Some(_) => tracing::warn!(job = id, action, database = %db.name, "job failed"),
         None => tracing::info!(job = id, action, database = %db.name, "job finished"),
     }
     let stored = outcome.as_ref().and_then(|o| serde_json::to_value(o).ok());

@@ -370,6 +370,19 @@ fn table_restores_succeeded_and_refused_are_jobs_in_the_history_and_the_audit() 
             (*no_id, "failed".to_string(), error.to_string()),
         ]
     );
+    // Putting the replaced rows back is a job too.
+    let archives = list_archives(&dir.path().join("archive/memory")).expect("list");
+    let archive = archives[0].display().to_string();
+    ok_in(dir.path(), &["restore-archive", &archive]);
+    let (undone, undone_audit) = recorded(dir.path(), "restore_archive");
+    assert_eq!(undone.len(), 1, "{undone:?}");
+    assert_eq!(undone[0].1, "succeeded");
+    let f = &undone[0].3.as_ref().expect("outcome")["figures"];
+    let rows = f["rows_inserted"].as_f64().expect("inserted")
+        + f["rows_already_present"].as_f64().expect("present")
+        + f["rows_reset"].as_f64().expect("reset");
+    assert_eq!(rows, live, "{f}");
+    assert_eq!(undone_audit.len(), 1, "{undone_audit:?}");
     let history = ok_in(dir.path(), &["history", "--action=restore_table"]);
     let lines: Vec<&str> = history.lines().skip(1).collect();
     assert_eq!(lines.len(), 2, "{history}");
