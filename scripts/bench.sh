@@ -5,18 +5,24 @@
 #   scripts/bench.sh            full: 5,000- and 1,000,000-pattern databases (~20 min)
 #   scripts/bench.sh --smoke    small database, short runs (< 60 s): checks that every
 #                               measurement produces a number; no timing thresholds
+#   scripts/bench.sh --fleet    only the fleet rows: 50, 200 and 1,000 copies of one
+#                               2,000-pattern database under one [[discover]] glob, with
+#                               detail "full" and "summary" (~15 min; 2.3 GB of copies);
+#                               with --smoke: 3 and 10 copies, short windows
 #
 # BENCH_DIR (default $CARGO_TARGET_DIR/bench, else target/bench) holds the databases; BENCH_LARGE_DIR reuses a
 # 1,000,000-pattern demo folder made earlier; CARETAKER_BIN skips the build.
 set -euo pipefail
 usage() {
-  echo "usage: scripts/bench.sh [--smoke] [-h|--help]"
+  echo "usage: scripts/bench.sh [--smoke] [--fleet] [-h|--help]"
   sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
 }
 MODE=full
+FLEET=0
 for arg in "$@"; do
   case "$arg" in
     --smoke) MODE=smoke ;;
+    --fleet) FLEET=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
   esac
@@ -50,6 +56,7 @@ else
   RUNS=5 BACKUP_RUNS=3 WRK_SECONDS=10 WH_RUNS=3 SMALL=5000
 fi
 WORK=${BENCH_DIR:-$TARGET/bench}/$MODE
+[ "$FLEET" = 0 ] || WORK=$WORK-fleet
 rm -rf "$WORK" && mkdir -p "$WORK"
 RESULTS=$WORK/results.txt
 : > "$RESULTS"
@@ -63,6 +70,14 @@ wait_http() { for _ in $(seq 1 600); do curl -fsS -o /dev/null "$1" 2>/dev/null 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk -v k="$2:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 CLK=$(getconf CLK_TCK)
+
+if [ "$FLEET" = 1 ]; then
+  . "$ROOT/scripts/bench/fleet.sh"
+  echo >&2
+  $M table "$RESULTS" --check | tee "$WORK/results.md"
+  echo "bench ($MODE, fleet): results in $WORK/results.md" >&2
+  exit 0
+fi
 
 # demo DIR PATTERNS BYTES: a demo folder (database, token, config, first backup).
 demo() { [ -f "$1/memory.db" ] || "$BIN" demo --dir="$1" --patterns="$2" --pattern-bytes="$3" --no-serve 2>/dev/null; }

@@ -137,6 +137,6 @@ mod tests {
         assert_eq!(ActionKind::Command("page".into()).name(), "command:page");
         assert!("command".parse::<ActionKind>().is_err());
         assert!("vacum".parse::<ActionKind>().is_err());
-        assert_eq!(ActionKind::known_list().split(", ").count(), 12);
+        assert_eq!(ActionKind::known_list().split(", ").count(), 13);
     }
 }

@@ -12,15 +12,23 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use super::groups::{number, Groups};
-use super::labels::{fold, label_value, top_keys};
+use super::labels::{breakdown, breakdown_limit, fold, label_value, top_keys};
+use super::last_pass::{now_seconds, LastPass};
 use super::patterns::fold_groups;
 use super::{CollectError, Collector};
+use crate::config::Detail;
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor, SEED_TABLES};
+use crate::store::stamp::FileStamp;
 
 pub struct ActivityCollector {
     path: PathBuf,
     label_limit: usize,
+    /// At `summary` the per-agent and per-task-type series are summed into
+    /// one, and the application's own metrics are left out.
+    detail: Detail,
+    /// Reused while the file is unchanged and no entry has expired since.
+    last: LastPass,
 }
 
 impl ActivityCollector {
@@ -28,7 +36,14 @@ impl ActivityCollector {
         Self {
             path: path.to_path_buf(),
             label_limit,
+            detail: Detail::Full,
+            last: LastPass::default(),
         }
+    }
+
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
     }
 }
 
@@ -61,7 +76,12 @@ struct AgentRows {
     statuses: Groups<f64>,
 }
 
-fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
+fn verifications(
+    conn: &Connection,
+    set: &mut MetricSet,
+    limit: usize,
+    detail: Detail,
+) -> rusqlite::Result<()> {
     // Storage order, grouped in memory: GROUP BY would walk the agent index
     // (a lookup per row) and sort into a temporary B-tree.
     let mut stmt = conn
@@ -89,13 +109,14 @@ fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqli
             (agent, v)
         })
         .collect();
-    let agents = fold_groups(groups, |v| v.count, Verification::add, limit);
+    let agent_limit = breakdown_limit(detail, limit);
+    let agents = fold_groups(groups, |v| v.count, Verification::add, agent_limit);
     for (agent, v) in agents {
         if v.count > 0.0 {
             set.gauge(
                 "caretaker_verification_truth_score_average",
                 "Average truth_score of an agent's verifications",
-                vec![("agent", agent.clone())],
+                breakdown(detail, "agent", agent.clone()),
                 v.score_sum / v.count,
             );
         }
@@ -111,7 +132,11 @@ fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqli
             set.gauge(
                 "caretaker_verifications",
                 "Verifications per agent and status",
-                vec![("agent", agent.clone()), ("status", status.to_string())],
+                [
+                    breakdown(detail, "agent", agent.clone()),
+                    vec![("status", status.to_string())],
+                ]
+                .concat(),
                 n,
             );
         }
@@ -119,7 +144,12 @@ fn verifications(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqli
     Ok(())
 }
 
-fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlite::Result<()> {
+fn trajectories(
+    conn: &Connection,
+    set: &mut MetricSet,
+    limit: usize,
+    detail: Detail,
+) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare("SELECT task_type, outcome FROM task_trajectories")?;
     let mut cursor = stmt.query([])?;
     let mut by_type: Groups<Groups<f64>> = Groups::default();
@@ -136,14 +166,15 @@ fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlit
                 .map(move |(o, n)| (t.clone(), o, n))
         })
         .collect();
-    let weights = |pick: fn(&(String, String, f64)) -> &String| {
+    let weights = |pick: fn(&(String, String, f64)) -> &String, limit: usize| {
         let mut w: BTreeMap<String, f64> = BTreeMap::new();
         for row in &rows {
             *w.entry(pick(row).clone()).or_default() += row.2;
         }
         top_keys(w.into_iter().collect(), limit)
     };
-    let (types, outcomes) = (weights(|r| &r.0), weights(|r| &r.1));
+    let types = weights(|r| &r.0, breakdown_limit(detail, limit));
+    let outcomes = weights(|r| &r.1, limit);
     let mut folded: BTreeMap<(&str, &str), f64> = BTreeMap::new();
     for (t, o, n) in &rows {
         *folded
@@ -154,7 +185,11 @@ fn trajectories(conn: &Connection, set: &mut MetricSet, limit: usize) -> rusqlit
         set.gauge(
             "caretaker_trajectories",
             "Task trajectories per task type and outcome",
-            vec![("task_type", t.to_string()), ("outcome", o.to_string())],
+            [
+                breakdown(detail, "task_type", t.to_string()),
+                vec![("outcome", o.to_string())],
+            ]
+            .concat(),
             n,
         );
     }
@@ -194,7 +229,28 @@ impl Collector for ActivityCollector {
     }
 
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
+        // Taken before reading: a write during the pass shows at the next.
+        let stamp = FileStamp::read(&self.path).ok();
+        if let Some(set) = stamp
+            .as_ref()
+            .and_then(|s| self.last.reuse(s, now_seconds()))
+        {
+            return Ok(set);
+        }
+        self.last.forget();
+        let (set, until) = self.read(deadline)?;
+        if let Some(stamp) = stamp {
+            self.last.keep(stamp, until, &set);
+        }
+        Ok(set)
+    }
+}
+
+impl ActivityCollector {
+    /// One full pass, and the second the next memory entry expires.
+    fn read(&self, deadline: Instant) -> Result<(MetricSet, Option<i64>), CollectError> {
         let mut conn = open_monitor(&self.path, deadline)?;
+        let mut until = None;
         let tables = existing_tables(&conn)?;
         let has = |t: &str| tables.iter().any(|x| x == t);
         let tx = conn.transaction()?;
@@ -218,22 +274,30 @@ impl Collector for ActivityCollector {
             );
         }
         if has("memory_entries") {
-            let sql = "SELECT COUNT(*) FROM memory_entries
-                       WHERE expires_at IS NOT NULL AND datetime(expires_at) < datetime('now')";
+            // The count changes with the clock: the first entry still to
+            // expire says when (compared as datetime() text, whole seconds).
+            let sql = "SELECT TOTAL(datetime(expires_at) < datetime('now')),
+                         MIN(CASE WHEN datetime(expires_at) >= datetime('now')
+                             THEN unixepoch(datetime(expires_at)) END)
+                       FROM memory_entries WHERE expires_at IS NOT NULL";
+            let (expired, next): (f64, Option<i64>) =
+                tx.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            until = next;
             set.gauge(
                 "caretaker_memory_entries_expired",
                 "Memory entries past expires_at that have not been purged",
                 vec![],
-                count(&tx, sql)?,
+                expired,
             );
         }
         if has("verification_history") {
-            verifications(&tx, &mut set, self.label_limit)?;
+            verifications(&tx, &mut set, self.label_limit, self.detail)?;
         }
         if has("task_trajectories") {
-            trajectories(&tx, &mut set, self.label_limit)?;
+            trajectories(&tx, &mut set, self.label_limit, self.detail)?;
         }
-        if has("metrics_log") {
+        // Latest values of differently named metrics cannot be summed.
+        if has("metrics_log") && self.detail == Detail::Full {
             app_metrics(&tx, &mut set, self.label_limit)?;
         }
         if has("migrations_applied") {
@@ -259,6 +323,6 @@ impl Collector for ActivityCollector {
             }
         }
         tx.finish()?;
-        Ok(set)
+        Ok((set, until))
     }
 }

@@ -2,20 +2,26 @@
 //!
 //! Cheap enough to run every few seconds: two `stat`s and four PRAGMAs. A
 //! database that cannot be opened or read is reported as down with its reason
-//! logged once per change, and the collector itself still succeeds.
+//! logged once per change, and the collector itself still succeeds. A file
+//! whose stamp is the one of the last pass that read it is not opened again
+//! (see [`super::last_pass`]): nothing here depends on the clock.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::last_pass::LastPass;
 use super::{CollectError, Collector};
 use crate::metrics::MetricSet;
 use crate::store::sqlite::open_monitor;
+use crate::store::stamp::FileStamp;
 
 pub struct DatabaseCollector {
     name: String,
     path: PathBuf,
     last_state: Mutex<Option<String>>,
+    /// The last pass that found the database up.
+    last: LastPass,
 }
 
 impl DatabaseCollector {
@@ -24,6 +30,7 @@ impl DatabaseCollector {
             name: name.to_string(),
             path: path.to_path_buf(),
             last_state: Mutex::new(None),
+            last: LastPass::default(),
         }
     }
 
@@ -74,6 +81,22 @@ impl Collector for DatabaseCollector {
     }
 
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
+        let stamp = FileStamp::read(&self.path).ok();
+        if let Some(set) = stamp.as_ref().and_then(|s| self.last.reuse(s, 0)) {
+            return Ok(set);
+        }
+        self.last.forget();
+        let (set, up) = self.read(deadline);
+        if let (Some(stamp), true) = (stamp, up) {
+            self.last.keep(stamp, None, &set);
+        }
+        Ok(set)
+    }
+}
+
+impl DatabaseCollector {
+    /// One pass: the figures, and whether the database was up.
+    fn read(&self, deadline: Instant) -> (MetricSet, bool) {
         let mut set = MetricSet::new();
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
@@ -133,6 +156,6 @@ impl Collector for DatabaseCollector {
             }
             Err(reason) => self.note_state(reason),
         }
-        Ok(set)
+        (set, up)
     }
 }

@@ -2,6 +2,10 @@
 //!
 //! Pattern types, categories and agent names come from the application's
 //! data; without a bound a misbehaving writer could create unlimited series.
+//! At `detail = "summary"` these breakdowns keep no value at all: their
+//! groups are summed into one series without the label.
+
+use crate::config::Detail;
 
 /// The label value for NULL or empty text.
 pub const NONE: &str = "none";
@@ -29,6 +33,24 @@ pub fn fold<'a>(key: &'a str, kept: &[String]) -> &'a str {
         key
     } else {
         OTHER
+    }
+}
+
+/// How many values a breakdown label (pattern type, category, agent, task
+/// type) keeps: at `summary` none, so that every group folds into one.
+pub fn breakdown_limit(detail: Detail, label_limit: usize) -> usize {
+    match detail {
+        Detail::Full => label_limit,
+        Detail::Summary => 0,
+    }
+}
+
+/// The breakdown label `key=value`, or no label at `summary` (where the one
+/// group left is the sum of them all).
+pub fn breakdown(detail: Detail, key: &'static str, value: String) -> Vec<(&'static str, String)> {
+    match detail {
+        Detail::Full => vec![(key, value)],
+        Detail::Summary => Vec::new(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod host;
 pub mod integrity;
 pub mod labels;
+pub mod last_pass;
 pub mod offsite;
 pub mod pattern_scan;
 pub mod patterns;

@@ -18,6 +18,7 @@ use rusqlite::Connection;
 use xxhash_rust::xxh3::xxh3_128;
 
 use super::groups::{number, Groups};
+use super::last_pass::earliest;
 use super::patterns::TypeStats;
 use crate::config::PruneConfig;
 use crate::store::sqlite::datetime_ago;
@@ -35,6 +36,9 @@ SELECT type, category, pattern_data, confidence, usage_count,
   + 4 * ((confidence < 0 OR confidence > 1 OR usage_count < 0 OR created_at IS NULL) IS TRUE)
   + 8 * ((usage_count > 10) IS TRUE)
   + 16 * ((usage_count <= 2) IS TRUE)
+  + 32 * ((last_used >= ?2 AND usage_count < ?4) IS TRUE)
+  + 64 * ((created_at >= ?3 AND usage_count = 0) IS TRUE),
+  last_used, created_at
 FROM patterns";
 
 /// The bits of the scan's flags column.
@@ -48,6 +52,12 @@ enum Flag {
     Invalid = 4,
     Hot = 8,
     Cold = 16,
+    /// Not yet prune criterion 1, but will be when `last_used` ages past
+    /// `unused_after`.
+    UnusedSoon = 32,
+    /// Not yet criterion 3, but will be when `created_at` ages past
+    /// `never_used_after`.
+    NeverUsedSoon = 64,
 }
 
 /// What one pass over the table found, groups not yet bounded.
@@ -59,6 +69,52 @@ pub struct Scan {
     pub categories: Vec<(String, f64)>,
     /// Patterns that share their type and pattern_data with another.
     pub duplicates: f64,
+    /// The first unix second at which a clock-dependent figure (recently
+    /// used, prune candidates) may differ; `None`: never without a write.
+    pub until: Option<i64>,
+}
+
+/// The smallest text value of a column among the rows a clock-dependent
+/// condition holds for, and how long after it the condition flips.
+struct Edge {
+    after: Duration,
+    least: Option<Vec<u8>>,
+}
+
+impl Edge {
+    fn new(after: Duration) -> Self {
+        Self { after, least: None }
+    }
+
+    /// Text only: SQLite orders every number before text and every blob
+    /// after it, so neither ever crosses a text threshold.
+    fn see(&mut self, v: ValueRef<'_>) {
+        if let ValueRef::Text(t) = v {
+            if self.least.as_deref().is_none_or(|l| t < l) {
+                self.least = Some(t.to_vec());
+            }
+        }
+    }
+
+    /// The first second the threshold `datetime('now', -after)` can reach
+    /// the least value. Thresholds are `YYYY-MM-DD HH:MM:SS` text, so for a
+    /// value whose first 19 characters are such a time `s`, no threshold
+    /// before `s` is at or past it: `s + after` is never late. Any other text
+    /// gives no such bound, and the figures are recomputed at every pass.
+    fn moment(&self, conn: &Connection) -> rusqlite::Result<Option<i64>> {
+        let Some(least) = &self.least else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(least);
+        let start: Option<i64> = conn.query_row(
+            "SELECT CASE WHEN datetime(substr(?1, 1, 19)) = substr(?1, 1, 19)
+                    THEN unixepoch(substr(?1, 1, 19)) END",
+            [text.as_ref()],
+            |r| r.get(0),
+        )?;
+        let after = i64::try_from(self.after.as_secs()).unwrap_or(i64::MAX);
+        Ok(Some(start.map_or(0, |s| s.saturating_add(after))))
+    }
 }
 
 /// Appends `v` to `buf` so that two pairs encode alike exactly when SQLite's
@@ -101,6 +157,9 @@ pub fn scan(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Scan> {
     let mut categories: Groups<f64> = Groups::default();
     let mut hashes: Vec<u128> = Vec::new();
     let mut key = Vec::new();
+    let mut recent_edge = Edge::new(Duration::from_secs(3600));
+    let mut unused_edge = Edge::new(prune.unused_after);
+    let mut never_used_edge = Edge::new(prune.never_used_after);
     while let Some(row) = rows.next()? {
         let ty = row.get_ref(0)?;
         *categories.get(row.get_ref(1)?) += 1.0;
@@ -113,6 +172,18 @@ pub fn scan(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Scan> {
         let tier: i64 = row.get(5)?;
         let flags: i64 = row.get(6)?;
         let on = |f: Flag| if flags & f as i64 != 0 { 1.0 } else { 0.0 };
+        if flags & (Flag::Recent as i64 | Flag::UnusedSoon as i64) != 0 {
+            let last_used = row.get_ref(7)?;
+            if on(Flag::Recent) > 0.0 {
+                recent_edge.see(last_used);
+            }
+            if on(Flag::UnusedSoon) > 0.0 {
+                unused_edge.see(last_used);
+            }
+        }
+        if on(Flag::NeverUsedSoon) > 0.0 {
+            never_used_edge.see(row.get_ref(8)?);
+        }
         let s = types.get(ty);
         s.count += 1.0;
         if let Some(t) = usize::try_from(tier).ok().and_then(|i| s.tiers.get_mut(i)) {
@@ -127,10 +198,16 @@ pub fn scan(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Scan> {
         s.prune += on(Flag::Prune);
         s.invalid += on(Flag::Invalid);
     }
+    drop(rows);
+    let mut until = None;
+    for edge in [recent_edge, unused_edge, never_used_edge] {
+        until = earliest(until, edge.moment(conn)?);
+    }
     Ok(Scan {
         types: types.into_labelled(),
         categories: categories.into_labelled(),
         duplicates: duplicates(hashes),
+        until,
     })
 }
 

@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::labels::{fold, top_keys};
+use super::labels::{breakdown, breakdown_limit, fold, top_keys};
+use super::last_pass::{now_seconds, LastPass};
 use super::pattern_scan::scan;
 use super::{CollectError, Collector};
-use crate::config::PruneConfig;
+use crate::config::{Detail, PruneConfig};
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor};
+use crate::store::stamp::FileStamp;
 
 /// Confidence tiers of seed 000, highest first, with their lower bounds.
 pub const TIERS: [(&str, f64); 5] = [
@@ -68,6 +70,10 @@ pub struct PatternsCollector {
     label_limit: usize,
     /// The database's pruning criteria: the gauge counts what prune_patterns would remove.
     prune: PruneConfig,
+    /// At `summary` the per-type and per-category series are summed into one.
+    detail: Detail,
+    /// Reused while the file is unchanged and no figure has moved with the clock.
+    last: LastPass,
 }
 
 impl PatternsCollector {
@@ -76,7 +82,14 @@ impl PatternsCollector {
             path: path.to_path_buf(),
             label_limit,
             prune,
+            detail: Detail::Full,
+            last: LastPass::default(),
         }
+    }
+
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
     }
 }
 
@@ -103,7 +116,7 @@ pub fn fold_groups<T: Default + Clone>(
     out
 }
 
-fn emit_types(set: &mut MetricSet, types: &BTreeMap<String, TypeStats>) {
+fn emit_types(set: &mut MetricSet, types: &BTreeMap<String, TypeStats>, detail: Detail) {
     let mut all = TypeStats::default();
     for (ty, s) in types {
         all.add(s);
@@ -116,15 +129,16 @@ fn emit_types(set: &mut MetricSet, types: &BTreeMap<String, TypeStats>) {
             set.gauge(
                 "caretaker_patterns",
                 "Patterns per type and confidence tier (seed 000's tiers)",
-                vec![
-                    ("pattern_type", ty.clone()),
-                    ("confidence_tier", tier.into()),
-                ],
+                [
+                    breakdown(detail, "pattern_type", ty.clone()),
+                    vec![("confidence_tier", tier.into())],
+                ]
+                .concat(),
                 n,
             );
         }
         if s.count > 0.0 {
-            let l = || vec![("pattern_type", ty.clone())];
+            let l = || breakdown(detail, "pattern_type", ty.clone());
             set.gauge(
                 "caretaker_pattern_confidence_average",
                 "Average confidence of the patterns of a type",
@@ -185,22 +199,43 @@ impl Collector for PatternsCollector {
     }
 
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
+        // Taken before reading: a write during the pass shows at the next.
+        let stamp = FileStamp::read(&self.path).ok();
+        if let Some(set) = stamp
+            .as_ref()
+            .and_then(|s| self.last.reuse(s, now_seconds()))
+        {
+            return Ok(set);
+        }
+        self.last.forget();
+        let (set, until) = self.read(deadline)?;
+        if let Some(stamp) = stamp {
+            self.last.keep(stamp, until, &set);
+        }
+        Ok(set)
+    }
+}
+
+impl PatternsCollector {
+    /// One full pass, and the moment its clock-dependent figures may move.
+    fn read(&self, deadline: Instant) -> Result<(MetricSet, Option<i64>), CollectError> {
         let mut conn = open_monitor(&self.path, deadline)?;
         let mut set = MetricSet::new();
         if !existing_tables(&conn)?.iter().any(|t| t == "patterns") {
-            return Ok(set);
+            return Ok((set, None));
         }
         // One read transaction: every figure describes the same moment.
         let tx = conn.transaction()?;
         let scan = scan(&tx, &self.prune)?;
-        let types = fold_groups(scan.types, |s| s.count, TypeStats::add, self.label_limit);
-        emit_types(&mut set, &types);
-        let categories = fold_groups(scan.categories, |v| *v, |a, b| *a += b, self.label_limit);
+        let limit = breakdown_limit(self.detail, self.label_limit);
+        let types = fold_groups(scan.types, |s| s.count, TypeStats::add, limit);
+        emit_types(&mut set, &types, self.detail);
+        let categories = fold_groups(scan.categories, |v| *v, |a, b| *a += b, limit);
         for (category, n) in categories {
             set.gauge(
                 "caretaker_patterns_by_category",
                 "Patterns per category",
-                vec![("category", category)],
+                breakdown(self.detail, "category", category),
                 n,
             );
         }
@@ -211,6 +246,6 @@ impl Collector for PatternsCollector {
             scan.duplicates,
         );
         tx.finish()?;
-        Ok(set)
+        Ok((set, scan.until))
     }
 }

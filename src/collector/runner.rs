@@ -65,14 +65,15 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             c.timeout,
             true,
         ));
-        let patterns = PatternsCollector::new(&db.path, c.label_limit, db.prune.clone());
+        let patterns = PatternsCollector::new(&db.path, c.label_limit, db.prune.clone())
+            .with_detail(db.detail);
         jobs.push(job(
             Arc::new(patterns),
             c.patterns_interval,
             c.timeout,
             true,
         ));
-        let activity = ActivityCollector::new(&db.path, c.label_limit);
+        let activity = ActivityCollector::new(&db.path, c.label_limit).with_detail(db.detail);
         jobs.push(job(
             Arc::new(activity),
             c.patterns_interval,

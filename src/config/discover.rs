@@ -82,7 +82,7 @@ pub fn specs(raw: &[toml::Table], base: &Path) -> Result<Vec<DiscoverSpec>, Stri
 
 /// The glob as a regular expression with one group per wildcard (`*`, `?`,
 /// `[...]`; `**` may cross folders).
-fn pattern(glob: &str) -> Result<Regex, String> {
+pub(crate) fn pattern(glob: &str) -> Result<Regex, String> {
     let mut re = String::from("^");
     let mut chars = glob.chars().peekable();
     while let Some(c) = chars.next() {

@@ -11,7 +11,7 @@ use super::command::{resolve_commands, FileCommand};
 use super::discover;
 use super::duration::HumanDuration;
 use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
-use super::modes::{Compression, IntegrityMode};
+use super::modes::{Compression, Detail, IntegrityMode};
 use super::offsite::{resolve_offsite, FileOffsite};
 use super::query::{resolve_queries, FileQuery};
 use super::range::ranged;
@@ -72,6 +72,7 @@ struct FileCollect {
     backups_interval: Option<HumanDuration>,
     integrity_interval: Option<HumanDuration>,
     host_interval: Option<HumanDuration>,
+    discover_interval: Option<HumanDuration>,
     timeout: Option<HumanDuration>,
     integrity_timeout: Option<HumanDuration>,
     label_limit: Option<Spanned<i64>>,
@@ -91,6 +92,8 @@ struct FileDatabase {
     path: Spanned<String>,
     #[serde(default)]
     integrity_check: IntegrityMode,
+    #[serde(default)]
+    detail: Detail,
     backup: Option<FileBackup>,
     archive_dir: Option<String>,
     #[serde(default)]
@@ -247,6 +250,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
         backups_interval: d(c.backups_interval, Duration::from_secs(30)),
         integrity_interval: d(c.integrity_interval, Duration::from_secs(6 * 3600)),
         host_interval: d(c.host_interval, Duration::from_secs(10)),
+        discover_interval: d(c.discover_interval, Duration::from_secs(30)),
         timeout: d(c.timeout, Duration::from_secs(60)),
         integrity_timeout: d(c.integrity_timeout, Duration::from_secs(3600)),
         label_limit,
@@ -351,6 +355,7 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
             name: name.clone(),
             path: resolve_path(db.path.get_ref()),
             integrity_check: db.integrity_check,
+            detail: db.detail,
             backup,
             archive_dir: db
                 .archive_dir

@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use command::CommandConfig;
 pub use heartbeat::HeartbeatUrl;
 pub use maintenance::{CleanupConfig, VacuumConfig, Window};
-pub use modes::{Compression, IntegrityMode};
+pub use modes::{Compression, Detail, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
 pub use query::QueryConfig;
 pub use responder::{
@@ -122,6 +122,8 @@ pub struct CollectConfig {
     pub backups_interval: Duration,
     pub integrity_interval: Duration,
     pub host_interval: Duration,
+    /// How often `[[discover]]` globs are matched again besides their folders' change events.
+    pub discover_interval: Duration,
     pub timeout: Duration,
     pub integrity_timeout: Duration,
     /// How many distinct values a bounded label keeps before folding into `other`.
@@ -133,6 +135,8 @@ pub struct DatabaseConfig {
     pub name: String,
     pub path: PathBuf,
     pub integrity_check: IntegrityMode,
+    /// Which of its series `/metrics` shows.
+    pub detail: Detail,
     pub backup: Option<BackupConfig>,
     /// Where rows are archived before prune and purge delete them.
     pub archive_dir: PathBuf,

@@ -24,3 +24,18 @@ pub enum IntegrityMode {
     #[default]
     Full,
 }
+
+/// How much of a database's figures `/metrics` shows (`detail`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detail {
+    /// Every series, breakdowns by pattern type, category, agent and task type included.
+    #[default]
+    Full,
+    /// Health, size, backup and responder series as in `full`; the breakdowns
+    /// summed into one series per database (averages weighted by their counts),
+    /// and `caretaker_app_metric`, whose names cannot be added, left out.
+    /// For fleets: the demo database's 290 series become 141, most of them
+    /// the responder's, which are kept whole.
+    Summary,
+}

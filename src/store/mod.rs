@@ -9,10 +9,12 @@
 //! - [`integrity`]: SQLite's own checks (`quick_check`, `integrity_check`,
 //!   `foreign_key_check`) and what counts as damage;
 //! - [`private`]: every file caretaker creates is 0600, every folder 0700;
-//! - [`space`]: the filesystem holding a path, and its free space.
+//! - [`space`]: the filesystem holding a path, and its free space;
+//! - [`stamp`]: whether a database file changed, without opening it.
 
 pub mod integrity;
 pub mod maintenance;
 pub mod private;
 pub mod space;
 pub mod sqlite;
+pub mod stamp;

@@ -30,6 +30,7 @@ pub fn database(dir: &Path, compression: Compression) -> DatabaseConfig {
         name: "memory".into(),
         path: dir.join("memory.db"),
         integrity_check: IntegrityMode::Full,
+        detail: Default::default(),
         backup: Some(BackupConfig {
             dir: dir.join("backups"),
             retention: 30 * DAY,

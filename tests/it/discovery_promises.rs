@@ -99,3 +99,40 @@ async fn an_explicit_database_of_the_same_path_wins() {
     );
     ct.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_folder_watch_finds_databases_long_before_the_rescan() {
+    // No `agents` folder yet, and a rescan only every hour: what shows
+    // within 10 s was found through the watches.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!("[collect]\ndiscover_interval = \"1h\"\n{CONFIG}");
+    let ct = Caretaker::start(dir, &config).await;
+    let watched = |m: &[Sample]| value(m, "caretaker_discovery_watched_folders", &[]);
+    ct.wait_for("the folders to be watched", Duration::from_secs(10), |m| {
+        watched(m).is_some_and(|n| n >= 1.0)
+    })
+    .await;
+
+    let gamma = create(ct.dir.path(), "gamma");
+    ct.wait_for("gamma to appear", Duration::from_secs(10), |m| {
+        up(m, "gamma") == Some(1.0)
+    })
+    .await;
+    create(ct.dir.path(), "delta");
+    let m = ct
+        .wait_for("delta to appear", Duration::from_secs(10), |m| {
+            up(m, "delta") == Some(1.0)
+        })
+        .await;
+    // agents, agents/{gamma,delta} and their .swarm folders; nothing else.
+    assert_eq!(watched(&m), Some(5.0));
+
+    std::fs::remove_file(&gamma).expect("rm");
+    let m = ct
+        .wait_for("gamma to go", Duration::from_secs(10), |m| {
+            up(m, "gamma").is_none()
+        })
+        .await;
+    assert_eq!(up(&m, "delta"), Some(1.0));
+    ct.stop().await;
+}

@@ -9,7 +9,7 @@ use crate::common::{create_db, one_database_config, value, Caretaker, Sample};
 
 /// Fills a database with varied rows, random on every run, including awkward
 /// label values, prune candidates, invalid rows, duplicates and orphans.
-fn fill(conn: &Connection) {
+pub fn fill(conn: &Connection) {
     conn.execute_batch(
         r#"
 PRAGMA foreign_keys = OFF; -- orphaned embeddings are part of what is measured

@@ -202,6 +202,7 @@ fn database(dir: &Path, enabled: bool) -> DatabaseConfig {
         name: "memory".into(),
         path: dir.join("memory.db"),
         integrity_check: IntegrityMode::Quick,
+        detail: Default::default(),
         backup: None,
         archive_dir: dir.join("archive"),
         prune: PruneConfig {

@@ -181,6 +181,7 @@ pub fn database(dir: &Path, tune: TuneConfig) -> DatabaseConfig {
         tune,
         vacuum: VacuumConfig::default(),
         cleanup: Vec::new(),
+        detail: Default::default(),
     }
 }
 
