@@ -9,6 +9,18 @@
 # the median of FLEET_SCRAPES scrapes a second apart (each one encodes anew:
 # collections land between them); the size of /metrics.
 
+# Run on its own, it only explains itself: scripts/bench.sh --fleet runs it.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  usage() {
+    echo "usage: scripts/bench.sh --fleet [--smoke]   (this file is sourced by it)"
+    sed -n '1,/^[^#]/s/^# \{0,1\}//p' "$0"
+  }
+  case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    *) echo "fleet.sh: run it through scripts/bench.sh --fleet" >&2; usage >&2; exit 2 ;;
+  esac
+fi
+
 FLEET_SIZES=${FLEET_SIZES:-"50 200 1000"}
 FLEET_IDLE=${FLEET_IDLE:-60}
 FLEET_SCRAPES=${FLEET_SCRAPES:-10}

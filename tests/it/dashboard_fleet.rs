@@ -361,3 +361,34 @@ fn every_panel_showing_a_quantity_has_a_unit() {
         missing.join("\n")
     );
 }
+
+#[test]
+fn every_legend_names_the_instance_first() {
+    let mut wrong = Vec::new();
+    for (file, d) in dashboards() {
+        for p in panels(&d) {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                let legend = t["legendFormat"].as_str().unwrap_or("");
+                // A table shows the instance as a column of its own.
+                let ok = if p["type"] == "table" {
+                    t["format"] == "table"
+                        && p["transformations"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .all(|x| x["options"]["excludeByName"]["instance"] != true)
+                } else {
+                    legend.starts_with("{{instance}}")
+                };
+                if !ok {
+                    wrong.push(format!("{file}: {} ({legend:?})", p["title"]));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "legends that do not start with the instance:\n{}",
+        wrong.join("\n")
+    );
+}

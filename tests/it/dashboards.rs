@@ -102,7 +102,9 @@ pub fn rule_copies(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// caretaker on a realistic database of `patterns` patterns named `memory`,
-/// with a verified backup, the token and [`CONFIG`].
+/// with a verified backup, the token, [`CONFIG`] and a heartbeat receiver
+/// of its own on port 0 (the heartbeat panels need its answers); one more
+/// backup is uploaded to an offsite folder and both copies are drilled.
 pub async fn start_demo_caretaker(patterns: u64) -> Caretaker {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("memory.db");
@@ -118,8 +120,12 @@ pub async fn start_demo_caretaker(patterns: u64) -> Caretaker {
     let sum = format!("{:x}  memory-1.db\n", Sha256::digest(&bytes));
     std::fs::write(backups.join("memory-1.db.sha256"), sum).expect("sidecar");
     write_token(dir.path());
+    let (receiver, _, _) = crate::heartbeat::receiver().await;
+    let url = format!("{receiver}/ping/{}", crate::heartbeat::SECRET);
     let offsite = dir.path().join("offsite");
-    let config = CONFIG.replace("OFFSITE", &offsite.display().to_string());
+    let config = CONFIG
+        .replace("HEARTBEAT_URL", &url)
+        .replace("OFFSITE", &offsite.display().to_string());
     let ct = Caretaker::start(dir, &config).await;
     // A backup uploaded to the offsite folder, and a drill of both copies.
     run_action(&ct, "backup", "succeeded").await;
@@ -127,10 +133,13 @@ pub async fn start_demo_caretaker(patterns: u64) -> Caretaker {
     ct
 }
 
-/// caretaker's configuration: one database with backups, a token, a rule for
-/// CaretakerWalLarge and a command that always fails.
+/// caretaker's configuration: one database with backups, a token, a
+/// heartbeat (`HEARTBEAT_URL` replaced), a rule for CaretakerWalLarge, a
+/// command that always fails and two query probes, one reading a whole table.
 const CONFIG: &str = r#"[web]
 token_file = "token"
+heartbeat_url = "HEARTBEAT_URL"
+heartbeat_interval = "1s"
 
 [[database]]
 name = "memory"
@@ -150,10 +159,16 @@ actions = ["wal_checkpoint"]
 name = "fail"
 argv = ["false"]
 
-# The rules' query probe families (CaretakerQuerySlow) must be exposed too.
+# The rules' query probe families (CaretakerQuerySlow) must be exposed too;
+# usage_count has no index, so the second probe is the full-scan table's row.
 [[query]]
 name = "pattern_lookup"
 sql = "SELECT id FROM patterns WHERE type = 'code_review' ORDER BY confidence DESC LIMIT 10"
+interval = "5s"
+
+[[query]]
+name = "busy_patterns"
+sql = "SELECT count(*) FROM patterns WHERE usage_count > 3"
 interval = "5s"
 "#;
 
@@ -351,10 +366,47 @@ async fn dashboards_and_rules_work_on_live_data() {
     );
     // The "Misrouted alerts" panel counts the misrouted alert above (not
     // only its zero series): Prometheus has run for less than its window.
-    let panel = crate::dashboard_fleet::panel_expr("remediation.json", "Misrouted alerts");
-    let q = substitute(&panel, "caretaker", &instance);
-    let data = query(&client, &prom.base, &q).await;
+    let panel = |file: &'static str, title: &'static str| {
+        let (client, base, instance) = (&client, &prom.base, &instance);
+        async move {
+            let expr = crate::dashboard_fleet::panel_expr(file, title);
+            let q = substitute(&expr, "caretaker", instance);
+            (q.clone(), query(client, base, &q).await)
+        }
+    };
+    let (q, data) = panel("remediation.json", "Misrouted alerts").await;
     assert_eq!(data["result"][0]["value"][1], "1", "{q}: {data}");
+
+    // The "Heartbeat" stat is the age of an answered request (a few
+    // heartbeat intervals at most), and the full-scan table names the probe
+    // without an index and only that one.
+    let (q, data) = panel("overview.json", "Heartbeat").await;
+    let age: f64 = data["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    assert!((0.0..30.0).contains(&age), "{q}: {data}");
+    let (q, data) = panel("database.json", "Probes reading a whole table").await;
+    let scans: Vec<&str> = data["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["metric"]["query"].as_str())
+        .collect();
+    assert_eq!(scans, ["busy_patterns"], "{q}: {data}");
+    // The "Restore drill" stat shows the drill above passing, per source.
+    let (q, data) = panel("backups.json", "Restore drill").await;
+    let drills: BTreeSet<(&str, &str)> = data["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["metric"]["source"].as_str()?, r["value"][1].as_str()?)))
+        .collect();
+    assert_eq!(
+        drills,
+        [("local", "1"), ("offsite", "1")].into(),
+        "{q}: {data}"
+    );
 
     // Every metric the rules and dashboards name is one caretaker exposes.
     let exposed = ct.metrics_text().await;

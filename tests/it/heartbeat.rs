@@ -15,11 +15,11 @@ use axum::Router;
 use crate::common::{caretaker, check_config, create_db, value, Caretaker, Sample};
 
 /// The secret part of the URL: a healthchecks.io check's UUID, say.
-const SECRET: &str = "5f1e0c2a-heartbeat-secret";
+pub const SECRET: &str = "5f1e0c2a-heartbeat-secret";
 
 /// A receiver that counts the requests to `/ping/SECRET` and answers 503
 /// while `refuse` is set; its base URL.
-async fn receiver() -> (String, Arc<AtomicUsize>, Arc<AtomicBool>) {
+pub async fn receiver() -> (String, Arc<AtomicUsize>, Arc<AtomicBool>) {
     let (hits, refuse) = (
         Arc::new(AtomicUsize::new(0)),
         Arc::new(AtomicBool::new(false)),
