@@ -13,13 +13,12 @@ use rusqlite::Connection;
 
 use super::groups::{number, Groups};
 use super::labels::{breakdown, breakdown_limit, fold, label_value, top_keys};
-use super::last_pass::{now_seconds, LastPass};
+use super::last_pass::LastPass;
 use super::patterns::fold_groups;
 use super::{CollectError, Collector};
 use crate::config::Detail;
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor, SEED_TABLES};
-use crate::store::stamp::FileStamp;
 
 pub struct ActivityCollector {
     path: PathBuf,
@@ -229,20 +228,7 @@ impl Collector for ActivityCollector {
     }
 
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
-        // Taken before reading: a write during the pass shows at the next.
-        let stamp = FileStamp::read(&self.path).ok();
-        if let Some(set) = stamp
-            .as_ref()
-            .and_then(|s| self.last.reuse(s, now_seconds()))
-        {
-            return Ok(set);
-        }
-        self.last.forget();
-        let (set, until) = self.read(deadline)?;
-        if let Some(stamp) = stamp {
-            self.last.keep(stamp, until, &set);
-        }
-        Ok(set)
+        self.last.or_read(&self.path, || self.read(deadline))
     }
 }
 

@@ -48,6 +48,27 @@ impl LastPass {
         });
     }
 
+    /// The last pass's figures while the file at `path` stands still and the
+    /// clock has not reached them, else `read`'s full pass, kept for the next
+    /// call with the moment (unix seconds) its clock-dependent figures move.
+    pub fn or_read<E>(
+        &self,
+        path: &std::path::Path,
+        read: impl FnOnce() -> Result<(MetricSet, Option<i64>), E>,
+    ) -> Result<MetricSet, E> {
+        // Taken before reading: a write during the pass shows at the next.
+        let stamp = FileStamp::read(path).ok();
+        if let Some(set) = stamp.as_ref().and_then(|s| self.reuse(s, now_seconds())) {
+            return Ok(set);
+        }
+        self.forget();
+        let (set, until) = read()?;
+        if let Some(stamp) = stamp {
+            self.keep(stamp, until, &set);
+        }
+        Ok(set)
+    }
+
     /// Forgets the last pass (the file could not be read).
     pub fn forget(&self) {
         *self.pass.lock().unwrap_or_else(|e| e.into_inner()) = None;

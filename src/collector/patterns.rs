@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::labels::{breakdown, breakdown_limit, fold, top_keys};
-use super::last_pass::{now_seconds, LastPass};
+use super::last_pass::LastPass;
 use super::pattern_scan::scan;
 use super::{CollectError, Collector};
 use crate::config::{Detail, PruneConfig};
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor};
-use crate::store::stamp::FileStamp;
 
 /// Confidence tiers of seed 000, highest first, with their lower bounds.
 pub const TIERS: [(&str, f64); 5] = [
@@ -199,20 +198,7 @@ impl Collector for PatternsCollector {
     }
 
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
-        // Taken before reading: a write during the pass shows at the next.
-        let stamp = FileStamp::read(&self.path).ok();
-        if let Some(set) = stamp
-            .as_ref()
-            .and_then(|s| self.last.reuse(s, now_seconds()))
-        {
-            return Ok(set);
-        }
-        self.last.forget();
-        let (set, until) = self.read(deadline)?;
-        if let Some(stamp) = stamp {
-            self.last.keep(stamp, until, &set);
-        }
-        Ok(set)
+        self.last.or_read(&self.path, || self.read(deadline))
     }
 }
 
