@@ -90,3 +90,33 @@ async fn a_broken_credentials_file_fails_the_upload_counts_it_and_deletes_nothin
     assert!(!page.contains(SECRET));
     ct.stop().await;
 }
+
+/// Every `[database.backup.offsite]` example of docs/offsite.md loads as
+/// written (the stores' settings a user copies must not be refused).
+#[test]
+fn the_store_examples_in_docs_offsite_md_pass_check_config() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/offsite.md"))
+        .expect("docs/offsite.md");
+    let examples: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .collect();
+    assert_eq!(examples.len(), 3, "AWS S3, R2 and MinIO");
+    for example in examples {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("caretaker.toml");
+        std::fs::write(
+            &path,
+            format!("[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n{example}"),
+        )
+        .expect("config");
+        crate::common::create_db(&dir.path().join("memory.db"));
+        let out = crate::common::check_config(&path);
+        assert!(
+            out.status.success(),
+            "{example}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
