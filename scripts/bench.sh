@@ -49,11 +49,11 @@ fi
 if [ "$MODE" = smoke ]; then
   [ -n "${CARETAKER_BIN:-}" ] || cargo build --locked -q
   BIN=${CARETAKER_BIN:-$TARGET/debug/caretaker}
-  RUNS=3 BACKUP_RUNS=1 WRK_SECONDS=1 WH_RUNS=1 SMALL=2000
+  RUNS=3 BACKUP_RUNS=1 WRK_SECONDS=1 WH_RUNS=1 SMALL=2000 DELTAS=3
 else
   [ -n "${CARETAKER_BIN:-}" ] || cargo build --locked --release -q
   BIN=${CARETAKER_BIN:-$TARGET/release/caretaker}
-  RUNS=5 BACKUP_RUNS=3 WRK_SECONDS=10 WH_RUNS=3 SMALL=5000
+  RUNS=5 BACKUP_RUNS=3 WRK_SECONDS=10 WH_RUNS=3 SMALL=5000 DELTAS=60
 fi
 WORK=${BENCH_DIR:-$TARGET/bench}/$MODE
 [ "$FLEET" = 0 ] || WORK=$WORK-fleet
@@ -80,7 +80,14 @@ if [ "$FLEET" = 1 ]; then
 fi
 
 # demo DIR PATTERNS BYTES: a demo folder (database, token, config, first backup).
-demo() { [ -f "$1/memory.db" ] || "$BIN" demo --dir="$1" --patterns="$2" --pattern-bytes="$3" --no-serve 2>/dev/null; }
+# Snapshots are off in caretaker.toml (the snapshot loop would take backups of
+# its own while the other steps measure) and on in caretaker-incremental.toml (step 4b).
+demo() {
+  [ -f "$1/memory.db" ] || "$BIN" demo --dir="$1" --patterns="$2" --pattern-bytes="$3" --no-serve 2>/dev/null
+  sed -i '/^incremental_interval = /d; /^full_interval = /d' "$1/caretaker.toml"
+  sed 's/^\[database.backup\]$/[database.backup]\nincremental_interval = "1m"/' "$1/caretaker.toml" > "$1/caretaker-incremental.toml"
+  grep -q '^incremental_interval' "$1/caretaker-incremental.toml"
+}
 echo "generating the databases" >&2
 demo "$WORK/small" "$SMALL" 200
 SIZES=(small)
@@ -151,9 +158,9 @@ d=$(dir_of "${SIZES[-1]}")
 sed 's/^retention = "30d"$/retention = "30d"\nverify = "full"/' "$d/caretaker.toml" > "$d/caretaker-full.toml"
 grep -q 'verify = "full"' "$d/caretaker-full.toml"
 read -r qw qc < <($M runs "$BACKUP_RUNS" "$BIN" run backup --config.file="$d/caretaker.toml")
-rm -f "$d"/backups/memory-*
+rm -rf "$d"/backups/memory-*
 read -r fw fc < <($M runs "$BACKUP_RUNS" "$BIN" run backup --config.file="$d/caretaker-full.toml")
-rm -f "$d"/backups/memory-*
+rm -rf "$d"/backups/memory-*
 read -r pw pc < <($M runs "$BACKUP_RUNS" "$ROOT/scripts/bench/seed_backup.sh" "$d/memory.db" "$WORK/seed-backups")
 rm -rf "$WORK/seed-backups"
 record "backup ${SIZES[-1]}, verify=quick: wall s" "$qw" "$pw" lower "<= 0.15"
@@ -198,11 +205,58 @@ PY
 }
 settle_disk
 read -r cs cdone < <(stall_ms "$BIN" run backup --config.file="$d/caretaker.toml")
-rm -f "$d"/backups/memory-*
+rm -rf "$d"/backups/memory-*
 settle_disk
 read -r ps pdone < <(stall_ms sqlite3 "$d/memory.db" ".backup '$WORK/stall.backup'")
 rm -f "$WORK/stall.backup"
 record "writer's longest commit during backup, ms (caretaker $cdone, sqlite3 $pdone)" "$cs" "$ps" lower "< 50 ms"
+
+# 4b. Incremental snapshots (docs/incremental.md) of the same database: a full
+# backup starts a chain, then DELTAS times a writer rewrites a run of patterns
+# (about 1% of the pages) and `backups snapshot` takes the delta, as the
+# snapshot loop does every interval. Beside them: step 3's full backup.
+inc="$d/caretaker-incremental.toml" db="$d/memory.db"
+rm -rf "$d"/backups/memory-*
+"$BIN" run backup --config.file="$inc" >/dev/null 2>&1
+base=$(ls "$d"/backups/memory-*.db.zst) bsize=$(stat -c %s "$d"/backups/memory-*.db.zst)
+pages=$(sqlite3 "$db" "PRAGMA page_count")
+rows=$(sqlite3 "$db" "SELECT max(rowid) FROM patterns")
+ppages=$(sqlite3 "$db" "SELECT count(*) FROM dbstat WHERE name = 'patterns'" 2>/dev/null || echo "$pages")
+n=$(( rows * pages / 100 / (ppages > 0 ? ppages : 1) )); n=$(( n > 0 ? n : 1 ))
+change() {
+  sqlite3 "$db" "UPDATE patterns SET pattern_data = hex(randomblob(length(pattern_data) / 2)) WHERE rowid > $1 AND rowid <= $1 + $n"
+}
+median() { printf '%s\n' "$@" | python3 -c 'import sys, statistics; print(f"{statistics.median(float(x) for x in sys.stdin):.4f}")'; }
+walls=() cpus=() at=0
+for _ in $(seq 1 "$DELTAS"); do
+  change "$at"; at=$(( (at + n) % (rows > n ? rows - n : 1) ))
+  read -r w c < <($M runs 1 "$BIN" backups snapshot --config.file="$inc")
+  walls+=("$w") cpus+=("$c")
+done
+read -r uw uc < <($M runs 1 "$BIN" backups snapshot --config.file="$inc")
+sw=$(median "${walls[@]}") sc=$(median "${cpus[@]}")
+read -r dbytes dpages < <(python3 - "$base.chain" <<'PY'
+import json, pathlib, statistics, sys
+links = [json.loads(p.read_text()) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json")) if p.stem.isdigit()]
+print(int(statistics.median(l["delta_bytes"] for l in links)), int(statistics.median(l["changed_pages"] for l in links)))
+PY
+)
+sleep 1
+now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+read -r rw _ < <($M runs 1 "$BIN" restore --config.file="$inc" --at="$now" --force)
+read -r bw _ < <($M runs 1 "$BIN" restore --config.file="$inc" --backup="$base" --force)
+rm -rf "$db".before-restore-*
+change 0
+settle_disk
+read -r ss sdone < <(stall_ms "$BIN" backups snapshot --config.file="$inc")
+rm -rf "$d"/backups/memory-*
+record "snapshot ${SIZES[-1]}, ~1% of pages changed ($dpages of $pages): wall s (peer: full backup)" "$sw" "$qw" lower "-"
+record "snapshot ${SIZES[-1]}, ~1% of pages changed: CPU s (peer: full backup)" "$sc" "$qc" lower "-"
+record "snapshots every 1m: share of one core, %" "$(python3 -c "print(f'{$sc / 60 * 100:.2f}')")" - - "<= 2%"
+record "snapshot ${SIZES[-1]}, nothing changed: CPU s" "$uc" - - "-"
+record "delta, ~1% of pages changed: bytes (peer: full backup)" "$dbytes" "$bsize" lower "-"
+record "restore --at $DELTAS deltas into a chain: wall s (peer: the full backup alone)" "$rw" "$bw" lower "<= 1.5x"
+record "writer's longest commit during a snapshot, ms ($sdone)" "$ss" - - "< 50 ms"
 
 # 5a. The disk as a writer that fsyncs every commit sees it, idle and with one
 # and two cores spinning (wrk and the server keep them busy in step 5). No

@@ -295,7 +295,9 @@ NOT_PER_DATABASE = ("caretaker_host_", "caretaker:host_", "caretaker_process_",
                     # the responder's series without a database label
                     "caretaker_webhook_", "caretaker_alerts_", "caretaker_auth_",
                     "caretaker_action_duration_", "caretaker_action_queue_",
-                    "caretaker_remediation_")
+                    "caretaker_remediation_",
+                    # the dead man's switch is one per caretaker
+                    "caretaker_heartbeat_")
 errors = []
 uids = {}
 

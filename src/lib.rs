@@ -6,7 +6,8 @@
 //!   and the one `match` that dispatches them; the only module that prints
 //!   to the terminal or picks an exit code.
 //! - [`config`]: the TOML configuration, validated with file, line and column.
-//! - [`daemon`]: the long-running process: collectors, reload, HTTP server.
+//! - [`daemon`]: the long-running process: collectors, reload, HTTP server,
+//!   and the loop that takes incremental snapshots.
 //! - [`collector`]: one file per source of figures (database, patterns,
 //!   activity, integrity, backups and their offsite copies and drills, host,
 //!   process, the `[[query]]` probes) and the runner that calls them in the
@@ -24,7 +25,9 @@
 //! - [`backups`]: the one place that knows what a backup is: a
 //!   [`backups::BackupSet`] of one database's folder (names, checksums,
 //!   listing, verification, retention, the pipeline that writes a backup,
-//!   restore). The collector, the backup actions and the CLI call it.
+//!   restore) and the chains of incremental snapshots on its backups
+//!   ([`backups::chain`]). The collector, the backup actions, the snapshot
+//!   loop and the CLI call it.
 //! - [`progress`]: how long work (backups, verification, restore) reports its
 //!   stages and bytes, to a bar or log lines the CLI chooses.
 //! - [`migrate`]: schema migrations run safely (`caretaker migrate`): a

@@ -2,12 +2,15 @@
 //!
 //! Each of the newest `verify_newest` backups of the database's
 //! [`BackupSet`] is checked end to end (checksum, decompression,
-//! `quick_check`; see [`crate::backups::verify`]). Nothing is deleted; a
+//! `quick_check`; see [`crate::backups::verify`]), and so is its chain of
+//! incremental snapshots, rebuilt to its last link. Nothing is deleted; a
 //! failure names the files.
 
 use std::time::Instant;
 
 use super::{Action, ActionContext, ActionError, Outcome};
+use crate::backups::chain::rebuild::verify_chain;
+use crate::backups::chain::Chain;
 use crate::backups::temporaries::file_name;
 use crate::backups::BackupSet;
 use crate::config::IntegrityMode;
@@ -54,6 +57,17 @@ impl Action for VerifyBackups {
             ) {
                 tracing::error!(file = %backup.path.display(), %why, "backup failed verification");
                 failed.push(format!("{} ({why})", file_name(&backup.path)));
+                continue;
+            }
+            // Its chain of incremental snapshots, if one was started, to the last link.
+            let chain = Chain::read(backup.clone()).map_err(ActionError::Io)?;
+            if chain.started() && (!chain.links.is_empty() || chain.broken.is_some()) {
+                if let Err(why) =
+                    verify_chain(&chain, IntegrityMode::Quick, ctx.deadline, &ctx.progress)
+                {
+                    tracing::error!(chain = %chain.dir.display(), %why, "chain failed verification");
+                    failed.push(format!("{} ({why})", file_name(&chain.dir)));
+                }
             }
         }
         if !failed.is_empty() {

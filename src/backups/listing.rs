@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use super::chain::CHAIN_SUFFIX;
 use super::names::{is_backup_name, parse_backup_file_name};
 use super::sidecar::{checksum_matches, CHECKSUM_SUFFIX};
 
@@ -54,6 +55,11 @@ pub fn list_own(
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
+        if meta.is_dir() && entry.file_name().to_string_lossy().ends_with(CHAIN_SUFFIX) {
+            // A chain of incremental snapshots takes room in the folder too.
+            total += folder_bytes(&entry.path());
+            continue;
+        }
         if !meta.is_file() {
             continue;
         }
@@ -97,6 +103,17 @@ pub fn list_own(
     Ok((files, total))
 }
 
+/// The total size of the files directly in `dir` (0 when unreadable).
+pub(crate) fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
 /// A backup caretaker wrote for one database (a name
 /// [`parse_backup_file_name`] recognises). Retention, verification and
 /// restore only ever consider these.
@@ -116,7 +133,18 @@ pub fn database_backups(
     database: &str,
     deadline: Instant,
 ) -> std::io::Result<Vec<DatabaseBackup>> {
-    let files = match list_folder(dir, deadline, &mut ChecksumCache::default()) {
+    database_backups_cached(dir, database, deadline, &mut ChecksumCache::default())
+}
+
+/// [`database_backups`] with a cache kept across calls: the snapshot loop
+/// lists the folder every interval and must not hash every backup each time.
+pub fn database_backups_cached(
+    dir: &Path,
+    database: &str,
+    deadline: Instant,
+    cache: &mut ChecksumCache,
+) -> std::io::Result<Vec<DatabaseBackup>> {
+    let files = match list_folder(dir, deadline, cache) {
         Ok((files, _)) => files,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),

@@ -3,8 +3,9 @@
 //! A backup of a database is a compressed copy in the database's backup
 //! folder, named after the time it was taken, with a `.sha256` sidecar that
 //! must match before it counts and a `.manifest.json` that says what it
-//! holds; the three are one backup (listed, kept and deleted together). Naming, listing, checksums, verification,
-//! retention, the pipeline that writes a backup and the restore that puts one
+//! holds, and with incremental snapshots a `<backup>.chain/` folder of deltas
+//! on it; together they are one backup (listed, kept and deleted together).
+//! Naming, listing, checksums, verification, retention, the pipeline that writes a backup and the restore that puts one
 //! back all have to agree on that, so they live together here, behind
 //! [`BackupSet`]: one database's backups in one folder. The exporter's
 //! collector counts a set, the actions (`backup`, `verify_backups`,
@@ -22,8 +23,10 @@
 //! - [`temporaries`]: the hidden files of a run, and their crash cleanup;
 //! - [`restore`]: putting a backup back in place of its database;
 //! - [`drill`]: restoring the newest backups to a scratch folder and
-//!   comparing them with their manifests (the `restore_drill` action).
+//!   comparing them with their manifests (the `restore_drill` action);
+//! - [`chain`]: incremental snapshots, deltas on top of a full backup.
 
+pub mod chain;
 pub mod drill;
 pub mod listing;
 pub mod manifest;
@@ -154,18 +157,23 @@ impl BackupSet {
         let entries: Vec<BackupEntry> = self
             .list(deadline)?
             .into_iter()
-            .map(|b| BackupEntry {
-                path: b.path,
-                taken: b.taken,
-                verified: b.verified,
+            .map(|b| {
+                // A chain is kept or removed with its full backup, as old as
+                // its newest link: never a delta without its base.
+                let newest = chain::Chain::read(b.clone()).map_or(b.taken, |c| c.newest_point());
+                BackupEntry {
+                    path: b.path,
+                    taken: newest.max(b.taken),
+                    verified: b.verified,
+                }
             })
             .collect();
         Ok(plan(&entries, now, cfg.retention, cfg.monthly_retention))
     }
 
     /// Applies [`plan_retention`](Self::plan_retention) and (unless
-    /// `dry_run`) deletes: the sidecar first, so a crash in between leaves an
-    /// unverified file that the next pass removes, never a sidecar without
+    /// `dry_run`) deletes: the chain's folder first, then the sidecar and the
+    /// manifest, so a crash in between leaves an unverified file that the next pass removes, never a sidecar without
     /// its backup.
     pub fn apply_retention(
         &self,
@@ -179,9 +187,16 @@ impl BackupSet {
         for path in doomed {
             let sidecar = sidecar_of(&path);
             let manifest = manifest::manifest_of(&path);
+            let chain_dir = chain::chain_dir_of(&path);
             let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-            let bytes = size(&path) + size(&sidecar) + size(&manifest);
+            let bytes =
+                size(&path) + size(&sidecar) + size(&manifest) + listing::folder_bytes(&chain_dir);
             if !dry_run {
+                // The chain first: its base alone is still a full backup.
+                match std::fs::remove_dir_all(&chain_dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
                 remove_if_present(&sidecar)?;
                 remove_if_present(&manifest)?;
                 remove_if_present(&path)?;

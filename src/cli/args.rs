@@ -36,12 +36,14 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackupsCommand {
     /// Every backup with its time, size and checksum state.
     List,
     /// Checksum, decompress, open and check every backup.
     Verify,
+    /// Take one incremental snapshot now (the delta of the changed pages).
+    Snapshot,
 }
 
 /// Where `backups` and `restore` find backups.
@@ -142,12 +144,16 @@ pub enum Command {
         #[arg(long)]
         database: Option<String>,
         /// A backup file to restore instead of the newest that verifies.
-        #[arg(long, conflicts_with = "before")]
+        #[arg(long, conflicts_with_all = ["before", "at"])]
         backup: Option<PathBuf>,
         /// The newest backup taken before this time (RFC 3339 with any offset,
         /// e.g. 2026-11-01T12:00:00Z or 2026-11-01T13:00:00+01:00).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "at")]
         before: Option<String>,
+        /// The newest state taken at or before this time (RFC 3339), rebuilt
+        /// from a full backup and its chain of incremental snapshots.
+        #[arg(long)]
+        at: Option<String>,
         /// Restore even while other processes have the database open.
         #[arg(long)]
         force: bool,

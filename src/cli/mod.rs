@@ -32,6 +32,7 @@ use anyhow::{bail, Context};
 pub use args::{BackupSource, BackupsCommand, Cli, Command, LogFormat};
 
 use crate::config::{Config, DatabaseConfig, Overrides};
+use restore::Moment;
 
 /// The flags that replace parts of the file; paths made absolute here, so
 /// they name the same file at every reload.
@@ -114,6 +115,7 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             database,
             backup,
             before,
+            at,
             force: _,
             from,
             table: Some(table),
@@ -126,7 +128,10 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
                 &load(&config_file)?,
                 database.as_deref(),
                 backup,
-                before.as_deref(),
+                Moment {
+                    before: before.as_deref(),
+                    at: at.as_deref(),
+                },
                 &table,
                 mode.unwrap_or_default(),
             )
@@ -136,6 +141,7 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
             database,
             backup,
             before,
+            at,
             force,
             from,
             table: None,
@@ -149,7 +155,10 @@ pub fn main(command: Command) -> anyhow::Result<ExitCode> {
                 &load(&config_file)?,
                 database.as_deref(),
                 backup,
-                before.as_deref(),
+                Moment {
+                    before: before.as_deref(),
+                    at: at.as_deref(),
+                },
                 force,
             )
         }

@@ -45,6 +45,9 @@ pub(super) fn backups(
         let taken = humantime::format_rfc3339_seconds(r.taken);
         match command {
             BackupsCommand::List => println!("{taken}  {:>12}  offsite  {}", r.size, r.name),
+            BackupsCommand::Snapshot => {
+                anyhow::bail!("snapshots are taken locally; drop --from=offsite")
+            }
             BackupsCommand::Verify => match verify(&offsite, r, backup, db, &progress) {
                 Ok(()) => println!("ok      {taken}  {}", r.name),
                 Err(e) => {
@@ -94,9 +97,13 @@ pub(super) fn restore(
     config: &Config,
     database: Option<&str>,
     backup: Option<PathBuf>,
-    before: Option<&str>,
+    moment: super::restore::Moment<'_>,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
+    if moment.at.is_some() {
+        anyhow::bail!("--at rebuilds from the local chains; the offsite store holds full backups only (use --before)");
+    }
+    let before = moment.before;
     let db = super::pick_database(config, database)?;
     let (local, offsite) = offsite_of(db)?;
     let remote = offsite.list().context("listing the offsite store")?;

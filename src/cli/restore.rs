@@ -17,35 +17,38 @@ pub(super) fn restore(
     config: &Config,
     database: Option<&str>,
     backup: Option<PathBuf>,
-    before: Option<&str>,
+    moment: Moment<'_>,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
     let db = super::pick_database(config, database)?;
-    let report = restore_with(db, choice(backup, before)?, force, &showing_progress())?;
+    let report = restore_with(db, choice(backup, moment)?, force, &showing_progress())?;
     print_skipped(&report.skipped);
+    print_taken(report.taken);
     print_restored(&db.name, &report);
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--table`: one table from the chosen backup, in one transaction.
+/// `--table`: one table from the chosen backup (or, with `--at`, the state
+/// a chain rebuilds), in one transaction.
 pub(super) fn restore_table(
     config: &Config,
     database: Option<&str>,
     backup: Option<PathBuf>,
-    before: Option<&str>,
+    moment: Moment<'_>,
     table: &str,
     mode: TableMode,
 ) -> anyhow::Result<ExitCode> {
     let db = super::pick_database(config, database)?;
     let report = table_from_backup(
         db,
-        choice(backup, before)?,
+        choice(backup, moment)?,
         table,
         mode,
         SystemTime::now(),
         &super::progress::reporter(),
     )?;
     print_skipped(&report.skipped);
+    print_taken(report.taken);
     let kept = report.archive.map_or_else(
         || "it was empty".to_string(),
         |p| format!("its previous rows are in {}", p.display()),
@@ -60,17 +63,13 @@ pub(super) fn restore_table(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--backup` or `--before` (any offset: `Z`, `+01:00`, `-05:30`; the time
-/// it names is what counts), else the newest backup that verifies.
-fn choice(backup: Option<PathBuf>, before: Option<&str>) -> anyhow::Result<RestoreChoice> {
-    Ok(match (backup, before) {
-        (Some(file), _) => RestoreChoice::File(file),
-        (None, Some(t)) => RestoreChoice::Before(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map(SystemTime::from)
-                .with_context(|| format!("--before {t:?} is not an RFC 3339 time"))?,
-        ),
-        (None, None) => RestoreChoice::Newest,
+/// `--backup`, `--before` or `--at`, else the newest backup that verifies.
+fn choice(backup: Option<PathBuf>, moment: Moment<'_>) -> anyhow::Result<RestoreChoice> {
+    Ok(match (backup, moment.before, moment.at) {
+        (Some(file), ..) => RestoreChoice::File(file),
+        (None, Some(t), _) => RestoreChoice::Before(parse_time("--before", t)?),
+        (None, None, Some(t)) => RestoreChoice::At(parse_time("--at", t)?),
+        (None, None, None) => RestoreChoice::Newest,
     })
 }
 
@@ -80,12 +79,35 @@ fn print_skipped(skipped: &[(PathBuf, String)]) {
     }
 }
 
+/// With `--at`: the moment the restored state was taken.
+fn print_taken(taken: Option<SystemTime>) {
+    if let Some(taken) = taken {
+        println!(
+            "the state taken at {}",
+            humantime::format_rfc3339_millis(taken)
+        );
+    }
+}
+
 /// Restore's options from the command line: progress on standard error.
 pub(super) fn showing_progress() -> RestoreSeams<'static> {
     RestoreSeams {
         progress: super::progress::reporter(),
         ..Default::default()
     }
+}
+
+/// `--before` and `--at`, as given.
+pub(super) struct Moment<'a> {
+    pub(super) before: Option<&'a str>,
+    pub(super) at: Option<&'a str>,
+}
+
+/// Any offset (`Z`, `+01:00`, `-05:30`): the time it names is what counts.
+pub(super) fn parse_time(flag: &str, t: &str) -> anyhow::Result<SystemTime> {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(SystemTime::from)
+        .with_context(|| format!("{flag} {t:?} is not an RFC 3339 time"))
 }
 
 /// The line that says what was restored and where the previous files went.

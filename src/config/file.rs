@@ -134,6 +134,8 @@ struct FileBackup {
     verify_newest: Option<Spanned<i64>>,
     timeout: Option<HumanDuration>,
     offsite: Option<FileOffsite>,
+    incremental_interval: Option<HumanDuration>,
+    full_interval: Option<HumanDuration>,
 }
 
 fn quick() -> IntegrityMode {
@@ -301,6 +303,14 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 .offsite
                 .as_ref()
                 .map(|o| resolve_offsite(o, base, retention, monthly_retention, &mut problems));
+            if b.incremental_interval
+                .is_some_and(|i| i.0 < Duration::from_secs(1))
+            {
+                problems.push((
+                    None,
+                    "backup.incremental_interval must be at least 1s".to_string(),
+                ));
+            }
             BackupConfig {
                 dir: resolve_path(&b.dir),
                 retention,
@@ -326,6 +336,8 @@ pub(super) fn resolve(path: &Path, base: &Path, text: &str) -> Result<Config, Co
                 .unwrap_or(3),
                 timeout: d(b.timeout, Duration::from_secs(3600)),
                 offsite,
+                incremental_interval: b.incremental_interval.map(|h| h.0),
+                full_interval: d(b.full_interval, Duration::from_secs(DAY)),
             }
         });
         let p = &db.prune;

@@ -195,6 +195,12 @@ pub struct BackupConfig {
     pub timeout: Duration,
     /// `[database.backup.offsite]`: copies off the host.
     pub offsite: Option<OffsiteConfig>,
+    /// How often an incremental snapshot (a delta of the changed pages) is
+    /// taken; `None` (the default) takes none.
+    pub incremental_interval: Option<Duration>,
+    /// The age of a chain's full backup after which the next snapshot
+    /// starts a new chain with a new full backup.
+    pub full_interval: Duration,
 }
 
 /// One problem found in a configuration file, with its position when known.

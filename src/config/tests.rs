@@ -250,3 +250,19 @@ fn command_env_and_dir_are_checked_and_resolved() {
         assert_eq!(e.line, Some(4), "{env}: {e}");
     }
 }
+
+#[test]
+fn incremental_snapshots_are_off_by_default_and_take_intervals_down_to_a_second() {
+    let cfg = Config::parse(Path::new("/etc/c.toml"), EXAMPLE).expect("valid");
+    let backup = cfg.databases[0].backup.as_ref().expect("backup");
+    assert_eq!(backup.incremental_interval, None);
+    assert_eq!(backup.full_interval, Duration::from_secs(24 * 3600));
+    let on = format!("{EXAMPLE}incremental_interval = \"1s\"\nfull_interval = \"6h\"\n");
+    let cfg = Config::parse(Path::new("/etc/c.toml"), &on).expect("valid");
+    let backup = cfg.databases[0].backup.as_ref().expect("backup");
+    assert_eq!(backup.incremental_interval, Some(Duration::from_secs(1)));
+    assert_eq!(backup.full_interval, Duration::from_secs(6 * 3600));
+    let fast = format!("{EXAMPLE}incremental_interval = \"500ms\"\n");
+    let err = Config::parse(Path::new("/etc/c.toml"), &fast).expect_err("too fast");
+    assert!(format!("{err:?}").contains("at least 1s"), "{err:?}");
+}

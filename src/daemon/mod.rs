@@ -4,11 +4,13 @@
 //! binary and the tests start caretaker the same way. The [`Runtime`] owns the
 //! current configuration and its running collectors; a reload (SIGHUP or a
 //! change of the file) validates the new file first and keeps the old
-//! configuration running when the new one is invalid.
+//! configuration running when the new one is invalid. `incremental` is the
+//! loop that takes each database's incremental snapshots.
 
 mod discovery;
 mod handle;
 pub mod heartbeat;
+mod incremental;
 mod reload;
 
 use std::sync::{Arc, RwLock};
@@ -184,6 +186,7 @@ impl Runtime {
             move || cfg.config(),
             runtime.cancel.clone(),
         ));
+        tracker.spawn(incremental::run(runtime.clone(), runtime.cancel.clone()));
         let cfg = runtime.clone();
         tracker.spawn(published::follow(
             runtime.responder.executor.state.clone(),

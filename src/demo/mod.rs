@@ -73,6 +73,9 @@ path = "memory.db"
 [database.backup]
 dir = "backups"
 retention = "30d"
+# A delta of the changed pages every minute: restore --at any moment.
+incremental_interval = "1m"
+full_interval = "24h"
 # No object store is given to the demo: its offsite copies go to the
 # folder beside it, encrypted to the demo's own age identity.
 [database.backup.offsite]
@@ -98,6 +101,12 @@ name = "backup"
 matchers = ['alertname=~"CaretakerBackup(TooOld|Missing|VerificationFailed)"']
 actions = ["backup"]
 cooldown = "1h"
+
+[[rule]]
+name = "recovery-point"
+matchers = ['alertname="CaretakerRecoveryPointTooOld"']
+actions = ["backup"]
+cooldown = "30m"
 
 [[rule]]
 name = "offsite-upload"

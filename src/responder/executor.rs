@@ -114,7 +114,9 @@ impl Executor {
         self
     }
 
-    fn database_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// This process's turn at `name`'s maintenance (the snapshot loop takes
+    /// it too, so a snapshot and a backup of one database never overlap).
+    pub fn database_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(name.to_string()).or_default().clone()
     }

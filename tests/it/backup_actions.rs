@@ -46,6 +46,8 @@ pub fn database(dir: &Path, compression: Compression) -> DatabaseConfig {
             verify_newest: 3,
             timeout: Duration::from_secs(600),
             offsite: None,
+            incremental_interval: None,
+            full_interval: Duration::from_secs(86_400),
         }),
         archive_dir: dir.join("archive"),
         prune: PruneConfig::default(),

@@ -146,6 +146,8 @@ name = "memory"
 path = "memory.db"
 [database.backup]
 dir = "backups"
+# The snapshot loop: it asks for a full backup, then publishes the recovery point.
+incremental_interval = "1s"
 [database.backup.offsite]
 url = "file://OFFSITE"
 encrypt = false

@@ -24,6 +24,7 @@ mod fuzz;
 mod golden;
 mod heartbeat;
 mod http;
+mod incremental;
 mod integrity_promises;
 mod landing;
 mod landing_privacy;

@@ -275,6 +275,8 @@ mod tests {
             verify_newest: 1,
             timeout: Duration::from_secs(60),
             offsite: None,
+            incremental_interval: None,
+            full_interval: Duration::from_secs(86_400),
         }
     }
 

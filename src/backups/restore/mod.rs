@@ -30,6 +30,7 @@
 
 mod holders;
 mod place;
+mod point;
 mod steps;
 mod table;
 
@@ -57,6 +58,9 @@ pub enum RestoreChoice {
     File(PathBuf),
     /// The newest backup that verifies taken strictly before this time.
     Before(SystemTime),
+    /// The newest state a chain (full backup and deltas) took at or
+    /// before this time.
+    At(SystemTime),
 }
 
 /// What a restore did.
@@ -71,6 +75,8 @@ pub struct RestoreReport {
     pub moved_aside: Vec<PathBuf>,
     /// Size of the restored database.
     pub bytes: u64,
+    /// With [`RestoreChoice::At`]: when the restored state was taken.
+    pub taken: Option<SystemTime>,
     pub seconds: f64,
 }
 
@@ -83,6 +89,11 @@ pub enum RestoreError {
         database: String,
         skipped: Vec<(PathBuf, String)>,
     },
+    #[error("nothing of {database} was taken at or before {at}")]
+    NoPoint { database: String, at: String },
+    /// A chain cannot give the state asked for; the message names the link.
+    #[error("{0}")]
+    Chain(String),
     #[error("{} is open in {}; stop them first, or force the restore", .path.display(), holders::holders_text(.holders))]
     InUse { path: PathBuf, holders: Vec<Holder> },
     #[error("{} is a symlink to a missing file; point it at the database, or configure the real path", .0.display())]
@@ -172,7 +183,6 @@ pub fn restore_with(
     }
     holders::refuse_if_open(&real, force)?;
     let folder = Folder::open(&folder_path).map_err(io("opening", &folder_path))?;
-    let candidates = candidates(db, choice)?;
     let mut temp_name = OsString::from(".");
     temp_name.push(&name);
     temp_name.push(".restore.tmp");
@@ -185,7 +195,12 @@ pub fn restore_with(
     folder
         .remove(&temp_name)
         .map_err(io("removing", &temp_path))?;
-    let (backup, file, skipped) = choose(db, &folder, &temp_name, candidates, &seams.progress)?;
+    let Chosen {
+        backup,
+        file,
+        skipped,
+        taken,
+    } = choose(db, &folder, &temp_name, choice, &seams.progress)?;
     if let Some(hook) = seams.after_check {
         hook(&temp_path);
     }
@@ -229,6 +244,7 @@ pub fn restore_with(
             a.moved.iter().map(|n| a.folder.join(n)).collect()
         }),
         bytes,
+        taken,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -236,21 +252,49 @@ pub fn restore_with(
 /// Backups passed over, with the reason.
 type Skipped = Vec<(PathBuf, String)>;
 
-/// Tries `candidates` in order and returns the first whose checksum and
-/// integrity check pass, decompressed into `temp_name` in `folder`, with the
-/// newer ones passed over and why.
+/// The state [`choose`] found, decompressed (or rebuilt) and checked.
+struct Chosen {
+    /// The backup, or with [`RestoreChoice::At`] the last link applied.
+    backup: PathBuf,
+    file: std::fs::File,
+    skipped: Skipped,
+    /// With [`RestoreChoice::At`]: when that state was taken.
+    taken: Option<SystemTime>,
+}
+
+/// The state `choice` names, decompressed into `temp_name` in `folder` and
+/// checked: with [`RestoreChoice::At`] a chain rebuilt to that moment (a
+/// broken link refuses); otherwise the first candidate whose checksum and
+/// integrity check pass, with the newer ones passed over and why. Shared by
+/// the whole-database and the one-table restore.
 fn choose(
     db: &DatabaseConfig,
     folder: &Folder,
     temp_name: &OsStr,
-    candidates: Vec<PathBuf>,
+    choice: RestoreChoice,
     progress: &Reporter,
-) -> Result<(PathBuf, std::fs::File, Skipped), RestoreError> {
+) -> Result<Chosen, RestoreError> {
+    if let RestoreChoice::At(at) = choice {
+        let (backup, taken, file) = point::prepare_point(db, at, folder, temp_name, progress)?;
+        return Ok(Chosen {
+            backup,
+            file,
+            skipped: Vec::new(),
+            taken: Some(taken),
+        });
+    }
     let temp_path = folder.join(temp_name);
     let mut skipped = Vec::new();
-    for path in candidates {
+    for path in candidates(db, choice)? {
         match prepare(&path, folder, temp_name, progress)? {
-            Ok(file) => return Ok((path, file, skipped)),
+            Ok(file) => {
+                return Ok(Chosen {
+                    backup: path,
+                    file,
+                    skipped,
+                    taken: None,
+                })
+            }
             Err(why) => {
                 tracing::warn!(backup = %path.display(), %why, "backup skipped");
                 folder

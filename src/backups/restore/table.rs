@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 use rusqlite::Connection;
 
 use super::steps::Temporary;
-use super::{candidates, choose, io, real_location, Folder, RestoreChoice, RestoreError};
+use super::{choose, io, real_location, Chosen, Folder, RestoreChoice, RestoreError};
 use crate::actions::archive::sweep::{begin_immediate, open_writer};
 use crate::actions::archive::{
     primary_key, quote, write_archive, ArchiveHeader, ArchiveValue, Utc,
@@ -58,6 +58,9 @@ pub struct TableRestoreReport {
     pub inserted: u64,
     /// The table's rows before the restore (none when it was empty).
     pub archive: Option<PathBuf>,
+    /// With [`RestoreChoice::At`]: when the state the table came from was
+    /// taken.
+    pub taken: Option<SystemTime>,
 }
 
 /// How long the restore waits for the application's writer lock.
@@ -93,8 +96,12 @@ pub fn restore_table(
     folder
         .remove(&temp_name)
         .map_err(io("removing", &temp_path))?;
-    let (backup, file, skipped) =
-        choose(db, &folder, &temp_name, candidates(db, choice)?, progress)?;
+    let Chosen {
+        backup,
+        file,
+        skipped,
+        taken,
+    } = choose(db, &folder, &temp_name, choice, progress)?;
     drop(file);
     // Removes the decompressed backup however the restore ends (after the
     // connection that attached it, which is dropped first).
@@ -220,6 +227,7 @@ pub fn restore_table(
         deleted,
         inserted,
         archive,
+        taken,
     })
 }
 
