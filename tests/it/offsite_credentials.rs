@@ -9,6 +9,9 @@ use crate::common::{value, Caretaker};
 use crate::moto::Moto;
 use crate::offsite::{failures, local_backups, run_backup, setup, SECRET};
 
+/// What is wrong with the file, how to make it so, what the log must say.
+type Breakage<'a> = (&'a str, &'a dyn Fn(&std::path::Path), &'a str);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_credentials_file_fails_the_upload_counts_it_and_deletes_nothing() {
     let moto = Moto::start();
@@ -41,7 +44,7 @@ async fn a_broken_credentials_file_fails_the_upload_counts_it_and_deletes_nothin
         std::fs::remove_file(p).expect("remove");
         std::fs::create_dir(p).expect("a folder where the file was");
     };
-    let cases: [(&str, &dyn Fn(&std::path::Path), &str); 3] = [
+    let cases: [Breakage; 3] = [
         (
             "malformed",
             &|p| std::fs::write(p, &malformed).expect("write"),
