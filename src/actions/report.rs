@@ -37,13 +37,17 @@ pub fn summary(r: &Report) -> String {
         "no verifications".to_string()
     };
     format!(
-        "{} {}ly report: {added} patterns added, {truth}, {} prune candidates and {} expired memory entries now; caretaker ran {jobs} jobs ({failed} failed) and took {} backups ({} verified).",
+        "{} {}ly report: {added} patterns added, {truth}, {} prune candidates and {} expired memory entries now; caretaker ran {jobs} jobs ({failed} failed), took {} backups ({} verified), uploaded {} offsite copies ({} uploads failed) and ran {} restore drills ({} failed).",
         r.database,
         r.period.as_str(),
         r.prune_candidates.unwrap_or(0.0),
         r.expired_entries.unwrap_or(0.0),
         r.backups.taken,
         r.backups.verified,
+        r.offsite.uploaded,
+        r.offsite.upload_failures,
+        r.drills.succeeded + r.drills.failed,
+        r.drills.failed,
     )
 }
 

@@ -27,7 +27,7 @@ mod status;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 pub use args::{BackupSource, BackupsCommand, Cli, Command, LogFormat};
 
@@ -212,13 +212,7 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 
 /// The named database, or the only one.
 fn pick_database<'a>(config: &'a Config, name: Option<&str>) -> anyhow::Result<&'a DatabaseConfig> {
-    match name {
-        Some(n) => config
-            .database(n)
-            .with_context(|| format!("database {n:?} is not configured")),
-        None if config.databases.len() == 1 => Ok(&config.databases[0]),
-        None => bail!("say which database with --database (several are configured)"),
-    }
+    Ok(crate::responder::direct::database(config, name)?)
 }
 
 /// A multi-threaded runtime for the subcommands that run async code.

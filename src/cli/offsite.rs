@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 
 use super::BackupsCommand;
 use crate::backups::offsite::{Offsite, RemoteBackup};
-use crate::backups::restore::{restore_with, RestoreChoice};
+use crate::backups::restore::{restore_with, RestoreChoice, RestoreReport};
 use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
 use crate::backups::verify::{check_database_file, decompress_into};
 use crate::config::{BackupConfig, Config, DatabaseConfig};
@@ -92,7 +92,8 @@ fn verify(
 }
 
 /// Restores from the newest remote backup that checks out (or the chosen
-/// one), falling back to older ones when a newer one does not.
+/// one), falling back to older ones when a newer one does not; recorded as
+/// a job like a local restore.
 pub(super) fn restore(
     config: &Config,
     database: Option<&str>,
@@ -104,7 +105,23 @@ pub(super) fn restore(
         anyhow::bail!("--at rebuilds from the local chains; the offsite store holds full backups only (use --before)");
     }
     let before = moment.before;
-    let db = super::pick_database(config, database)?;
+    let db = crate::responder::direct::database(config, database)?;
+    let asked = match (&backup, before) {
+        (Some(b), _) => format!("offsite backup {}", b.display()),
+        (None, Some(t)) => format!("the newest offsite backup before {t}"),
+        (None, None) => "the newest offsite backup that checks out".to_string(),
+    };
+    super::restore::recorded_restore(config, db, asked, |_| {
+        from_offsite(db, backup, before, force).map_err(|e| format!("{e:#}"))
+    })
+}
+
+fn from_offsite(
+    db: &DatabaseConfig,
+    backup: Option<PathBuf>,
+    before: Option<&str>,
+    force: bool,
+) -> anyhow::Result<RestoreReport> {
     let (local, offsite) = offsite_of(db)?;
     let remote = offsite.list().context("listing the offsite store")?;
     let before = before
@@ -134,9 +151,7 @@ pub(super) fn restore(
         match placed {
             Ok(path) => {
                 println!("downloaded {} into {}", r.name, path.display());
-                let report = restore_with(db, RestoreChoice::File(path), force, &seams)?;
-                super::restore::print_restored(&db.name, &report);
-                return Ok(ExitCode::SUCCESS);
+                return Ok(restore_with(db, RestoreChoice::File(path), force, &seams)?);
             }
             Err(e) => println!("skipped {}: {e}", r.name),
         }

@@ -5,6 +5,7 @@
 //! name when encoding, so each family appears exactly once in the output even
 //! though every database contributes its own series.
 
+mod encode;
 mod family;
 mod histogram;
 mod snapshot;

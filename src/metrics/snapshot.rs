@@ -1,25 +1,23 @@
 //! The latest collection of every source, and its encoding on scrape.
 //!
 //! Background collectors `record` into the snapshot; `/metrics` holds the read
-//! lock only long enough to encode. No query, walk or hash ever runs here, so a
-//! scrape costs the same whatever the size of the databases. The encoded text
-//! is kept until the next change ([`Snapshot::encoded`]): collections come
-//! every few seconds, scrapes may come far more often (several Prometheus
-//! servers, dashboards), and encoding was most of a scrape's CPU. It also
-//! keeps the last hour of each database's sizes ([`super::trend`]) for the
-//! landing page, filled as the database collector's sets arrive.
+//! lock only long enough to merge the sources' text. No query, walk or hash
+//! ever runs here, so a scrape costs the same whatever the size of the
+//! databases. Each source is encoded when it is recorded (see [`super::encode`]),
+//! and [`Snapshot::generation`] tells the web layer when its cached body is
+//! stale: collections come every few seconds, scrapes may come far more often
+//! (several Prometheus servers, dashboards).
+//! It also keeps the last hour of each database's sizes ([`super::trend`]) for
+//! the landing page, filled as the database collector's sets arrive.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
-use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
-
+use super::encode::{merge, Fragment};
 use super::trend::{SizePoint, SizeTrends};
-use super::{Histogram, Kind, Labels, MetricSet};
+use super::{Labels, MetricSet};
 
 /// Identifies one source: a collector, for one database or for the host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,18 +44,43 @@ pub struct SourceStatus {
     pub last_success: Option<SystemTime>,
 }
 
+/// A set and its encoding, made together so they never disagree.
+#[derive(Debug, Default)]
+struct Part {
+    set: Arc<MetricSet>,
+    fragment: Fragment,
+}
+
+impl Part {
+    fn new(set: MetricSet) -> Self {
+        let set = Arc::new(set);
+        let fragment = Fragment::encode(vec![set.clone()]);
+        Self { set, fragment }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Entry {
-    set: MetricSet,
+    set: Arc<MetricSet>,
     status: SourceStatus,
+    /// The set and the health series of `status`, encoded.
+    fragment: Fragment,
+}
+
+impl Entry {
+    fn update(&mut self, key: &SourceKey, set: MetricSet) {
+        self.set = Arc::new(set);
+        let health = Arc::new(health(key, &self.status));
+        self.fragment = Fragment::encode(vec![self.set.clone(), health]);
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     sources: BTreeMap<SourceKey, Entry>,
-    fixed: BTreeMap<&'static str, MetricSet>,
+    fixed: BTreeMap<&'static str, Part>,
     /// Figures published by actions rather than collectors (no health series).
-    published: BTreeMap<SourceKey, MetricSet>,
+    published: BTreeMap<SourceKey, Part>,
     /// The last hour of sizes, for the landing page (never encoded).
     trends: SizeTrends,
 }
@@ -68,8 +91,6 @@ pub struct Snapshot {
     inner: RwLock<Inner>,
     /// Changes with every write, under the write lock.
     generation: AtomicU64,
-    /// The text of the last encoding and the generation it shows.
-    encoded: Mutex<Option<(u64, Arc<str>)>>,
 }
 
 impl Snapshot {
@@ -89,30 +110,25 @@ impl Snapshot {
         guard
     }
 
-    /// The snapshot's families in the text format (without `# EOF`), encoded
-    /// again only when something was recorded since the last call.
-    pub fn encoded(self: &Arc<Self>) -> Result<Arc<str>, std::fmt::Error> {
-        let current = {
-            let _inner = self.read();
-            self.generation.load(Ordering::Acquire)
-        };
-        let mut cache = self.encoded.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((generation, text)) = cache.as_ref() {
-            if *generation == current {
-                return Ok(text.clone());
-            }
-        }
-        let seen = Arc::new(AtomicU64::new(0));
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(SnapshotCollector {
-            snapshot: self.clone(),
-            seen: seen.clone(),
-        }));
-        let mut text = String::with_capacity(cache.as_ref().map_or(16 * 1024, |(_, t)| t.len()));
-        prometheus_client::encoding::text::encode_registry(&mut text, &registry)?;
-        let text: Arc<str> = text.into();
-        *cache = Some((seen.load(Ordering::Acquire), text.clone()));
-        Ok(text)
+    /// Changes whenever anything is recorded: a body encoded at one
+    /// generation is current while the generation stays the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Appends the snapshot's families in the OpenMetrics text format
+    /// (without `# EOF`) to `out`; returns the generation it shows.
+    pub fn encode_into(&self, out: &mut String) -> u64 {
+        let inner = self.read();
+        let generation = self.generation();
+        let fragments = inner
+            .fixed
+            .values()
+            .map(|p| &p.fragment)
+            .chain(inner.sources.values().map(|e| &e.fragment))
+            .chain(inner.published.values().map(|p| &p.fragment));
+        merge(fragments, out);
+        generation
     }
 
     /// Stores the outcome of one collection. A failure drops the source's old
@@ -126,14 +142,14 @@ impl Snapshot {
     ) {
         let mut inner = self.write();
         inner.trends.note(&key, result.as_ref(), now);
-        let entry = inner.sources.entry(key).or_default();
+        let entry = inner.sources.entry(key.clone()).or_default();
         entry.status.runs += 1;
         entry.status.duration = duration;
         entry.status.ok = result.is_some();
         if result.is_some() {
             entry.status.last_success = Some(now);
         }
-        entry.set = result.unwrap_or_default();
+        entry.update(&key, result.unwrap_or_default());
     }
 
     /// Stores a result computed elsewhere (by an action, maybe in another
@@ -153,8 +169,8 @@ impl Snapshot {
         };
         let mut inner = self.write();
         let shown = match run {
-            Some(_) => inner.sources.get(&key).map(|e| &e.set),
-            None => inner.published.get(&key),
+            Some(_) => inner.sources.get(&key).map(|e| &*e.set),
+            None => inner.published.get(&key).map(|p| &*p.set),
         }
         .and_then(|set| set.value(stamp, &[]));
         if shown.is_some_and(|shown| shown >= offered) {
@@ -162,15 +178,15 @@ impl Snapshot {
         }
         match run {
             Some((duration, at)) => {
-                let entry = inner.sources.entry(key).or_default();
+                let entry = inner.sources.entry(key.clone()).or_default();
                 entry.status.runs += 1;
                 entry.status.duration = duration;
                 entry.status.ok = true;
                 entry.status.last_success = Some(at);
-                entry.set = set;
+                entry.update(&key, set);
             }
             None => {
-                inner.published.insert(key, set);
+                inner.published.insert(key, Part::new(set));
             }
         }
         true
@@ -178,12 +194,14 @@ impl Snapshot {
 
     /// Replaces a set that belongs to no collector (build info, config state).
     pub fn set_fixed(&self, name: &'static str, set: MetricSet) {
-        self.write().fixed.insert(name, set);
+        let part = Part::new(set);
+        self.write().fixed.insert(name, part);
     }
 
     /// Replaces figures an action published (no collector health attached).
     pub fn publish(&self, key: SourceKey, set: MetricSet) {
-        self.write().published.insert(key, set);
+        let part = Part::new(set);
+        self.write().published.insert(key, part);
     }
 
     /// Forgets the sources of databases that are no longer configured.
@@ -234,38 +252,37 @@ impl Snapshot {
         keys.iter()
             .all(|k| inner.sources.get(k).is_some_and(|e| e.status.runs > 0))
     }
+}
 
-    fn health(inner: &Inner) -> MetricSet {
-        let mut set = MetricSet::new();
-        for (key, entry) in &inner.sources {
-            let mut labels: Labels = vec![("collector", key.collector.to_string())];
-            if let Some(db) = &key.database {
-                labels.push(("database", db.clone()));
-            }
-            let s = &entry.status;
-            set.gauge(
-                "caretaker_collector_success",
-                "1 if the collector's last run succeeded, 0 if it failed",
-                labels.clone(),
-                if s.ok { 1.0 } else { 0.0 },
-            );
-            set.gauge(
-                "caretaker_collector_duration_seconds",
-                "How long the collector's last run took",
-                labels.clone(),
-                s.duration.as_secs_f64(),
-            );
-            if let Some(t) = s.last_success {
-                set.gauge(
-                    "caretaker_collector_last_success_timestamp_seconds",
-                    "When the collector last succeeded, as a Unix timestamp",
-                    labels,
-                    unix_seconds(t),
-                );
-            }
-        }
-        set
+/// The health series of one source: whether its last run succeeded, how
+/// long it took, when it last succeeded.
+fn health(key: &SourceKey, s: &SourceStatus) -> MetricSet {
+    let mut set = MetricSet::new();
+    let mut labels: Labels = vec![("collector", key.collector.to_string())];
+    if let Some(db) = &key.database {
+        labels.push(("database", db.clone()));
     }
+    set.gauge(
+        "caretaker_collector_success",
+        "1 if the collector's last run succeeded, 0 if it failed",
+        labels.clone(),
+        if s.ok { 1.0 } else { 0.0 },
+    );
+    set.gauge(
+        "caretaker_collector_duration_seconds",
+        "How long the collector's last run took",
+        labels.clone(),
+        s.duration.as_secs_f64(),
+    );
+    if let Some(t) = s.last_success {
+        set.gauge(
+            "caretaker_collector_last_success_timestamp_seconds",
+            "When the collector last succeeded, as a Unix timestamp",
+            labels,
+            unix_seconds(t),
+        );
+    }
+    set
 }
 
 /// Seconds since the Unix epoch as a float (0 for times before it).
@@ -273,87 +290,6 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-fn encode_value(
-    metric: &mut MetricEncoder<'_>,
-    kind: Kind,
-    value: f64,
-) -> Result<(), std::fmt::Error> {
-    match kind {
-        Kind::Gauge => metric.encode_gauge(&value),
-        Kind::Counter => metric.encode_counter::<NoLabelSet, f64, f64>(&value, None),
-    }
-}
-
-/// One family gathered from every source: help, type and samples.
-type Merged<'a> = (&'a str, Kind, Vec<&'a (Labels, f64)>);
-
-/// One histogram family gathered from every source: help and samples.
-type MergedHistogram<'a> = (&'a str, Vec<&'a (Labels, Histogram)>);
-
-/// Adapter that lets a registry encode the snapshot; `seen` receives the
-/// generation it encoded.
-#[derive(Debug)]
-struct SnapshotCollector {
-    snapshot: Arc<Snapshot>,
-    seen: Arc<AtomicU64>,
-}
-
-impl prometheus_client::collector::Collector for SnapshotCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let inner = self.snapshot.read();
-        let generation = self.snapshot.generation.load(Ordering::Acquire);
-        self.seen.store(generation, Ordering::Release);
-        let health = Snapshot::health(&inner);
-        // Merge every source's families by name so each family is written once.
-        let mut merged: BTreeMap<&str, Merged<'_>> = BTreeMap::new();
-        let sets = inner
-            .fixed
-            .values()
-            .chain(inner.sources.values().map(|e| &e.set))
-            .chain(inner.published.values())
-            .chain(std::iter::once(&health));
-        let mut histograms: BTreeMap<&str, MergedHistogram<'_>> = BTreeMap::new();
-        for set in sets {
-            for family in set.families() {
-                let slot = merged
-                    .entry(family.name)
-                    .or_insert_with(|| (family.help, family.kind, Vec::new()));
-                slot.2.extend(family.samples.iter());
-            }
-            for family in set.histograms() {
-                let slot = histograms
-                    .entry(family.name)
-                    .or_insert_with(|| (family.help, Vec::new()));
-                slot.1.extend(family.samples.iter());
-            }
-        }
-        for (name, (help, samples)) in histograms {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
-            for (labels, h) in samples {
-                family
-                    .encode_family(labels)?
-                    .encode_histogram::<NoLabelSet>(h.sum(), h.count(), h.buckets(), None)?;
-            }
-        }
-        for (name, (help, kind, samples)) in merged {
-            let metric_type = match kind {
-                Kind::Gauge => MetricType::Gauge,
-                Kind::Counter => MetricType::Counter,
-            };
-            let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
-            for (labels, value) in samples {
-                // An empty label set is written as a bare name, not `name{}`.
-                if labels.is_empty() {
-                    encode_value(&mut family, kind, *value)?;
-                } else {
-                    encode_value(&mut family.encode_family(labels)?, kind, *value)?;
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -372,20 +308,64 @@ mod tests {
         snapshot.record(key, Some(set), Duration::ZERO, SystemTime::now());
     }
 
+    fn encoded(snapshot: &Snapshot) -> String {
+        let mut text = String::new();
+        snapshot.encode_into(&mut text);
+        text
+    }
+
     #[test]
-    fn encoded_text_is_reused_until_something_is_recorded() {
+    fn the_generation_changes_with_every_record_and_only_then() {
         let snapshot = Snapshot::new();
         record(&snapshot, 1.0);
-        let first = snapshot.encoded().expect("encode");
-        assert_eq!(value_in(&first, "caretaker_test_value"), Some(1.0));
-        assert!(!first.contains("# EOF"), "the handler adds the end marker");
-        let again = snapshot.encoded().expect("encode");
-        assert!(Arc::ptr_eq(&first, &again), "nothing changed: same text");
+        let first = snapshot.generation();
+        let text = encoded(&snapshot);
+        assert_eq!(value_in(&text, "caretaker_test_value"), Some(1.0));
+        assert!(!text.contains("# EOF"), "the handler adds the end marker");
+        assert_eq!(snapshot.generation(), first, "encoding changes nothing");
         record(&snapshot, 2.0);
-        let after = snapshot.encoded().expect("encode");
-        assert_eq!(value_in(&after, "caretaker_test_value"), Some(2.0));
+        assert_ne!(snapshot.generation(), first);
+        assert_eq!(
+            value_in(&encoded(&snapshot), "caretaker_test_value"),
+            Some(2.0)
+        );
+        let before = snapshot.generation();
         snapshot.set_fixed("build", MetricSet::new());
-        assert!(!Arc::ptr_eq(&after, &snapshot.encoded().expect("encode")));
+        assert_ne!(snapshot.generation(), before);
+    }
+
+    #[test]
+    fn each_source_keeps_its_health_and_families_appear_once() {
+        let snapshot = Snapshot::new();
+        for db in ["one", "two"] {
+            let mut set = MetricSet::new();
+            set.gauge(
+                "caretaker_test_size",
+                "a size",
+                vec![("database", db.into())],
+                1.0,
+            );
+            let key = SourceKey::new("test", Some(db));
+            snapshot.record(key, Some(set), Duration::ZERO, SystemTime::now());
+        }
+        snapshot.record(
+            SourceKey::new("test", Some("two")),
+            None,
+            Duration::ZERO,
+            SystemTime::now(),
+        );
+        let text = encoded(&snapshot);
+        for name in ["caretaker_test_size", "caretaker_collector_success"] {
+            let types = text.matches(&format!("# TYPE {name} ")).count();
+            assert_eq!(types, 1, "{name} once in:\n{text}");
+        }
+        assert!(text.contains("caretaker_collector_success{collector=\"test\",database=\"one\"} 1"));
+        assert!(text.contains("caretaker_collector_success{collector=\"test\",database=\"two\"} 0"));
+        assert_eq!(
+            text.matches("caretaker_test_size{").count(),
+            1,
+            "a failure drops its figures"
+        );
     }
 
     #[test]
@@ -402,13 +382,15 @@ mod tests {
         };
         let mut last = 0.0;
         while !writer.is_finished() {
-            let text = snapshot.encoded().expect("encode");
+            let text = encoded(&snapshot);
             let v = value_in(&text, "caretaker_test_value").expect("value");
             assert!(v >= last, "values never go back: {v} after {last}");
             last = v;
         }
         writer.join().expect("writer");
-        let text = snapshot.encoded().expect("encode");
-        assert_eq!(value_in(&text, "caretaker_test_value"), Some(2000.0));
+        assert_eq!(
+            value_in(&encoded(&snapshot), "caretaker_test_value"),
+            Some(2000.0)
+        );
     }
 }

@@ -16,6 +16,7 @@ use super::{ActionCount, AgentScore, Day};
 use crate::config::Config;
 use crate::responder::job::JobStatus;
 use crate::responder::manual;
+use crate::responder::state::JobRecord;
 use crate::store::sqlite::{existing_tables, open_monitor};
 
 /// Per day: (value, count) of one query `SELECT day, value, count`.
@@ -121,15 +122,10 @@ pub fn over_time(
     Ok((days, agents))
 }
 
-/// caretaker's jobs on `database` created in `[from, to)`, per action; an
-/// explanation instead when there is no history to read (caretaker never
-/// ran here: the state database is not created for a report).
-pub fn actions(
-    config: &Config,
-    database: &str,
-    from: f64,
-    to: f64,
-) -> Result<Vec<ActionCount>, String> {
+/// caretaker's jobs on `database` created in `[from, to)`; an explanation
+/// instead when there is no history to read (caretaker never ran here: the
+/// state database is not created for a report).
+pub fn jobs(config: &Config, database: &str, from: f64, to: f64) -> Result<Vec<JobRecord>, String> {
     let state = &config.responder.state_path;
     if !state.exists() {
         return Err(format!(
@@ -139,11 +135,16 @@ pub fn actions(
     }
     let jobs = manual::history(config, 10_000, None, Some(database.to_string()))
         .map_err(|e| format!("no history: {e}"))?;
-    let mut counts: BTreeMap<String, ActionCount> = BTreeMap::new();
-    for job in jobs
-        .iter()
+    Ok(jobs
+        .into_iter()
         .filter(|j| j.created_at >= from && j.created_at < to)
-    {
+        .collect())
+}
+
+/// `jobs` per action, by outcome.
+pub fn actions(jobs: &[JobRecord]) -> Vec<ActionCount> {
+    let mut counts: BTreeMap<String, ActionCount> = BTreeMap::new();
+    for job in jobs {
         let entry = counts
             .entry(job.action.clone())
             .or_insert_with(|| ActionCount {
@@ -156,5 +157,5 @@ pub fn actions(
             _ => entry.other += 1,
         }
     }
-    Ok(counts.into_values().collect())
+    counts.into_values().collect()
 }

@@ -5,9 +5,11 @@
 //! Figures that a collector already computes (confidence tiers, prune
 //! candidates, expired entries) come from running that collector once, so
 //! the report and `/metrics` cannot disagree; only the figures over time
-//! (per day of the period) are queried here, in [`figures`]. [`render`]
+//! (per day of the period) are queried here, in [`figures`]; offsite copies
+//! and restore drills are read in [`copies`]. [`render`]
 //! turns a [`Report`] into Markdown or one self-contained HTML file.
 
+pub mod copies;
 pub mod figures;
 pub mod render;
 
@@ -21,6 +23,7 @@ use crate::collector::patterns::PatternsCollector;
 use crate::collector::Collector;
 use crate::config::{Config, DatabaseConfig};
 use crate::metrics::{unix_seconds, MetricSet};
+pub use copies::{DrillSummary, DrillsSummary, OffsiteSummary};
 
 /// How far back a report looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -115,6 +118,8 @@ pub struct Report {
     /// Why caretaker's history is missing, when it is.
     pub history_note: Option<String>,
     pub backups: BackupSummary,
+    pub offsite: OffsiteSummary,
+    pub drills: DrillsSummary,
 }
 
 /// The tiers of `caretaker_patterns`, best first.
@@ -159,10 +164,11 @@ pub fn gather(
             )
         })
         .collect();
-    let (actions, history_note) = match figures::actions(config, &db.name, from, to) {
-        Ok(actions) => (actions, None),
+    let (jobs, history_note) = match figures::jobs(config, &db.name, from, to) {
+        Ok(jobs) => (jobs, None),
         Err(note) => (Vec::new(), Some(note)),
     };
+    let actions = figures::actions(&jobs);
     let backups = match BackupSet::of(db) {
         Some(set) => {
             let files = set.list(deadline).unwrap_or_default();
@@ -196,6 +202,8 @@ pub fn gather(
         actions,
         history_note,
         backups,
+        offsite: copies::offsite(db, &jobs, from, to),
+        drills: copies::drills(db, &jobs, from, to),
     })
 }
 

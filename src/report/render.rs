@@ -98,6 +98,47 @@ fn tables(r: &Report) -> Vec<Table> {
     } else {
         Vec::new()
     };
+    let o = &r.offsite;
+    let offsite = if o.configured || o.uploaded + o.upload_failures > 0 {
+        vec![vec![
+            o.uploaded.to_string(),
+            o.bytes_uploaded.to_string(),
+            o.upload_failures.to_string(),
+            o.in_store
+                .map_or_else(|| "–".to_string(), |n| n.to_string()),
+            o.in_store
+                .map_or_else(|| "–".to_string(), |_| o.in_store_bytes.to_string()),
+        ]]
+    } else {
+        Vec::new()
+    };
+    let d = &r.drills;
+    let mut drills: Vec<Vec<String>> = d
+        .sources
+        .iter()
+        .map(|s| {
+            let (at, result) = s.last.map_or_else(
+                || ("–".to_string(), "–".to_string()),
+                |(at, ok)| (time(at), if ok { "passed" } else { "failed" }.to_string()),
+            );
+            vec![
+                s.source.as_str().to_string(),
+                s.passed.to_string(),
+                "–".to_string(),
+                at,
+                result,
+            ]
+        })
+        .collect();
+    if d.succeeded + d.failed > 0 {
+        drills.push(vec![
+            "all (restore_drill jobs)".to_string(),
+            d.succeeded.to_string(),
+            d.failed.to_string(),
+            "–".to_string(),
+            "–".to_string(),
+        ]);
+    }
     vec![
         (
             "Per day",
@@ -128,7 +169,28 @@ fn tables(r: &Report) -> Vec<Table> {
             vec!["taken", "verified", "bytes", "newest"],
             backups,
         ),
+        (
+            "Offsite copies in the period",
+            vec![
+                "uploaded",
+                "bytes uploaded",
+                "failed uploads",
+                "in the store",
+                "bytes in the store",
+            ],
+            offsite,
+        ),
+        (
+            "Restore drills in the period",
+            vec!["source", "passed", "failed", "last drill", "last result"],
+            drills,
+        ),
     ]
+}
+
+/// Why some figures are missing.
+fn notes(r: &Report) -> impl Iterator<Item = &String> {
+    r.history_note.iter().chain(r.offsite.note.iter())
 }
 
 pub fn markdown(r: &Report) -> String {
@@ -149,7 +211,7 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(out, "| {} |", cells.join(" | "));
         }
     }
-    if let Some(note) = &r.history_note {
+    for note in notes(r) {
         let _ = writeln!(out, "\n{note}");
     }
     out
@@ -283,7 +345,7 @@ fn section(out: &mut String, r: &Report) {
         }
         out.push_str("</table>\n");
     }
-    if let Some(note) = &r.history_note {
+    for note in notes(r) {
         let _ = writeln!(out, "<p>{}</p>", escape(note));
     }
     out.push_str("</section>\n");

@@ -8,11 +8,13 @@
 //! - [`job`] names the closed sets of a job: status, source, skip reason.
 //! - [`queue`] bounds what is waiting; [`executor`] runs one job through
 //!   cooldown, breaker and locks; [`decide`] and [`safety`] hold its pure
-//!   decisions and rules.
+//!   decisions and rules; [`direct`] records the changes a command makes
+//!   itself (migrations, restores) as jobs too.
 
 pub mod bounded;
 pub mod commit;
 pub mod decide;
+pub mod direct;
 pub mod executor;
 pub mod history;
 pub mod intake;

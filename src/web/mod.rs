@@ -13,6 +13,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod exposition;
 mod guard;
 mod hooks;
 mod landing;
@@ -31,7 +32,6 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use prometheus_client::encoding::text;
 use prometheus_client::registry::Registry;
 use tower_http::timeout::TimeoutLayer;
 
@@ -96,10 +96,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/actions/{action}", post(api::run))
         .route_layer(guard(auth::Scope::Api));
     let runbooks = runbooks::RunbooksPage::render();
+    let exposition = Arc::new(exposition::Exposition::default());
     Router::new()
         .route("/", get(landing::page))
         .route("/runbooks", get(move || async move { runbooks.respond() }))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move |state, headers| metrics(state, headers, exposition)),
+        )
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .merge(webhook)
@@ -115,23 +119,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    // The responder's live counters, then the collectors' snapshot (encoded
-    // once per collection, see `Snapshot::encoded`), then the end marker.
-    let encoded = state.runtime.snapshot().encoded().and_then(|snapshot| {
-        let mut body = String::with_capacity(snapshot.len() + 8 * 1024);
-        text::encode_registry(&mut body, &state.registry)?;
-        body.push_str(&snapshot);
-        text::encode_eof(&mut body)?;
-        Ok(body)
-    });
-    match encoded {
-        Ok(body) if negotiate::wants_text_format(&headers) => (
-            [(header::CONTENT_TYPE, negotiate::TEXT_CONTENT_TYPE)],
-            negotiate::to_text_format(&body),
-        )
-            .into_response(),
-        Ok(body) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    exposition: Arc<exposition::Exposition>,
+) -> Response {
+    // The responder's live counters, then the collectors' snapshot, then the
+    // end marker: built once per change, see `exposition`.
+    let (format, content_type) = if negotiate::wants_text_format(&headers) {
+        (exposition::Format::Text, negotiate::TEXT_CONTENT_TYPE)
+    } else {
+        (exposition::Format::OpenMetrics, OPENMETRICS_CONTENT_TYPE)
+    };
+    match exposition.body(state.runtime.snapshot(), &state.registry, format) {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(e) => WebError::internal("encoding metrics failed", e).into_response(),
     }
 }

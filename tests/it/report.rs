@@ -291,3 +291,128 @@ fn a_schedule_needs_actions_or_a_report() {
     );
     assert!(caretaker::config::Config::parse(Path::new("/x/caretaker.toml"), &text).is_err());
 }
+
+/// Files under `dir` (any depth) whose name ends with `suffix`, with sizes.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_ending(&path, suffix));
+        } else if entry.file_name().to_string_lossy().ends_with(suffix) {
+            out.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.metadata().expect("meta").len(),
+            ));
+        }
+    }
+    out
+}
+
+/// The cells of the first row of `section` whose first cell starts with
+/// `first` (the header and the rule line are not rows).
+fn row<'a>(text: &'a str, section: &str, first: &str) -> Vec<&'a str> {
+    let body = text
+        .split(&format!("## {section}"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {section} in {text}"));
+    let line = body
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .skip_while(|l| !l.starts_with("|---"))
+        .skip(1)
+        .find(|l| l.starts_with(&format!("| {first}")))
+        .unwrap_or_else(|| panic!("no row {first:?} in {section}: {body}"));
+    line.trim_matches('|').split('|').map(str::trim).collect()
+}
+
+#[test]
+fn offsite_copies_and_drills_are_counted_as_they_were_done() {
+    let dir = setup();
+    let remote = dir.path().join("remote");
+    std::fs::create_dir(&remote).expect("remote");
+    std::fs::write(
+        dir.path().join("caretaker.toml"),
+        format!(
+            "{CONFIG}[database.backup.offsite]\nurl = \"file://{}\"\nencrypt = false\n",
+            remote.display()
+        ),
+    )
+    .expect("config");
+    run(dir.path(), &["run", "backup"]);
+    run(dir.path(), &["run", "backup"]);
+    run(dir.path(), &["run", "restore_drill"]);
+    // Without its manifest the local drill fails (the offsite one passes).
+    let manifests = files_ending(&dir.path().join("backups"), ".manifest.json");
+    let newest = manifests
+        .iter()
+        .map(|m| &m.0)
+        .max()
+        .expect("a local manifest");
+    std::fs::remove_file(dir.path().join("backups").join(newest)).expect("remove");
+    let failed = caretaker()
+        .args(["run", "restore_drill"])
+        .arg(format!(
+            "--config.file={}",
+            dir.path().join("caretaker.toml").display()
+        ))
+        .output()
+        .expect("drill");
+    assert!(!failed.status.success());
+
+    let text = String::from_utf8_lossy(
+        &run(
+            dir.path(),
+            &["report", "--period=week", "--format=markdown"],
+        )
+        .stdout,
+    )
+    .into_owned();
+    let uploaded = files_ending(&remote, ".db.zst");
+    assert_eq!(uploaded.len(), 2, "{uploaded:?}");
+    let bytes: u64 = uploaded.iter().map(|u| u.1).sum();
+    let offsite = row(&text, "Offsite copies in the period", "");
+    assert_eq!(
+        offsite,
+        ["2", &bytes.to_string(), "0", "2", &bytes.to_string()],
+        "{text}"
+    );
+    // One drill passed both sources; the second failed its local one.
+    let local = row(&text, "Restore drills in the period", "local");
+    assert_eq!(&local[1..3], ["1", "–"], "{text}");
+    assert_eq!(local[4], "failed", "{text}");
+    let off = row(&text, "Restore drills in the period", "offsite");
+    assert_eq!(&off[1..3], ["1", "–"], "{text}");
+    assert_eq!(off[4], "passed", "{text}");
+    let jobs = row(
+        &text,
+        "Restore drills in the period",
+        "all (restore_drill jobs)",
+    );
+    assert_eq!(&jobs[1..3], ["1", "1"], "{text}");
+    assert!(text.contains("| restore_drill | 1 | 1 | 0 |"), "{text}");
+
+    // The HTML form has the same two tables.
+    let file = dir.path().join("report.html");
+    run(
+        dir.path(),
+        &[
+            "report",
+            "--period=week",
+            "--format=html",
+            &format!("--output={}", file.display()),
+        ],
+    );
+    let html = std::fs::read_to_string(&file).expect("html");
+    assert!(
+        html.contains("<h2>Offsite copies in the period</h2>"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "<tr><td>2</td><td>{bytes}</td><td>0</td><td>2</td><td>{bytes}</td></tr>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("<tr><td>offsite</td><td>1</td>"), "{html}");
+}

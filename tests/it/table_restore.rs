@@ -275,3 +275,152 @@ fn it_waits_for_the_maintenance_lock_and_refuses_while_another_action_holds_it()
     drop(held);
     ok_in(dir.path(), &["restore", "--table=patterns"]);
 }
+
+/// The `restore_table` or `restore` jobs and audit events of the state
+/// database, oldest first: (job id, status, error, outcome) and (job id,
+/// reason, detail).
+type Jobs = Vec<(i64, String, Option<String>, Option<serde_json::Value>)>;
+fn recorded(dir: &Path, action: &str) -> (Jobs, Vec<(i64, String, String)>) {
+    let conn = Connection::open(dir.join("state.db")).expect("state");
+    let jobs = conn
+        .prepare("SELECT id, status, error, outcome FROM jobs WHERE action = ?1 ORDER BY id")
+        .expect("jobs")
+        .query_map([action], |r| {
+            let outcome: Option<String> = r.get(3)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                outcome.map(|o| serde_json::from_str(&o).expect("outcome json")),
+            ))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let audit = conn
+        .prepare("SELECT job_id, reason, detail FROM audit WHERE action = ?1 ORDER BY id")
+        .expect("audit")
+        .query_map([action], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    (jobs, audit)
+}
+
+#[test]
+fn table_restores_succeeded_and_refused_are_jobs_in_the_history_and_the_audit() {
+    let (dir, _) = with_backup();
+    let db = dir.path().join("memory.db");
+    change_live(&db);
+    let live = patterns(&db).len() as f64;
+    let out = ok_in(dir.path(), &["restore", "--table=patterns"]);
+    let restored = patterns(&db).len() as f64;
+    // A pattern with an embedding that the backup's table does not have.
+    Connection::open(&db)
+        .expect("open")
+        .execute_batch(
+            "INSERT INTO patterns (id, type, pattern_data, confidence, usage_count, created_at)
+               VALUES ('late', 'x', 'y', 0.5, 1, datetime('now'));
+             INSERT INTO pattern_embeddings VALUES ('late', x'00', 1, datetime('now'));",
+        )
+        .expect("late pattern");
+    let refused = caretaker_in(dir.path(), &["restore", "--table=patterns"]);
+    assert!(!refused.status.success());
+
+    let (jobs, audit) = recorded(dir.path(), "restore_table");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let (ok_id, status, error, outcome) = &jobs[0];
+    assert_eq!((status.as_str(), error), ("succeeded", &None));
+    assert!(out.contains(&format!("job {ok_id}:")), "{out}");
+    let figures = &outcome.as_ref().expect("outcome")["figures"];
+    assert_eq!(figures["rows_archived"], live, "{figures}");
+    assert_eq!(figures["rows_deleted"], live, "{figures}");
+    assert_eq!(figures["rows_inserted"], restored, "{figures}");
+    let summary = outcome.as_ref().expect("outcome")["summary"]
+        .as_str()
+        .expect("summary");
+    let backups = std::fs::read_dir(dir.path().join("backups"))
+        .expect("backups")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".zst"))
+        .expect("a backup");
+    assert!(
+        summary.contains("patterns") && summary.contains("replace") && summary.contains(&backups),
+        "{summary}"
+    );
+    let (no_id, status, error, outcome) = &jobs[1];
+    assert_eq!(status, "failed");
+    assert!(outcome.is_none(), "{outcome:?}");
+    let error = error.as_deref().expect("reason");
+    for part in [
+        "table patterns",
+        "mode replace",
+        "foreign key",
+        "pattern_embeddings",
+    ] {
+        assert!(error.contains(part), "{part:?} not in {error}");
+    }
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains(&format!("job {no_id}:")), "{stderr}");
+    assert_eq!(
+        audit,
+        vec![
+            (*ok_id, "succeeded".to_string(), summary.to_string()),
+            (*no_id, "failed".to_string(), error.to_string()),
+        ]
+    );
+    // Putting the replaced rows back is a job too.
+    let archives = list_archives(&dir.path().join("archive/memory")).expect("list");
+    let archive = archives[0].display().to_string();
+    ok_in(dir.path(), &["restore-archive", &archive]);
+    let (undone, undone_audit) = recorded(dir.path(), "restore_archive");
+    assert_eq!(undone.len(), 1, "{undone:?}");
+    assert_eq!(undone[0].1, "succeeded");
+    let f = &undone[0].3.as_ref().expect("outcome")["figures"];
+    let rows = f["rows_inserted"].as_f64().expect("inserted")
+        + f["rows_already_present"].as_f64().expect("present")
+        + f["rows_reset"].as_f64().expect("reset");
+    assert_eq!(rows, live, "{f}");
+    assert_eq!(undone_audit.len(), 1, "{undone_audit:?}");
+    let history = ok_in(dir.path(), &["history", "--action=restore_table"]);
+    let lines: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(lines.len(), 2, "{history}");
+    // Newest first.
+    assert!(
+        lines[0].contains("failed") && lines[0].contains("foreign key"),
+        "{history}"
+    );
+    assert!(
+        lines[1].contains("succeeded") && lines[1].contains("rows archived"),
+        "{history}"
+    );
+}
+
+#[test]
+fn a_whole_database_restore_is_a_job_too_and_so_is_one_that_finds_no_backup() {
+    let (dir, _) = with_backup();
+    let missing = caretaker_in(dir.path(), &["restore", "--backup=nowhere.db.zst"]);
+    assert!(!missing.status.success());
+    ok_in(dir.path(), &["restore"]);
+    let (jobs, audit) = recorded(dir.path(), "restore");
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[0].1, "failed");
+    assert!(
+        jobs[0]
+            .2
+            .as_deref()
+            .is_some_and(|e| e.contains("nowhere.db.zst")),
+        "{jobs:?}"
+    );
+    assert_eq!(jobs[1].1, "succeeded");
+    let size = std::fs::metadata(dir.path().join("memory.db"))
+        .expect("db")
+        .len();
+    let figures = &jobs[1].3.as_ref().expect("outcome")["figures"];
+    assert_eq!(figures["bytes"], size as f64, "{figures}");
+    let reasons: Vec<&str> = audit.iter().map(|a| a.1.as_str()).collect();
+    assert_eq!(reasons, ["failed", "succeeded"]);
+    let history = ok_in(dir.path(), &["history", "--action=restore"]);
+    assert_eq!(history.lines().count(), 3, "{history}");
+}

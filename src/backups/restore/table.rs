@@ -49,6 +49,16 @@ pub enum TableMode {
     Merge,
 }
 
+impl TableMode {
+    /// The `--mode` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableMode::Replace => "replace",
+            TableMode::Merge => "merge",
+        }
+    }
+}
+
 /// What a one-table restore did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableRestoreReport {
@@ -56,6 +66,8 @@ pub struct TableRestoreReport {
     pub skipped: Vec<(PathBuf, String)>,
     pub deleted: u64,
     pub inserted: u64,
+    /// Rows written to the archive: every row the table had.
+    pub archived: u64,
     /// The table's rows before the restore (none when it was empty).
     pub archive: Option<PathBuf>,
     /// With [`RestoreChoice::At`]: when the state the table came from was
@@ -198,10 +210,12 @@ pub fn restore_table(
         .collect();
     if !added.is_empty() {
         return refuse(format!(
-            "the restored {table} would break foreign keys ({})",
+            "the restored {table} from {} would break foreign keys ({})",
+            backup.display(),
             added.join("; ")
         ));
     }
+    let archived = current.len() as u64;
     let archive = match current.is_empty() {
         true => None,
         false => {
@@ -226,6 +240,7 @@ pub fn restore_table(
         skipped,
         deleted,
         inserted,
+        archived,
         archive,
         taken,
     })
