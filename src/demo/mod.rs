@@ -49,8 +49,14 @@ pub fn prepare(dir: &Path, options: &DemoOptions) -> anyhow::Result<PathBuf> {
         write_private(&token, &format!("{hex}\n"))
             .with_context(|| format!("writing {}", token.display()))?;
     }
+    let recipient = demo_identity(&dir.join("backup-identity.txt"))?;
     let config = dir.join("caretaker.toml");
     if !config.exists() {
+        // No object store is given to the demo: its offsite copies go to a
+        // folder beside it (`file://`), encrypted like any other.
+        let offsite = std::path::absolute(dir.join("offsite"))
+            .with_context(|| format!("resolving {}", dir.display()))?;
+        let offsite_url = toml::Value::String(format!("file://{}", offsite.display()));
         let listen = options
             .listen_address
             .map_or_else(|| DEFAULT_LISTEN_ADDRESS.to_string(), |a| a.to_string());
@@ -70,6 +76,12 @@ retention = "30d"
 # A delta of the changed pages every minute: restore --at any moment.
 incremental_interval = "1m"
 full_interval = "24h"
+# No object store is given to the demo: its offsite copies go to the
+# folder beside it, encrypted to the demo's own age identity.
+[database.backup.offsite]
+url = {offsite_url}
+encrypt_to = ["{recipient}"]
+decrypt_identity_file = "backup-identity.txt"
 # The demo may prune, tune and vacuum its own database; all are off by default.
 [database.prune]
 enabled = true
@@ -185,6 +197,27 @@ fn demo_responder(listen: &str) -> String {
     format!(
         "[responder]\n# Alerts whose instance label names another caretaker are ignored.\ninstance = [\"caretaker:{port}\", \"localhost:{port}\", \"127.0.0.1:{port}\"]\n\n"
     )
+}
+
+/// The demo's age identity at `path` (created when missing), and its
+/// recipient: what the demo's offsite copies are encrypted to.
+fn demo_identity(path: &Path) -> anyhow::Result<String> {
+    use age::secrecy::ExposeSecret;
+    use std::str::FromStr;
+    if !path.exists() {
+        let identity = age::x25519::Identity::generate();
+        write_private(path, &format!("{}\n", identity.to_string().expose_secret()))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let key = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .with_context(|| format!("{} holds no age identity", path.display()))?;
+    let identity = age::x25519::Identity::from_str(key)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(identity.to_public().to_string())
 }
 
 /// Takes a first backup when the folder has none, and drills it, so the

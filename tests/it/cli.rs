@@ -211,3 +211,79 @@ fn run_and_history_share_the_daemons_safety_and_audit() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown action"));
 }
+
+#[test]
+fn the_demo_copies_its_backup_offsite_encrypted_and_drills_both_copies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("demo");
+    let out = caretaker()
+        .arg("demo")
+        .arg(format!("--dir={}", demo.display()))
+        .args(["--no-serve", "--patterns=300"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let identity = demo.join("backup-identity.txt");
+    let mode = std::fs::metadata(&identity)
+        .expect("identity")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the age identity is private");
+    let cfg = format!("--config.file={}", demo.join("caretaker.toml").display());
+    let list = caretaker()
+        .args(["backups", "list", "--from=offsite"])
+        .arg(&cfg)
+        .output()
+        .expect("list");
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success() && listing.contains("offsite") && listing.contains("memory-"),
+        "the demo's first backup is offsite too: {listing}"
+    );
+
+    // The offsite folder holds an age file that Debian's age and zstd read.
+    let encrypted = std::fs::read_dir(demo.join("offsite"))
+        .expect("offsite folder")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".db.zst.age"))
+        .expect("an encrypted backup offsite");
+    let restored = dir.path().join("restored.db");
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!(
+            "age -d -i '{}' '{}' | zstd -d -q -o '{}'",
+            identity.display(),
+            encrypted.display(),
+            restored.display()
+        ))
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = rusqlite::Connection::open(&restored).expect("open");
+    let patterns: i64 = conn
+        .query_row("SELECT COUNT(*) FROM patterns", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(patterns, 300);
+
+    // Both copies were drilled, so the drill panels start with data.
+    let status = caretaker()
+        .arg("status")
+        .arg(&cfg)
+        .output()
+        .expect("status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("drill local ok") && text.contains("offsite ok"),
+        "{text}"
+    );
+}

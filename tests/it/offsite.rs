@@ -89,7 +89,7 @@ pub fn run_backup(dir: &Path) -> (Value, String) {
     (job, log)
 }
 
-fn local_backups(dir: &Path) -> Vec<PathBuf> {
+pub fn local_backups(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join("backups"))
         .expect("backups")
         .map(|e| e.expect("entry").path())
@@ -99,7 +99,7 @@ fn local_backups(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn failures(dir: &Path) -> u64 {
+pub fn failures(dir: &Path) -> u64 {
     std::fs::read_to_string(dir.join("backups/.memory.offsite-failures"))
         .map_or(0, |t| t.trim().parse().expect("a count"))
 }
