@@ -15,9 +15,8 @@ use super::modes::{Compression, Detail, IntegrityMode};
 use super::offsite::{resolve_offsite, FileOffsite};
 use super::query::{resolve_queries, FileQuery};
 use super::range::ranged;
-use super::responder::{
-    resolve_responder, resolve_rules, resolve_schedules, FileResponder, FileRule, FileSchedule,
-};
+use super::responder::{resolve_responder, resolve_rules, FileResponder, FileRule};
+use super::schedule::{resolve_schedules, FileSchedule};
 use super::{
     absolute, line_column, resolve_listen_address, BackupConfig, CollectConfig, Config,
     ConfigError, ConfigErrors, DatabaseConfig, PruneConfig, WebConfig, DEFAULT_LISTEN_ADDRESS,

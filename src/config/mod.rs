@@ -17,6 +17,7 @@ mod parse;
 mod query;
 mod range;
 mod responder;
+mod schedule;
 mod tune;
 
 use std::fmt;
@@ -30,9 +31,8 @@ pub use maintenance::{CleanupConfig, VacuumConfig, Window};
 pub use modes::{Compression, Detail, IntegrityMode};
 pub use offsite::{Encryption, OffsiteConfig, OffsiteLocation};
 pub use query::QueryConfig;
-pub use responder::{
-    known_action, parse_cron, ReportSchedule, ResponderConfig, Rule, ScheduleConfig,
-};
+pub use responder::{known_action, ResponderConfig, Rule};
+pub use schedule::{parse_cron, ReportSchedule, ScheduleConfig};
 pub use tune::TuneConfig;
 
 /// The default listen address: 10210, outside the taken 9100-9999 range.
