@@ -10,9 +10,10 @@ use toml::Spanned;
 use super::command::{resolve_commands, FileCommand};
 use super::discover;
 use super::duration::HumanDuration;
-use super::maintenance::{resolve_cleanup, resolve_vacuum, FileCleanup, FileVacuum};
-use super::modes::{Compression, Detail, IntegrityMode};
-use super::offsite::{resolve_offsite, FileOffsite};
+use super::file_database::FileDatabase;
+use super::maintenance::{resolve_cleanup, resolve_vacuum};
+use super::modes::Compression;
+use super::offsite::resolve_offsite;
 use super::query::{resolve_queries, FileQuery};
 use super::range::ranged;
 use super::responder::{resolve_responder, resolve_rules, FileResponder, FileRule};
@@ -82,63 +83,6 @@ struct FileCollect {
 struct FileHost {
     #[serde(default)]
     filesystems: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDatabase {
-    name: Spanned<String>,
-    path: Spanned<String>,
-    #[serde(default)]
-    integrity_check: IntegrityMode,
-    #[serde(default)]
-    detail: Detail,
-    backup: Option<FileBackup>,
-    archive_dir: Option<String>,
-    #[serde(default)]
-    prune: FilePrune,
-    #[serde(default)]
-    tune: super::tune::FileTune,
-    #[serde(default)]
-    vacuum: FileVacuum,
-    #[serde(default)]
-    cleanup: Vec<FileCleanup>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilePrune {
-    #[serde(default)]
-    enabled: bool,
-    unused_after: Option<HumanDuration>,
-    unused_max_usage: Option<Spanned<i64>>,
-    low_confidence: Option<Spanned<f64>>,
-    never_used_after: Option<HumanDuration>,
-    trajectory_retention: Option<HumanDuration>,
-    verification_retention: Option<HumanDuration>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileBackup {
-    dir: String,
-    retention: Option<HumanDuration>,
-    monthly_retention: Option<HumanDuration>,
-    max_age: Option<HumanDuration>,
-    #[serde(default)]
-    compression: Compression,
-    level: Option<Spanned<i64>>,
-    #[serde(default = "quick")]
-    verify: IntegrityMode,
-    verify_newest: Option<Spanned<i64>>,
-    timeout: Option<HumanDuration>,
-    offsite: Option<FileOffsite>,
-    incremental_interval: Option<HumanDuration>,
-    full_interval: Option<HumanDuration>,
-}
-
-fn quick() -> IntegrityMode {
-    IntegrityMode::Quick
 }
 
 const DAY: u64 = 24 * 3600;

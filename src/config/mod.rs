@@ -9,6 +9,7 @@ mod command;
 pub mod discover;
 mod duration;
 mod file;
+mod file_database;
 mod heartbeat;
 mod maintenance;
 mod modes;
