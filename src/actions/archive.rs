@@ -20,6 +20,7 @@
 //! caretaker that reads only version 1 refuses them instead of skipping every
 //! row as already present.
 
+pub mod connection;
 mod header;
 mod restore;
 pub mod sweep;
