@@ -198,19 +198,34 @@ fn parse_url(url: &str) -> Result<OffsiteLocation, String> {
     ))
 }
 
-/// Why `endpoint` cannot be used, if it cannot.
+/// Why `endpoint` cannot be used, if it cannot. Plain HTTP is accepted only
+/// for a store on this host: over a network the requests' signatures and the
+/// store's answers would travel unprotected.
 fn endpoint_problem(endpoint: &str, allow_http: bool) -> Option<String> {
-    if endpoint.starts_with("https://") && endpoint.len() > "https://".len() {
-        None
-    } else if endpoint.starts_with("http://") && endpoint.len() > "http://".len() {
-        (!allow_http).then(|| {
-            format!("backup.offsite.endpoint {endpoint:?} is plain HTTP: set allow_http = true (for a local test server only)")
-        })
-    } else {
-        Some(format!(
+    let parsed = reqwest::Url::parse(endpoint).ok().filter(|u| u.has_host());
+    match parsed.as_ref().map(|u| u.scheme()) {
+        Some("https") => None,
+        Some("http") if !allow_http => Some(format!(
+            "backup.offsite.endpoint {endpoint:?} is plain HTTP: set allow_http = true (for a local test server only)"
+        )),
+        Some("http") if !parsed.as_ref().is_some_and(is_loopback) => Some(format!(
+            "backup.offsite.endpoint {endpoint:?}: allow_http = true is accepted only for a store on this host (localhost, 127.0.0.0/8 or [::1]); use https:// for any other"
+        )),
+        Some("http") => None,
+        _ => Some(format!(
             "backup.offsite.endpoint {endpoint:?} must be an http:// or https:// URL"
-        ))
+        )),
     }
+}
+
+/// Whether `url` names this host by loopback address or as `localhost`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -242,6 +257,23 @@ mod tests {
         assert!(endpoint_problem("http://127.0.0.1:9000", false).is_some());
         assert_eq!(endpoint_problem("http://127.0.0.1:9000", true), None);
         assert!(endpoint_problem("127.0.0.1:9000", true).is_some());
+        assert!(endpoint_problem("http://", true).is_some());
+        for local in [
+            "http://localhost:9000",
+            "http://127.0.0.2:9000",
+            "http://[::1]:9000",
+        ] {
+            assert_eq!(endpoint_problem(local, true), None, "{local}");
+        }
+        for remote in [
+            "http://10.0.0.5:9000",
+            "http://minio.example.net:9000",
+            "http://localhost.example.net",
+            "http://[fd00::1]:9000",
+        ] {
+            let problem = endpoint_problem(remote, true).expect(remote);
+            assert!(problem.contains("on this host"), "{remote}: {problem}");
+        }
     }
 
     const RECIPIENT: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";

@@ -123,3 +123,36 @@ fn the_store_examples_in_docs_offsite_md_pass_check_config() {
         );
     }
 }
+
+/// `allow_http = true` is for a store on this host: `check-config` refuses
+/// it beside a network address (signatures and answers would cross the
+/// network in the clear) and accepts it for a loopback one.
+#[test]
+fn check_config_refuses_plain_http_to_another_host() {
+    let cases = [
+        ("http://10.0.0.5:9000", false),
+        ("http://minio.example.net:9000", false),
+        ("http://127.0.0.1:9000", true),
+        ("http://localhost:9000", true),
+    ];
+    for (endpoint, accepted) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("caretaker.toml");
+        std::fs::write(
+            &path,
+            format!("[[database]]\nname = \"memory\"\npath = \"memory.db\"\n[database.backup]\ndir = \"backups\"\n[database.backup.offsite]\nurl = \"s3://bkt/p\"\nencrypt = false\nendpoint = \"{endpoint}\"\nallow_http = true\n"),
+        )
+        .expect("config");
+        crate::common::create_db(&dir.path().join("memory.db"));
+        let out = crate::common::check_config(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), accepted, "{endpoint}: {stderr}");
+        if !accepted {
+            assert!(stderr.contains("on this host"), "{endpoint}: {stderr}");
+            assert!(
+                stderr.contains(":9:"),
+                "names the endpoint's line: {stderr}"
+            );
+        }
+    }
+}
