@@ -42,9 +42,20 @@ impl Action for BackupRetention {
             match remote {
                 Ok(remote) => {
                     summary.push_str(&format!("; {verb} {} offsite", remote.backups.len()));
+                    if !remote.incomplete.is_empty() {
+                        summary.push_str(&format!(
+                            " and {} objects of uploads cut short",
+                            remote.incomplete.len()
+                        ));
+                    }
+                    let incomplete_bytes: u64 = remote.incomplete.iter().map(|i| i.size).sum();
                     outcome = outcome
                         .figure("offsite_backups_removed", remote.backups.len() as f64)
-                        .figure("offsite_bytes_freed", remote.bytes as f64);
+                        .figure(
+                            "offsite_bytes_freed",
+                            (remote.bytes + incomplete_bytes) as f64,
+                        )
+                        .figure("offsite_incomplete_removed", remote.incomplete.len() as f64);
                 }
                 Err(e) => {
                     tracing::warn!(database = %ctx.database.name, error = %e, "remote retention failed");

@@ -260,3 +260,61 @@ fn an_upload_cut_midway_leaves_nothing_that_counts_and_the_next_backup_uploads_b
     assert!(ok, "{verified}");
     assert!(!verified.contains(crate::offsite::SECRET), "{verified}");
 }
+
+#[test]
+fn remote_retention_removes_uploads_cut_short_once_a_day_old_and_nothing_else() {
+    use caretaker::actions::{backup::Backup, retention::BackupRetention};
+    let moto = Moto::start();
+    moto.create_bucket("caretaker-backups");
+    let (dir, _identity) = setup(moto.port, "caretaker-backups");
+    let now = std::time::SystemTime::now();
+    run_at(dir.path(), &Backup, now).expect("backup");
+    let complete = remote_objects(&moto);
+    // What a killed upload leaves (data and sidecar, no manifest), another
+    // database's object under the same prefix, and a stray file.
+    let cut = "memory-20261101T000000Z.db.zst";
+    moto.put(&format!("{PREFIX}/{cut}.age"), b"half an upload");
+    moto.put(&format!("{PREFIX}/{cut}.sha256"), b"0000  x\n");
+    let others = [
+        "hosts/db1/other-20261101T000000Z.db.zst.age",
+        "hosts/db1/notes.txt",
+    ];
+    for key in others {
+        moto.put(&format!("caretaker-backups/{key}"), b"not caretaker's");
+    }
+    let keys = || moto.keys("caretaker-backups", "hosts/db1/");
+    let before = keys();
+
+    // Within the grace an upload may still be under way: all stays.
+    let outcome = run_at(dir.path(), &BackupRetention, now).expect("retention");
+    assert_eq!(
+        outcome.figures["offsite_incomplete_removed"], 0.0,
+        "{outcome:?}"
+    );
+    assert_eq!(keys(), before);
+
+    // Two days on (the store's clock says they are older than a day).
+    let later = now + std::time::Duration::from_secs(2 * 86_400);
+    let outcome = run_at(dir.path(), &BackupRetention, later).expect("retention");
+    println!("{}", outcome.summary);
+    assert_eq!(
+        outcome.figures["offsite_incomplete_removed"], 2.0,
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.summary.contains("2 objects of uploads cut short"),
+        "{}",
+        outcome.summary
+    );
+    let left = keys();
+    assert!(!left.iter().any(|k| k.contains(cut)), "{left:?}");
+    for key in others {
+        assert!(
+            left.iter().any(|k| k == key),
+            "{key} is not caretaker's to remove: {left:?}"
+        );
+    }
+    let mut after = remote_objects(&moto);
+    after.retain(|name, _| complete.contains_key(name));
+    assert_eq!(after, complete, "the complete backup stays whole");
+}

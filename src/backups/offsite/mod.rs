@@ -24,12 +24,14 @@
 //! - [`upload`]: encrypt and upload, and the failure count;
 //! - [`remote`]: listing remote backups;
 //! - [`retention`]: the local retention plan, applied to the store;
+//! - [`sweep`]: removing what uploads cut short left behind;
 //! - [`fetch`]: downloading, decrypting and checking one.
 
 pub mod fetch;
 pub mod remote;
 pub mod retention;
 pub mod store;
+pub mod sweep;
 pub mod upload;
 
 pub use remote::RemoteBackup;

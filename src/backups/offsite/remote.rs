@@ -1,5 +1,6 @@
 //! What the store holds: remote backups are those whose data object and
-//! manifest are both there (the manifest goes up last).
+//! manifest are both there (the manifest goes up last); a data object or
+//! sidecar without its manifest is an upload cut short (see [`super::sweep`]).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -10,6 +11,7 @@ use super::store::AGE_SUFFIX;
 use super::{block_on, Offsite, OffsiteError};
 use crate::backups::manifest::MANIFEST_SUFFIX;
 use crate::backups::names::parse_backup_file_name;
+use crate::backups::sidecar::CHECKSUM_SUFFIX;
 
 /// One backup in the store.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,27 +25,61 @@ pub struct RemoteBackup {
     pub uploaded: SystemTime,
 }
 
+/// What one object of the store is, by its file name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum ObjectKind {
+    Data,
+    Sidecar,
+    Manifest,
+}
+
 impl Offsite {
     /// The complete remote backups of this database, newest first.
     pub fn list(&self) -> Result<Vec<RemoteBackup>, OffsiteError> {
+        Ok(self.complete(&self.objects()?))
+    }
+
+    /// Every object under the url's prefix.
+    pub(super) fn objects(&self) -> Result<Vec<object_store::ObjectMeta>, OffsiteError> {
         let store = self.store.clone();
         let prefix = self.prefix();
-        let objects: Vec<object_store::ObjectMeta> =
-            block_on(async move { store.list(prefix.as_ref()).try_collect().await })??;
+        block_on(async move { store.list(prefix.as_ref()).try_collect().await })?
+            .map_err(OffsiteError::from)
+    }
+
+    /// Which of this database's backups `meta` belongs to, and as what;
+    /// `None` for anything else (another database's objects, strays).
+    pub(super) fn classify(
+        &self,
+        meta: &object_store::ObjectMeta,
+    ) -> Option<(String, SystemTime, ObjectKind)> {
+        let file = meta.location.filename()?;
+        let data_suffix = if self.encrypted() { AGE_SUFFIX } else { "" };
+        let (name, kind) = if let Some(name) = file.strip_suffix(MANIFEST_SUFFIX) {
+            (name, ObjectKind::Manifest)
+        } else if let Some(name) = file.strip_suffix(CHECKSUM_SUFFIX) {
+            (name, ObjectKind::Sidecar)
+        } else {
+            (file.strip_suffix(data_suffix)?, ObjectKind::Data)
+        };
+        let taken = parse_backup_file_name(&self.database, name)?;
+        Some((name.to_string(), taken, kind))
+    }
+
+    /// The backups among `objects` whose data and manifest are both there.
+    pub(super) fn complete(&self, objects: &[object_store::ObjectMeta]) -> Vec<RemoteBackup> {
         let mut data = BTreeMap::new();
         let mut manifests = std::collections::HashSet::new();
-        let data_suffix = if self.encrypted() { AGE_SUFFIX } else { "" };
         for meta in objects {
-            let Some(file) = meta.location.filename() else {
-                continue;
-            };
-            if let Some(name) = file.strip_suffix(MANIFEST_SUFFIX) {
-                manifests.insert(name.to_string());
-            } else if let Some(name) = file.strip_suffix(data_suffix) {
-                if let Some(taken) = parse_backup_file_name(&self.database, name) {
-                    let when = SystemTime::from(meta.last_modified);
-                    data.insert(name.to_string(), (taken, meta.size, when));
+            match self.classify(meta) {
+                Some((name, _, ObjectKind::Manifest)) => {
+                    manifests.insert(name);
                 }
+                Some((name, taken, ObjectKind::Data)) => {
+                    let when = SystemTime::from(meta.last_modified);
+                    data.insert(name, (taken, meta.size, when));
+                }
+                Some((_, _, ObjectKind::Sidecar)) | None => {}
             }
         }
         let mut out: Vec<RemoteBackup> = data
@@ -57,6 +93,6 @@ impl Offsite {
             })
             .collect();
         out.sort_by(|a, b| b.taken.cmp(&a.taken).then_with(|| b.name.cmp(&a.name)));
-        Ok(out)
+        out
     }
 }

@@ -12,7 +12,9 @@
 //! downloaded when the plan would delete nothing anyway.
 //!
 //! A backup's manifest is deleted first (it stops counting at once), then
-//! its sidecar and data: a pass cut short leaves objects no listing counts.
+//! its sidecar and data: a pass cut short leaves objects no listing counts,
+//! which the next pass removes with the other uploads cut short
+//! ([`super::sweep`]), before anything else.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -30,6 +32,8 @@ pub struct RemotePruned {
     pub backups: Vec<String>,
     /// Their data objects' stored size.
     pub bytes: u64,
+    /// Objects of uploads cut short, past their grace ([`super::sweep`]).
+    pub incomplete: Vec<super::sweep::Incomplete>,
 }
 
 /// The plan's entries: `verified_from` is the index of the newest remote
@@ -56,9 +60,14 @@ impl Offsite {
         dry_run: bool,
     ) -> Result<RemotePruned, OffsiteError> {
         let (retention, monthly) = (self.cfg.retention, self.cfg.monthly_retention);
-        let remote = self.list()?;
+        let objects = self.objects()?;
+        let incomplete = self.sweep_incomplete(&objects, now, dry_run)?;
+        let remote = self.complete(&objects);
         if plan(&entries(&remote, 0), now, retention, monthly).is_empty() {
-            return Ok(RemotePruned::default());
+            return Ok(RemotePruned {
+                incomplete,
+                ..RemotePruned::default()
+            });
         }
         let checkable = !matches!(self.cfg.encryption, Encryption::AgeRecipients(_))
             || self.cfg.decrypt_identity_file.is_some();
@@ -85,7 +94,10 @@ impl Offsite {
             ));
         };
         let doomed = plan(&entries(&remote, verified_from), now, retention, monthly);
-        let mut pruned = RemotePruned::default();
+        let mut pruned = RemotePruned {
+            incomplete,
+            ..RemotePruned::default()
+        };
         for path in doomed {
             let name = path.to_string_lossy().into_owned();
             if !dry_run {
@@ -100,12 +112,19 @@ impl Offsite {
 
     /// Deletes one remote backup: manifest, sidecar, data.
     fn delete_backup(&self, name: &str) -> Result<(), OffsiteError> {
-        let store = self.store.clone();
-        let keys = [
+        self.delete_keys(vec![
             self.manifest_key(name),
             self.sidecar_key(name),
             self.data_key(name),
-        ];
+        ])
+    }
+
+    /// Deletes `keys` in order; one already gone is no error.
+    pub(super) fn delete_keys(
+        &self,
+        keys: Vec<object_store::path::Path>,
+    ) -> Result<(), OffsiteError> {
+        let store = self.store.clone();
         block_on(async move {
             for key in &keys {
                 match store.delete(key).await {
