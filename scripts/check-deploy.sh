@@ -161,7 +161,7 @@ CaretakerConfigReloadFailed CaretakerTargetDown CaretakerTargetAbsent
 CaretakerActionFailing CaretakerActionBreakerOpen CaretakerRemediationUnresolved
 CaretakerWebhookAuthFailures CaretakerAlertsMisrouted CaretakerJobQueueBacklog CaretakerWatchdog
 CaretakerOffsiteBackupTooOld CaretakerOffsiteUnreachable CaretakerRestoreDrillFailed
-CaretakerRestoreDrillStale""".split()
+CaretakerRestoreDrillStale CaretakerRestoreNeverDrilled""".split()
 # Always firing, on purpose (the dead man's switch): severity none, no for:,
 # and no promtool test where it stays quiet.
 ALWAYS_FIRING = {"CaretakerWatchdog"}

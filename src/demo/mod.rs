@@ -121,6 +121,12 @@ actions = ["backup", "restore_drill"]
 cooldown = "1d"
 
 [[rule]]
+name = "first-drill"
+matchers = ['alertname="CaretakerRestoreNeverDrilled"']
+actions = ["restore_drill"]
+cooldown = "1d"
+
+[[rule]]
 name = "checkpoint"
 matchers = ['alertname="CaretakerWalLarge"']
 actions = ["wal_checkpoint"]
