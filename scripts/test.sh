@@ -2,7 +2,7 @@
 # Runs every check and test of caretaker, the Debian package's included
 # (installed, checked and purged again: needs root or sudo). Installs what the
 # end-to-end tests use when it is missing: Debian's prometheus,
-# prometheus-alertmanager and chromium, sqlite3, age, zstd and openssl, the Python
+# prometheus-alertmanager and chromium, sqlite3, age, zstd, rclone and openssl, the Python
 # prometheus-client parser, moto's S3 server, and cargo-deb (cargo install).
 set -euo pipefail
 usage() {
@@ -28,6 +28,8 @@ command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 # Debian's age decrypts what caretaker uploads (tests/it/offsite.rs); zstd decompresses it.
 command -v age >/dev/null 2>&1 || missing+=(age)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+# Debian's rclone lists and downloads what caretaker uploads (tests/it/offsite_interop.rs).
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 # Debian's openssl makes the CA and certificates of tests/it/tls.rs.
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
