@@ -35,6 +35,7 @@ mod network_promises;
 mod offsite;
 mod offsite_credentials;
 mod offsite_drills;
+mod offsite_interop;
 mod package_docs;
 mod progress;
 mod prometheus;
