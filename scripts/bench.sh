@@ -9,20 +9,24 @@
 #                               2,000-pattern database under one [[discover]] glob, with
 #                               detail "full" and "summary" (~15 min; 2.3 GB of copies);
 #                               with --smoke: 3 and 10 copies, short windows
+#   scripts/bench.sh --offsite  only step 8: the offsite copies to moto's S3 server and the
+#                               restore drills, on the 1,000,000-pattern database (~5 min
+#                               when BENCH_LARGE_DIR is made); with --smoke: the small one
 #
 # BENCH_DIR (default $CARGO_TARGET_DIR/bench, else target/bench) holds the databases; BENCH_LARGE_DIR reuses a
 # 1,000,000-pattern demo folder made earlier; CARETAKER_BIN skips the build.
 set -euo pipefail
 usage() {
-  echo "usage: scripts/bench.sh [--smoke] [--fleet] [-h|--help]"
+  echo "usage: scripts/bench.sh [--smoke] [--fleet|--offsite] [-h|--help]"
   sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"
 }
 MODE=full
-FLEET=0
+FLEET=0 ONLY_OFFSITE=0
 for arg in "$@"; do
   case "$arg" in
     --smoke) MODE=smoke ;;
     --fleet) FLEET=1 ;;
+    --offsite) ONLY_OFFSITE=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
   esac
@@ -37,7 +41,7 @@ M="python3 $ROOT/scripts/bench/measure.py"
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 for pair in sqlite3:sqlite3 wrk:wrk webhook:webhook prometheus-node-exporter:prometheus-node-exporter \
-  prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager; do
+  prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager rclone:rclone age-keygen:age; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -45,6 +49,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
     --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q "moto[server]"
 
 if [ "$MODE" = smoke ]; then
   [ -n "${CARETAKER_BIN:-}" ] || cargo build --locked -q
@@ -57,6 +63,7 @@ else
 fi
 WORK=${BENCH_DIR:-$TARGET/bench}/$MODE
 [ "$FLEET" = 0 ] || WORK=$WORK-fleet
+[ "$ONLY_OFFSITE" = 0 ] || WORK=$WORK-offsite
 rm -rf "$WORK" && mkdir -p "$WORK"
 RESULTS=$WORK/results.txt
 : > "$RESULTS"
@@ -82,9 +89,13 @@ fi
 # demo DIR PATTERNS BYTES: a demo folder (database, token, config, first backup).
 # Snapshots are off in caretaker.toml (the snapshot loop would take backups of
 # its own while the other steps measure) and on in caretaker-incremental.toml (step 4b).
+# Its offsite copy is dropped too: step 3's backups do what seed 001's script
+# does (step 8 measures the offsite copies).
 demo() {
   [ -f "$1/memory.db" ] || "$BIN" demo --dir="$1" --patterns="$2" --pattern-bytes="$3" --no-serve 2>/dev/null
   sed -i '/^incremental_interval = /d; /^full_interval = /d' "$1/caretaker.toml"
+  sed -i '/^\[database.backup.offsite\]$/,/^\[database.prune\]$/{/^\[database.prune\]$/!d}' "$1/caretaker.toml"
+  if grep -q '^\[database.backup.offsite\]' "$1/caretaker.toml"; then echo "bench: $1: offsite section left" >&2; exit 1; fi
   sed 's/^\[database.backup\]$/[database.backup]\nincremental_interval = "1m"/' "$1/caretaker.toml" > "$1/caretaker-incremental.toml"
   grep -q '^incremental_interval' "$1/caretaker-incremental.toml"
 }
@@ -102,6 +113,16 @@ dir_of() { if [ "$1" = small ]; then echo "$WORK/small"; else echo "$LARGE"; fi;
 # busy for seconds after `sync`, and a step that fsyncs must not pay for the
 # step before it.
 settle_disk() { sync; $M settle "$WORK/settle.tmp"; }
+median() { printf '%s\n' "$@" | python3 -c 'import sys, statistics; print(f"{statistics.median(float(x) for x in sys.stdin):.4f}")'; }
+
+if [ "$ONLY_OFFSITE" = 1 ]; then
+  d=$(dir_of "${SIZES[-1]}")
+  . "$ROOT/scripts/bench/offsite.sh"
+  echo >&2
+  $M table "$RESULTS" --check | tee "$WORK/results.md"
+  echo "bench ($MODE, offsite): results in $WORK/results.md" >&2
+  exit 0
+fi
 
 # 1. One collection of every seed figure against the seeds' queries.
 for size in "${SIZES[@]}"; do
@@ -226,7 +247,6 @@ n=$(( rows * pages / 100 / (ppages > 0 ? ppages : 1) )); n=$(( n > 0 ? n : 1 ))
 change() {
   sqlite3 "$db" "UPDATE patterns SET pattern_data = hex(randomblob(length(pattern_data) / 2)) WHERE rowid > $1 AND rowid <= $1 + $n"
 }
-median() { printf '%s\n' "$@" | python3 -c 'import sys, statistics; print(f"{statistics.median(float(x) for x in sys.stdin):.4f}")'; }
 walls=() cpus=() at=0
 for _ in $(seq 1 "$DELTAS"); do
   change "$at"; at=$(( (at + n) % (rows > n ? rows - n : 1) ))
@@ -318,6 +338,10 @@ done
 # 7. Condition to completed fix through Prometheus and Alertmanager (no peer).
 "$ROOT/scripts/bench/remediation.sh" "$BIN" "$(dir_of small)" "$WORK/remediation" > "$WORK/remediation.txt"
 record "backup folder emptied to backup job finished (Prometheus + Alertmanager), s" "$(cat "$WORK/remediation.txt")" - - "report only"
+
+# 8. Offsite copies to an S3 server and restore drills (see the file).
+d=$(dir_of "${SIZES[-1]}")
+. "$ROOT/scripts/bench/offsite.sh"
 
 echo >&2
 $M table "$RESULTS" --check | tee "$WORK/results.md"
