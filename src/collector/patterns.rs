@@ -216,14 +216,18 @@ impl PatternsCollector {
         let limit = breakdown_limit(self.detail, self.label_limit);
         let types = fold_groups(scan.types, |s| s.count, TypeStats::add, limit);
         emit_types(&mut set, &types, self.detail);
-        let categories = fold_groups(scan.categories, |v| *v, |a, b| *a += b, limit);
-        for (category, n) in categories {
-            set.gauge(
-                "caretaker_patterns_by_category",
-                "Patterns per category",
-                breakdown(self.detail, "category", category),
-                n,
-            );
+        // At `summary` the one folded series would be the pattern count that
+        // caretaker_table_rows{table="patterns"} already is: left out.
+        if self.detail == Detail::Full {
+            let categories = fold_groups(scan.categories, |v| *v, |a, b| *a += b, limit);
+            for (category, n) in categories {
+                set.gauge(
+                    "caretaker_patterns_by_category",
+                    "Patterns per category",
+                    breakdown(self.detail, "category", category),
+                    n,
+                );
+            }
         }
         set.gauge(
             "caretaker_pattern_duplicates",

@@ -34,8 +34,10 @@ pub enum Detail {
     Full,
     /// Health, size, backup and responder series as in `full`; the breakdowns
     /// summed into one series per database (averages weighted by their counts),
-    /// and `caretaker_app_metric`, whose names cannot be added, left out.
-    /// For fleets: the demo database's 290 series become 141, most of them
+    /// `caretaker_app_metric` (whose names cannot be added) and
+    /// `caretaker_patterns_by_category` (whose one sum is the pattern count)
+    /// left out, and a collector's health series shown only while it fails.
+    /// For fleets: the demo database's ~380 series become ~200, most of them
     /// the responder's, which are kept whole.
     Summary,
 }

@@ -268,6 +268,13 @@ impl Runtime {
         }
         let names: Vec<String> = config.databases.iter().map(|d| d.name.clone()).collect();
         self.snapshot.retain_databases(&names);
+        self.snapshot.set_summary_databases(
+            config
+                .databases
+                .iter()
+                .filter(|d| d.detail == crate::config::Detail::Summary)
+                .map(|d| d.name.clone()),
+        );
         let mut errors = self
             .discovery_errors
             .lock()

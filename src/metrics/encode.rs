@@ -124,13 +124,24 @@ pub(super) fn merge<'a>(fragments: impl Iterator<Item = &'a Fragment>, out: &mut
     }
 }
 
+/// Writes one value; a whole number within f64's exact integers is written
+/// without a fraction (`0`, `4096`, as Prometheus's own clients do): most of
+/// caretaker's values are counts and sizes, and at 1,000 databases the `.0`
+/// of each was about 90 KB of `/metrics`.
 fn encode_value(
     metric: &mut MetricEncoder<'_>,
     kind: Kind,
     value: f64,
 ) -> Result<(), std::fmt::Error> {
+    /// 2^53: every whole number up to it is exact in an f64.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let whole = value.fract() == 0.0 && value.abs() <= EXACT;
     match kind {
+        Kind::Gauge if whole => metric.encode_gauge(&(value as i64)),
         Kind::Gauge => metric.encode_gauge(&value),
+        Kind::Counter if whole && value >= 0.0 => {
+            metric.encode_counter::<NoLabelSet, u64, f64>(&(value as u64), None)
+        }
         Kind::Counter => metric.encode_counter::<NoLabelSet, f64, f64>(&value, None),
     }
 }
@@ -191,6 +202,35 @@ mod tests {
         set.histogram("d_seconds", "Seconds", vec![], h);
         set.prefix_label("database", database);
         Arc::new(set)
+    }
+
+    #[test]
+    fn whole_numbers_are_written_without_a_fraction_and_the_rest_as_they_are() {
+        let cases = [
+            (0.0, "0"),
+            (4096.0, "4096"),
+            (-3.0, "-3"),
+            (0.5, "0.5"),
+            (1796279739.25, "1796279739.25"),
+            (1e300, "1e300"),
+            (f64::NAN, "NaN"),
+        ];
+        for (value, text) in cases {
+            let mut set = MetricSet::new();
+            set.gauge("g", "G", vec![], value);
+            set.counter("c", "C", vec![], value.abs());
+            let mut out = String::new();
+            merge(
+                [&Fragment::encode(vec![Arc::new(set)])].into_iter(),
+                &mut out,
+            );
+            assert!(out.contains(&format!("\ng {text}\n")), "{value}: {out}");
+            let counter = text.trim_start_matches('-');
+            assert!(
+                out.contains(&format!("\nc_total {counter}\n")),
+                "{value}: {out}"
+            );
+        }
     }
 
     #[test]

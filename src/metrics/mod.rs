@@ -7,13 +7,15 @@
 
 mod encode;
 mod family;
+mod health;
 mod histogram;
 mod snapshot;
 pub mod trend;
 
 pub use family::{Family, Kind, Labels, MetricSet};
+pub use health::unix_seconds;
 pub use histogram::{Histogram, HistogramFamily};
-pub use snapshot::{unix_seconds, Snapshot, SourceKey, SourceStatus};
+pub use snapshot::{Snapshot, SourceKey, SourceStatus};
 pub use trend::SizePoint;
 
 /// The content type of the OpenMetrics text exposition format.

@@ -16,8 +16,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
 use super::encode::{merge, Fragment};
+use super::health::health;
 use super::trend::{SizePoint, SizeTrends};
-use super::{Labels, MetricSet};
+use super::MetricSet;
 
 /// Identifies one source: a collector, for one database or for the host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,10 +69,16 @@ struct Entry {
 }
 
 impl Entry {
-    fn update(&mut self, key: &SourceKey, set: MetricSet) {
+    /// Stores `set` and encodes it with the health series; a `summary`
+    /// database's source that succeeded has none (see [`health`]).
+    fn update(&mut self, key: &SourceKey, set: MetricSet, summary: bool) {
         self.set = Arc::new(set);
-        let health = Arc::new(health(key, &self.status));
-        self.fragment = Fragment::encode(vec![self.set.clone(), health]);
+        let health = if summary && self.status.ok {
+            MetricSet::new()
+        } else {
+            health(key, &self.status)
+        };
+        self.fragment = Fragment::encode(vec![self.set.clone(), Arc::new(health)]);
     }
 }
 
@@ -83,6 +90,17 @@ struct Inner {
     published: BTreeMap<SourceKey, Part>,
     /// The last hour of sizes, for the landing page (never encoded).
     trends: SizeTrends,
+    /// Databases at `detail = "summary"`: their sources' health series are
+    /// published only while the source fails.
+    summary: std::collections::HashSet<String>,
+}
+
+impl Inner {
+    fn is_summary(&self, key: &SourceKey) -> bool {
+        key.database
+            .as_ref()
+            .is_some_and(|db| self.summary.contains(db))
+    }
 }
 
 /// Shared, lock-protected store of the latest metric sets.
@@ -142,6 +160,7 @@ impl Snapshot {
     ) {
         let mut inner = self.write();
         inner.trends.note(&key, result.as_ref(), now);
+        let summary = inner.is_summary(&key);
         let entry = inner.sources.entry(key.clone()).or_default();
         entry.status.runs += 1;
         entry.status.duration = duration;
@@ -149,7 +168,7 @@ impl Snapshot {
         if result.is_some() {
             entry.status.last_success = Some(now);
         }
-        entry.update(&key, result.unwrap_or_default());
+        entry.update(&key, result.unwrap_or_default(), summary);
     }
 
     /// Stores a result computed elsewhere (by an action, maybe in another
@@ -178,12 +197,13 @@ impl Snapshot {
         }
         match run {
             Some((duration, at)) => {
+                let summary = inner.is_summary(&key);
                 let entry = inner.sources.entry(key.clone()).or_default();
                 entry.status.runs += 1;
                 entry.status.duration = duration;
                 entry.status.ok = true;
                 entry.status.last_success = Some(at);
-                entry.update(&key, set);
+                entry.update(&key, set, summary);
             }
             None => {
                 inner.published.insert(key, Part::new(set));
@@ -202,6 +222,13 @@ impl Snapshot {
     pub fn publish(&self, key: SourceKey, set: MetricSet) {
         let part = Part::new(set);
         self.write().published.insert(key, part);
+    }
+
+    /// Names the databases at `detail = "summary"`, whose collectors publish
+    /// health series only while they fail; applies from each source's next
+    /// collection.
+    pub fn set_summary_databases(&self, names: impl IntoIterator<Item = String>) {
+        self.write().summary = names.into_iter().collect();
     }
 
     /// Forgets the sources of databases that are no longer configured.
@@ -252,44 +279,6 @@ impl Snapshot {
         keys.iter()
             .all(|k| inner.sources.get(k).is_some_and(|e| e.status.runs > 0))
     }
-}
-
-/// The health series of one source: whether its last run succeeded, how
-/// long it took, when it last succeeded.
-fn health(key: &SourceKey, s: &SourceStatus) -> MetricSet {
-    let mut set = MetricSet::new();
-    let mut labels: Labels = vec![("collector", key.collector.to_string())];
-    if let Some(db) = &key.database {
-        labels.push(("database", db.clone()));
-    }
-    set.gauge(
-        "caretaker_collector_success",
-        "1 if the collector's last run succeeded, 0 if it failed",
-        labels.clone(),
-        if s.ok { 1.0 } else { 0.0 },
-    );
-    set.gauge(
-        "caretaker_collector_duration_seconds",
-        "How long the collector's last run took",
-        labels.clone(),
-        s.duration.as_secs_f64(),
-    );
-    if let Some(t) = s.last_success {
-        set.gauge(
-            "caretaker_collector_last_success_timestamp_seconds",
-            "When the collector last succeeded, as a Unix timestamp",
-            labels,
-            unix_seconds(t),
-        );
-    }
-    set
-}
-
-/// Seconds since the Unix epoch as a float (0 for times before it).
-pub fn unix_seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ mod tests {
         assert_eq!(first.as_ptr(), again.as_ptr(), "the same bytes, not a copy");
         let om = std::str::from_utf8(&first).expect("utf-8");
         assert!(om.ends_with("# EOF\n"), "{om}");
-        assert!(om.contains("caretaker_test_value 1.0"), "{om}");
+        assert!(om.contains("caretaker_test_value 1\n"), "{om}");
         let text = body(Format::Text);
         assert_eq!(text.as_ptr(), body(Format::Text).as_ptr());
         assert!(!std::str::from_utf8(&text).expect("utf-8").contains("# EOF"));
@@ -129,11 +129,11 @@ mod tests {
         let after = body(Format::OpenMetrics);
         assert!(std::str::from_utf8(&after)
             .expect("utf-8")
-            .contains("caretaker_test_value 2.0"));
+            .contains("caretaker_test_value 2\n"));
         let text = body(Format::Text);
         assert!(std::str::from_utf8(&text)
             .expect("utf-8")
-            .contains("caretaker_test_value 2.0"));
+            .contains("caretaker_test_value 2\n"));
 
         hits.inc();
         let counted = body(Format::OpenMetrics);
