@@ -86,5 +86,80 @@ mod tests {
         assert!(text.contains("caretaker_collector_last_success_timestamp_seconds{collector=\"test\",database=\"quiet\"}"));
         run("quiet", true);
         assert!(!encoded(&snapshot).contains("database=\"quiet\""));
+        // The same figures again change nothing shown: the generation stays
+        // (scrapes share their body); a full database's pass changes it.
+        let before = snapshot.generation();
+        run("quiet", true);
+        assert_eq!(snapshot.generation(), before);
+        assert_eq!(
+            snapshot
+                .status(&SourceKey::new("test", Some("quiet")))
+                .map(|s| s.runs),
+            Some(4)
+        );
+        run("loud", true);
+        assert_ne!(snapshot.generation(), before);
+    }
+
+    #[test]
+    fn a_summary_source_whose_figures_change_is_shown_anew() {
+        let snapshot = Snapshot::new();
+        snapshot.set_summary_databases(["quiet".to_string()]);
+        let run = |v: f64| {
+            let mut set = MetricSet::new();
+            set.gauge(
+                "caretaker_test_size",
+                "a size",
+                vec![("database", "quiet".into())],
+                v,
+            );
+            snapshot.record(
+                SourceKey::new("test", Some("quiet")),
+                Some(set),
+                Duration::ZERO,
+                SystemTime::now(),
+            );
+        };
+        run(1.0);
+        let before = snapshot.generation();
+        run(1.0);
+        assert_eq!(snapshot.generation(), before);
+        run(2.0);
+        assert_ne!(snapshot.generation(), before);
+        assert!(encoded(&snapshot).contains("caretaker_test_size{database=\"quiet\"} 2\n"));
+    }
+
+    #[test]
+    fn each_source_keeps_its_health_and_families_appear_once() {
+        let snapshot = Snapshot::new();
+        for db in ["one", "two"] {
+            let mut set = MetricSet::new();
+            set.gauge(
+                "caretaker_test_size",
+                "a size",
+                vec![("database", db.into())],
+                1.0,
+            );
+            let key = SourceKey::new("test", Some(db));
+            snapshot.record(key, Some(set), Duration::ZERO, SystemTime::now());
+        }
+        snapshot.record(
+            SourceKey::new("test", Some("two")),
+            None,
+            Duration::ZERO,
+            SystemTime::now(),
+        );
+        let text = encoded(&snapshot);
+        for name in ["caretaker_test_size", "caretaker_collector_success"] {
+            let types = text.matches(&format!("# TYPE {name} ")).count();
+            assert_eq!(types, 1, "{name} once in:\n{text}");
+        }
+        assert!(text.contains("caretaker_collector_success{collector=\"test\",database=\"one\"} 1"));
+        assert!(text.contains("caretaker_collector_success{collector=\"test\",database=\"two\"} 0"));
+        assert_eq!(
+            text.matches("caretaker_test_size{").count(),
+            1,
+            "a failure drops its figures"
+        );
     }
 }
