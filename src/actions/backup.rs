@@ -5,6 +5,7 @@
 use std::time::{Instant, SystemTime};
 
 use super::{Action, ActionContext, ActionError, Outcome};
+use crate::backups::offsite::links::upload_pending_links;
 use crate::backups::offsite::upload::{count_failure, upload_pending, Uploaded};
 use crate::backups::offsite::{Offsite, OffsiteError};
 use crate::backups::BackupSet;
@@ -116,6 +117,15 @@ fn upload_offsite(
         .as_ref()
         .map_err(|e| OffsiteError::Failed(e.to_string()))
         .and_then(|o| upload_pending(o, set, deadline));
+    // The links of the chains whose full backup is now in the store.
+    let result = result.and_then(|mut up| {
+        let links = store
+            .as_ref()
+            .map_err(|e| OffsiteError::Failed(e.to_string()))
+            .and_then(|o| upload_pending_links(o, set, deadline))?;
+        up.bytes += links.bytes;
+        Ok(up)
+    });
     let up = match result {
         Ok(up) => up,
         Err(e) => {

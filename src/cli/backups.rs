@@ -107,7 +107,18 @@ fn snapshot(db: &DatabaseConfig) -> anyhow::Result<ExitCode> {
             sequence,
             changed_pages,
             bytes,
-        } => println!("delta {sequence}: {changed_pages} pages changed, {bytes} bytes"),
+        } => {
+            println!("delta {sequence}: {changed_pages} pages changed, {bytes} bytes");
+            match crate::backups::offsite::links::upload_after_snapshot(&db.name, cfg, deadline) {
+                Some(Ok(up)) => {
+                    println!("uploaded {} links offsite ({} bytes)", up.links, up.bytes)
+                }
+                Some(Err(e)) => {
+                    println!("offsite upload failed (retried after the next snapshot): {e}")
+                }
+                None => {}
+            }
+        }
         Taken::Unchanged => println!("unchanged since the last snapshot"),
         Taken::NeedsFullBackup(why) => {
             println!("no chain to extend ({why}): take a full backup first (caretaker run backup)");

@@ -101,11 +101,18 @@ pub(super) fn restore(
     moment: super::restore::Moment<'_>,
     force: bool,
 ) -> anyhow::Result<ExitCode> {
-    if moment.at.is_some() {
-        anyhow::bail!("--at rebuilds from the local chains; the offsite store holds full backups only (use --before)");
+    let db = crate::responder::direct::database(config, database)?;
+    if let Some(at) = moment.at {
+        if backup.is_some() {
+            bail!("--at picks the chain itself; drop --backup");
+        }
+        let t = super::restore::parse_time("--at", at)?;
+        let asked = format!("the state the offsite chains rebuild at {at}");
+        return super::restore::recorded_restore(config, db, asked, |_| {
+            at_from_offsite(db, t, force).map_err(|e| format!("{e:#}"))
+        });
     }
     let before = moment.before;
-    let db = crate::responder::direct::database(config, database)?;
     let asked = match (&backup, before) {
         (Some(b), _) => format!("offsite backup {}", b.display()),
         (None, Some(t)) => format!("the newest offsite backup before {t}"),
@@ -160,4 +167,41 @@ fn from_offsite(
         "no offsite backup of {} could be downloaded and checked",
         db.name
     )
+}
+
+/// `--from=offsite --at`: the newest remote full backup taken at or before
+/// `at` and its links up to `at` are downloaded into the backup folder (a
+/// local chain like any other, kept afterwards), then the local `--at`
+/// restore rebuilds and checks the state. A remote base or link that fails
+/// its check refuses the restore, naming it: an older state than asked for
+/// is never given without saying so.
+fn at_from_offsite(
+    db: &DatabaseConfig,
+    at: std::time::SystemTime,
+    force: bool,
+) -> anyhow::Result<RestoreReport> {
+    let (local, offsite) = offsite_of(db)?;
+    let remote = offsite.list().context("listing the offsite store")?;
+    let Some(base) = remote.iter().find(|r| r.taken <= at) else {
+        bail!(
+            "no offsite backup of {} was taken at or before {}",
+            db.name,
+            humantime::format_rfc3339_millis(at)
+        );
+    };
+    let seams = super::restore::showing_progress();
+    let path = offsite
+        .fetch(&base.name, &local.dir, &seams.progress)
+        .and_then(|f| f.publish(&local.dir))
+        .with_context(|| format!("offsite backup {}", base.name))?;
+    let chain_dir = crate::backups::chain::chain_dir_of(&path);
+    let links = offsite
+        .fetch_links(&base.name, at, &chain_dir)
+        .with_context(|| format!("the offsite links of {}", base.name))?;
+    println!(
+        "downloaded {} and {links} of its links into {}",
+        base.name,
+        local.dir.display()
+    );
+    Ok(restore_with(db, RestoreChoice::At(at), force, &seams)?)
 }

@@ -42,9 +42,15 @@ impl BackupsCollector {
         }
     }
 
-    /// Also lists `database`'s offsite store on each collection.
-    pub fn offsite(mut self, cfg: Option<&OffsiteConfig>, database: &str) -> Self {
-        self.offsite = cfg.map(|c| OffsiteFigures::new(c, database, &self.dir));
+    /// Also lists `database`'s offsite store on each collection (and, with
+    /// `incremental`, its newest chain's recovery point).
+    pub fn offsite(
+        mut self,
+        cfg: Option<&OffsiteConfig>,
+        database: &str,
+        incremental: bool,
+    ) -> Self {
+        self.offsite = cfg.map(|c| OffsiteFigures::new(c, database, &self.dir, incremental));
         self
     }
 

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::backups::offsite::upload::upload_failures;
-use crate::backups::offsite::Offsite;
+use crate::backups::offsite::{Offsite, RemoteBackup};
 use crate::config::OffsiteConfig;
 use crate::metrics::{unix_seconds, MetricSet};
 
@@ -17,14 +17,22 @@ pub struct OffsiteFigures {
     database: String,
     /// The backup folder, which holds the count of failed uploads.
     dir: PathBuf,
+    /// Incremental snapshots are on: the store's chains have a recovery point.
+    incremental: bool,
 }
 
 impl OffsiteFigures {
-    pub fn new(cfg: &OffsiteConfig, database: &str, dir: &std::path::Path) -> Self {
+    pub fn new(
+        cfg: &OffsiteConfig,
+        database: &str,
+        dir: &std::path::Path,
+        incremental: bool,
+    ) -> Self {
         Self {
             cfg: cfg.clone(),
             database: database.to_string(),
             dir: dir.to_path_buf(),
+            incremental,
         }
     }
 
@@ -36,7 +44,11 @@ impl OffsiteFigures {
             vec![],
             upload_failures(&self.dir, &self.database) as f64,
         );
-        let listing = Offsite::open(&self.cfg, &self.database).and_then(|o| o.list());
+        let store = Offsite::open(&self.cfg, &self.database);
+        let listing = store
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|o| o.list().map_err(|e| e.to_string()));
         let remote = match listing {
             Ok(remote) => remote,
             Err(e) => {
@@ -75,6 +87,38 @@ impl OffsiteFigures {
                 vec![],
                 newest.size as f64,
             );
+            if let Ok(store) = &store {
+                self.add_recovery_point(set, store, newest);
+            }
         }
+    }
+}
+
+impl OffsiteFigures {
+    /// The newest moment the store's newest chain restores: its last link
+    /// (one listing of the chain and one manifest read), else its base.
+    /// Shown while incremental snapshots are on, or while the store holds
+    /// links (a host restoring from it needs no snapshots of its own).
+    fn add_recovery_point(&self, set: &mut MetricSet, store: &Offsite, newest: &RemoteBackup) {
+        let last_link = store.remote_link_count(&newest.name).and_then(|n| {
+            (n > 0)
+                .then(|| store.remote_link(&newest.name, n))
+                .transpose()
+        });
+        let point = match last_link {
+            Ok(Some(link)) => link.taken().unwrap_or(newest.taken),
+            Ok(None) if self.incremental => newest.taken,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(database = %self.database, error = %e, "offsite chain cannot be read");
+                return;
+            }
+        };
+        set.gauge(
+            "caretaker_backup_recovery_point_timestamp_seconds",
+            "The newest moment restore --at can rebuild (a full backup and its deltas)",
+            vec![("source", "offsite".to_string())],
+            unix_seconds(point),
+        );
     }
 }

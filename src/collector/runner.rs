@@ -110,7 +110,11 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
                             &db.name,
                             crate::backups::names::sharing(config, &db.name, &backup.dir),
                         )
-                        .offsite(backup.offsite.as_ref(), &db.name)
+                        .offsite(
+                            backup.offsite.as_ref(),
+                            &db.name,
+                            backup.incremental_interval.is_some(),
+                        )
                         .drills(&db.name),
                 ),
                 c.backups_interval,

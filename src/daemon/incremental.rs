@@ -112,6 +112,9 @@ async fn snapshot(runtime: &Runtime, db: &DatabaseConfig, mut f: Figures) -> Fig
                 .map_err(|e| SnapshotError::Io(std::io::Error::other(e.to_string())))?;
             let deadline = Instant::now() + cfg.timeout;
             let taken = take_snapshot(&job_db, cfg, SystemTime::now(), deadline, &mut cache);
+            if matches!(taken, Ok(Taken::Delta { .. })) {
+                crate::backups::offsite::links::upload_after_snapshot(&job_db.name, cfg, deadline);
+            }
             let point = recovery_point(&job_db, deadline, &mut cache);
             Ok::<_, SnapshotError>((taken?, point))
         })();

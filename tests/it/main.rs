@@ -33,6 +33,7 @@ mod migrate;
 mod moto;
 mod network_promises;
 mod offsite;
+mod offsite_chains;
 mod offsite_credentials;
 mod offsite_drills;
 mod offsite_interop;

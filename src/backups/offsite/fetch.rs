@@ -123,7 +123,7 @@ impl Offsite {
             .map_err(|e| OffsiteError::Failed(format!("manifest of {name} is not valid: {e}")))
     }
 
-    fn decrypt(&self, src: &Path, dst: &Path) -> Result<(), OffsiteError> {
+    pub(super) fn decrypt(&self, src: &Path, dst: &Path) -> Result<(), OffsiteError> {
         let Some(identity_file) = &self.cfg.decrypt_identity_file else {
             return Err(OffsiteError::Crypto(
                 "backup.offsite.decrypt_identity_file is not set".into(),

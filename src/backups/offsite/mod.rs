@@ -25,9 +25,11 @@
 //! - [`remote`]: listing remote backups;
 //! - [`retention`]: the local retention plan, applied to the store;
 //! - [`sweep`]: removing what uploads cut short left behind;
-//! - [`fetch`]: downloading, decrypting and checking one.
+//! - [`fetch`]: downloading, decrypting and checking one;
+//! - [`links`]: the links of incremental chains, up and down.
 
 pub mod fetch;
+pub mod links;
 pub mod remote;
 pub mod retention;
 pub mod store;

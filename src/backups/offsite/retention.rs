@@ -110,13 +110,17 @@ impl Offsite {
         Ok(pruned)
     }
 
-    /// Deletes one remote backup: manifest, sidecar, data.
+    /// Deletes one remote backup: its manifest (it stops counting), its
+    /// chain's links (manifests before deltas), its sidecar and data.
     fn delete_backup(&self, name: &str) -> Result<(), OffsiteError> {
-        self.delete_keys(vec![
-            self.manifest_key(name),
-            self.sidecar_key(name),
-            self.data_key(name),
-        ])
+        self.delete_keys(vec![self.manifest_key(name)])?;
+        let (manifests, deltas): (Vec<_>, Vec<_>) = self
+            .chain_objects(name)?
+            .into_iter()
+            .partition(|k| k.filename().is_some_and(|f| f.ends_with(".json")));
+        self.delete_keys(manifests)?;
+        self.delete_keys(deltas)?;
+        self.delete_keys(vec![self.sidecar_key(name), self.data_key(name)])
     }
 
     /// Deletes `keys` in order; one already gone is no error.

@@ -76,7 +76,7 @@ impl Offsite {
         (!self.prefix.is_empty()).then(|| Key::from(self.prefix.as_str()))
     }
 
-    fn key(&self, file: &str) -> Key {
+    pub(super) fn key(&self, file: &str) -> Key {
         match self.prefix() {
             Some(p) => p.clone().join(file),
             None => Key::from(file),

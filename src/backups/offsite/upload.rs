@@ -101,7 +101,7 @@ pub fn upload_one(
 }
 
 /// Uploads a file in parts (one request for a small one).
-async fn put_file(
+pub(super) async fn put_file(
     store: &dyn object_store::ObjectStore,
     key: &object_store::path::Path,
     path: &Path,
