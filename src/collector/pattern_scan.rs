@@ -19,9 +19,9 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use super::groups::{number, Groups};
 use super::last_pass::earliest;
+use super::pattern_clock::{starts_before, stops_after, type_label, Flip, FlipKind};
 use super::patterns::TypeStats;
 use crate::config::PruneConfig;
-use crate::store::sqlite::datetime_ago;
 
 /// Column 5 is the tier index (0-4 as in `TIERS`, 5 for low); column 6 holds
 /// one bit per yes/no figure, see [`Flag`].
@@ -69,51 +69,37 @@ pub struct Scan {
     pub categories: Vec<(String, f64)>,
     /// Patterns that share their type and pattern_data with another.
     pub duplicates: f64,
-    /// The first unix second at which a clock-dependent figure (recently
-    /// used, prune candidates) may differ; `None`: never without a write.
-    pub until: Option<i64>,
+    /// The rows whose recently-used or prune figure changes later with the
+    /// clock alone, by the second they do; `None` when some row's time is
+    /// text without an exact second (see [`super::pattern_clock`]): the
+    /// figures are then read anew at every pass.
+    pub flips: Option<Vec<Flip>>,
+    /// The type labels the flips name.
+    pub flip_types: Vec<String>,
 }
 
-/// The smallest text value of a column among the rows a clock-dependent
-/// condition holds for, and how long after it the condition flips.
-struct Edge {
-    after: Duration,
-    least: Option<Vec<u8>>,
-}
-
-impl Edge {
-    fn new(after: Duration) -> Self {
-        Self { after, least: None }
-    }
-
-    /// Text only: SQLite orders every number before text and every blob
-    /// after it, so neither ever crosses a text threshold.
-    fn see(&mut self, v: ValueRef<'_>) {
-        if let ValueRef::Text(t) = v {
-            if self.least.as_deref().is_none_or(|l| t < l) {
-                self.least = Some(t.to_vec());
+impl Scan {
+    /// The per-type sums at unix second `now` (at or after the scan), by
+    /// label (NULL and empty are both `none`), the flips due by then applied.
+    pub fn types_at(&self, now: i64) -> Vec<(String, TypeStats)> {
+        let mut types: std::collections::BTreeMap<String, TypeStats> = Default::default();
+        for (ty, s) in &self.types {
+            types.entry(ty.clone()).or_default().add(s);
+        }
+        for f in self.flips.iter().flatten().filter(|f| f.at <= now) {
+            let label = self.flip_types.get(f.ty as usize);
+            let Some(s) = label.and_then(|l| types.get_mut(l)) else {
+                continue;
+            };
+            match f.kind {
+                FlipKind::LeavesRecent => {
+                    s.recent -= 1.0;
+                    s.recent_usage -= f.usage;
+                }
+                FlipKind::BecomesPrune => s.prune += 1.0,
             }
         }
-    }
-
-    /// The first second the threshold `datetime('now', -after)` can reach
-    /// the least value. Thresholds are `YYYY-MM-DD HH:MM:SS` text, so for a
-    /// value whose first 19 characters are such a time `s`, no threshold
-    /// before `s` is at or past it: `s + after` is never late. Any other text
-    /// gives no such bound, and the figures are recomputed at every pass.
-    fn moment(&self, conn: &Connection) -> rusqlite::Result<Option<i64>> {
-        let Some(least) = &self.least else {
-            return Ok(None);
-        };
-        let text = String::from_utf8_lossy(least);
-        let start: Option<i64> = conn.query_row(
-            "SELECT CASE WHEN datetime(substr(?1, 1, 19)) = substr(?1, 1, 19)
-                    THEN unixepoch(substr(?1, 1, 19)) END",
-            [text.as_ref()],
-            |r| r.get(0),
-        )?;
-        let after = i64::try_from(self.after.as_secs()).unwrap_or(i64::MAX);
-        Ok(Some(start.map_or(0, |s| s.saturating_add(after))))
+        types.into_iter().collect()
     }
 }
 
@@ -139,16 +125,32 @@ fn encode_group_value(buf: &mut Vec<u8>, v: ValueRef<'_>) {
     }
 }
 
-/// Reads every pattern once; see the module docs.
-pub fn scan(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Scan> {
-    let hour_ago = datetime_ago(conn, Duration::from_secs(3600))?;
-    let unused_before = datetime_ago(conn, prune.unused_after)?;
-    let never_used_before = datetime_ago(conn, prune.never_used_after)?;
+/// `datetime(now - ago, 'unixepoch')`: the text SQLite compares with.
+fn threshold(conn: &Connection, now: i64, ago: i64) -> rusqlite::Result<String> {
+    conn.query_row(
+        "SELECT datetime(?1, 'unixepoch')",
+        [now.saturating_sub(ago)],
+        |r| r.get(0),
+    )
+}
+
+fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Reads every pattern once, with thresholds at unix second `now`; see the
+/// module docs.
+pub fn scan(conn: &Connection, prune: &PruneConfig, now: i64) -> rusqlite::Result<Scan> {
+    let (hour, unused, never_used) = (
+        3600,
+        seconds(prune.unused_after),
+        seconds(prune.never_used_after),
+    );
     let mut stmt = conn.prepare(SCAN)?;
     let params = rusqlite::params![
-        hour_ago,
-        unused_before,
-        never_used_before,
+        threshold(conn, now, hour)?,
+        threshold(conn, now, unused)?,
+        threshold(conn, now, never_used)?,
         prune.unused_max_usage,
         prune.low_confidence
     ];
@@ -157,9 +159,9 @@ pub fn scan(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Scan> {
     let mut categories: Groups<f64> = Groups::default();
     let mut hashes: Vec<u128> = Vec::new();
     let mut key = Vec::new();
-    let mut recent_edge = Edge::new(Duration::from_secs(3600));
-    let mut unused_edge = Edge::new(prune.unused_after);
-    let mut never_used_edge = Edge::new(prune.never_used_after);
+    let mut flips = Some(Vec::new());
+    let mut flip_types: Vec<String> = Vec::new();
+    let mut flip_index: std::collections::HashMap<String, u32> = Default::default();
     while let Some(row) = rows.next()? {
         let ty = row.get_ref(0)?;
         *categories.get(row.get_ref(1)?) += 1.0;
@@ -172,17 +174,47 @@ pub fn scan(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Scan> {
         let tier: i64 = row.get(5)?;
         let flags: i64 = row.get(6)?;
         let on = |f: Flag| if flags & f as i64 != 0 { 1.0 } else { 0.0 };
-        if flags & (Flag::Recent as i64 | Flag::UnusedSoon as i64) != 0 {
-            let last_used = row.get_ref(7)?;
-            if on(Flag::Recent) > 0.0 {
-                recent_edge.see(last_used);
+        if let Some(list) = flips.as_mut() {
+            let (last_used, created_at) = (row.get_ref(7)?, row.get_ref(8)?);
+            let recent_ends = if on(Flag::Recent) > 0.0 {
+                stops_after(last_used, hour)
+            } else {
+                Ok(None)
+            };
+            let prune_starts = if on(Flag::Prune) > 0.0 {
+                Ok(None)
+            } else {
+                let unused_at = if on(Flag::UnusedSoon) > 0.0 {
+                    starts_before(last_used, unused)
+                } else {
+                    Ok(None)
+                };
+                let never_at = if on(Flag::NeverUsedSoon) > 0.0 {
+                    starts_before(created_at, never_used)
+                } else {
+                    Ok(None)
+                };
+                unused_at.and_then(|a| never_at.map(|b| earliest(a, b)))
+            };
+            match (recent_ends, prune_starts) {
+                (Ok(None), Ok(None)) => {}
+                (Ok(recent), Ok(prune)) => {
+                    let label = type_label(ty);
+                    let index = *flip_index.entry(label).or_insert_with_key(|label| {
+                        flip_types.push(label.clone());
+                        (flip_types.len() - 1) as u32
+                    });
+                    let flip = |at, kind| Flip {
+                        at,
+                        usage,
+                        ty: index,
+                        kind,
+                    };
+                    list.extend(recent.map(|at| flip(at, FlipKind::LeavesRecent)));
+                    list.extend(prune.map(|at| flip(at, FlipKind::BecomesPrune)));
+                }
+                _ => flips = None,
             }
-            if on(Flag::UnusedSoon) > 0.0 {
-                unused_edge.see(last_used);
-            }
-        }
-        if on(Flag::NeverUsedSoon) > 0.0 {
-            never_used_edge.see(row.get_ref(8)?);
         }
         let s = types.get(ty);
         s.count += 1.0;
@@ -199,15 +231,12 @@ pub fn scan(conn: &Connection, prune: &PruneConfig) -> rusqlite::Result<Scan> {
         s.invalid += on(Flag::Invalid);
     }
     drop(rows);
-    let mut until = None;
-    for edge in [recent_edge, unused_edge, never_used_edge] {
-        until = earliest(until, edge.moment(conn)?);
-    }
     Ok(Scan {
         types: types.into_labelled(),
         categories: categories.into_labelled(),
         duplicates: duplicates(hashes),
-        until,
+        flips,
+        flip_types,
     })
 }
 

@@ -6,15 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::labels::{breakdown, breakdown_limit, fold, top_keys};
-use super::last_pass::LastPass;
-use super::pattern_scan::scan;
+use super::last_pass::now_seconds;
+use super::pattern_scan::{scan, Scan};
 use super::{CollectError, Collector};
 use crate::config::{Detail, PruneConfig};
 use crate::metrics::MetricSet;
 use crate::store::sqlite::{existing_tables, open_monitor};
+use crate::store::stamp::FileStamp;
 
 /// Confidence tiers of seed 000, highest first, with their lower bounds.
 pub const TIERS: [(&str, f64); 5] = [
@@ -71,8 +73,9 @@ pub struct PatternsCollector {
     prune: PruneConfig,
     /// At `summary` the per-type and per-category series are summed into one.
     detail: Detail,
-    /// Reused while the file is unchanged and no figure has moved with the clock.
-    last: LastPass,
+    /// The last scan and the file stamp it was read under: carried forward
+    /// while the file is unchanged.
+    last: Mutex<Option<(FileStamp, Option<Scan>)>>,
 }
 
 impl PatternsCollector {
@@ -82,7 +85,7 @@ impl PatternsCollector {
             label_limit,
             prune,
             detail: Detail::Full,
-            last: LastPass::default(),
+            last: Mutex::default(),
         }
     }
 
@@ -197,29 +200,56 @@ impl Collector for PatternsCollector {
         "patterns"
     }
 
+    /// The last scan carried forward to this second while the file stands
+    /// still (see [`super::pattern_clock`]), else a new scan.
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
-        self.last.or_read(&self.path, || self.read(deadline))
+        let now = now_seconds();
+        // Taken before reading: a write during the scan shows at the next pass.
+        let stamp = FileStamp::read(&self.path).ok();
+        let mut kept = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(stamp), Some((was, scan))) = (&stamp, kept.as_ref()) {
+            let carried = scan.as_ref().is_none_or(|s| s.flips.is_some());
+            if was == stamp && carried {
+                return Ok(self.emit(scan.as_ref(), now));
+            }
+        }
+        *kept = None;
+        let scan = self.read(deadline, now)?;
+        let set = self.emit(scan.as_ref(), now);
+        if let Some(stamp) = stamp {
+            *kept = Some((stamp, scan));
+        }
+        Ok(set)
     }
 }
 
 impl PatternsCollector {
-    /// One full pass, and the moment its clock-dependent figures may move.
-    fn read(&self, deadline: Instant) -> Result<(MetricSet, Option<i64>), CollectError> {
+    /// One scan of the table at unix second `now`; `None` without one.
+    fn read(&self, deadline: Instant, now: i64) -> Result<Option<Scan>, CollectError> {
         let mut conn = open_monitor(&self.path, deadline)?;
-        let mut set = MetricSet::new();
         if !existing_tables(&conn)?.iter().any(|t| t == "patterns") {
-            return Ok((set, None));
+            return Ok(None);
         }
         // One read transaction: every figure describes the same moment.
         let tx = conn.transaction()?;
-        let scan = scan(&tx, &self.prune)?;
+        let scan = scan(&tx, &self.prune, now)?;
+        tx.finish()?;
+        Ok(Some(scan))
+    }
+
+    /// The series of `scan` at unix second `now`.
+    fn emit(&self, scan: Option<&Scan>, now: i64) -> MetricSet {
+        let mut set = MetricSet::new();
+        let Some(scan) = scan else {
+            return set;
+        };
         let limit = breakdown_limit(self.detail, self.label_limit);
-        let types = fold_groups(scan.types, |s| s.count, TypeStats::add, limit);
+        let types = fold_groups(scan.types_at(now), |s| s.count, TypeStats::add, limit);
         emit_types(&mut set, &types, self.detail);
         // At `summary` the one folded series would be the pattern count that
         // caretaker_table_rows{table="patterns"} already is: left out.
         if self.detail == Detail::Full {
-            let categories = fold_groups(scan.categories, |v| *v, |a, b| *a += b, limit);
+            let categories = fold_groups(scan.categories.clone(), |v| *v, |a, b| *a += b, limit);
             for (category, n) in categories {
                 set.gauge(
                     "caretaker_patterns_by_category",
@@ -235,7 +265,6 @@ impl PatternsCollector {
             vec![],
             scan.duplicates,
         );
-        tx.finish()?;
-        Ok((set, scan.until))
+        set
     }
 }
