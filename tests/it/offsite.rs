@@ -89,6 +89,20 @@ pub fn run_backup(dir: &Path) -> (Value, String) {
     (job, log)
 }
 
+/// 20 MB of random rows in a table `blobs` of the database in `dir`: more
+/// than one 16 MiB part, so its backup goes up as a multipart upload.
+pub fn add_random_blobs(dir: &Path) {
+    rusqlite::Connection::open(dir.join("memory.db"))
+        .and_then(|c| {
+            c.execute_batch(
+                "CREATE TABLE blobs (b BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+                 INSERT INTO blobs SELECT randomblob(100000) FROM n;",
+            )
+        })
+        .expect("20 MB of random rows");
+}
+
 pub fn local_backups(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir.join("backups"))
         .expect("backups")

@@ -212,15 +212,7 @@ fn an_upload_cut_midway_leaves_nothing_that_counts_and_the_next_backup_uploads_b
     let mut forwarder = Forwarder::start(moto.port, 0, Some(17 << 20));
     let port = forwarder.port;
     let (dir, _identity) = setup(port, "caretaker-backups");
-    rusqlite::Connection::open(dir.path().join("memory.db"))
-        .and_then(|c| {
-            c.execute_batch(
-                "CREATE TABLE blobs (b BLOB);
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
-                 INSERT INTO blobs SELECT randomblob(100000) FROM n;",
-            )
-        })
-        .expect("20 MB of random rows");
+    crate::offsite::add_random_blobs(dir.path());
 
     let (job, log) = run_backup(dir.path());
     assert_eq!(job["status"], "succeeded", "the local backup: {job}\n{log}");

@@ -68,16 +68,7 @@ fn rclone_lists_and_downloads_what_caretaker_uploaded_and_caretaker_restores_wha
     moto.create_bucket("caretaker-backups");
     moto.create_bucket("moved");
     let (dir, identity) = setup(moto.port, "caretaker-backups");
-    // 20 MB of random rows: more than one 16 MiB part, so a multipart upload.
-    rusqlite::Connection::open(dir.path().join("memory.db"))
-        .and_then(|c| {
-            c.execute_batch(
-                "CREATE TABLE blobs (b BLOB);
-                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
-                 INSERT INTO blobs SELECT randomblob(100000) FROM n;",
-            )
-        })
-        .expect("rows");
+    crate::offsite::add_random_blobs(dir.path());
     let (job, log) = run_backup(dir.path());
     assert_eq!(
         job["outcome"]["figures"]["offsite_backups_uploaded"], 1.0,

@@ -23,7 +23,7 @@ use object_store::path::Path as Key;
 use object_store::{ObjectStoreExt, PutPayload};
 
 use super::store::AGE_SUFFIX;
-use super::upload::{encrypt_file, put_file};
+use super::upload::put_file;
 use super::{block_on, Offsite, OffsiteError};
 use crate::backups::chain::format::{delta_name, manifest_name, parse_manifest_name, Manifest};
 use crate::backups::chain::{chain_dir_of, chains, Chain, CHAIN_SUFFIX};
@@ -98,17 +98,7 @@ impl Offsite {
             let seq = link.manifest.sequence;
             let body = serde_json::to_vec_pretty(&link.manifest)
                 .map_err(|e| OffsiteError::Failed(format!("link manifest: {e}")))?;
-            let (source, _temp) = match &self.cfg.encryption {
-                Encryption::AgeRecipients(recipients) => {
-                    let temp = TempFile(hidden_sibling(
-                        &link.delta,
-                        &format!("age.{}.tmp", run_tag()),
-                    ));
-                    encrypt_file(&link.delta, &temp.0, recipients)?;
-                    (temp.0.clone(), Some(temp))
-                }
-                Encryption::Disabled => (link.delta.clone(), None),
-            };
+            let (source, _temp) = self.upload_source(&link.delta)?;
             let size = std::fs::metadata(&source)?.len();
             let store = self.store.clone();
             let (delta_key, manifest_key) = (

@@ -74,14 +74,7 @@ pub fn upload_one(
     let sidecar = std::fs::read(sidecar_of(backup))?;
     let manifest_body = serde_json::to_vec_pretty(manifest)
         .map_err(|e| OffsiteError::Failed(format!("manifest: {e}")))?;
-    let (source, _temp) = match &offsite.cfg.encryption {
-        Encryption::AgeRecipients(recipients) => {
-            let temp = TempFile(hidden_sibling(backup, &format!("age.{}.tmp", run_tag())));
-            encrypt_file(backup, &temp.0, recipients)?;
-            (temp.0.clone(), Some(temp))
-        }
-        Encryption::Disabled => (backup.to_path_buf(), None),
-    };
+    let (source, _temp) = offsite.upload_source(backup)?;
     let size = std::fs::metadata(&source)?.len();
     let store = offsite.store.clone();
     let (data_key, sidecar_key, manifest_key) = (
@@ -98,6 +91,24 @@ pub fn upload_one(
         Ok::<_, OffsiteError>(())
     })??;
     Ok(size)
+}
+
+impl Offsite {
+    /// The file to upload for `file`: an encrypted hidden sibling (removed
+    /// when the returned guard drops), or `file` itself without encryption.
+    pub(super) fn upload_source(
+        &self,
+        file: &Path,
+    ) -> Result<(PathBuf, Option<TempFile>), OffsiteError> {
+        match &self.cfg.encryption {
+            Encryption::AgeRecipients(recipients) => {
+                let temp = TempFile(hidden_sibling(file, &format!("age.{}.tmp", run_tag())));
+                encrypt_file(file, &temp.0, recipients)?;
+                Ok((temp.0.clone(), Some(temp)))
+            }
+            Encryption::Disabled => Ok((file.to_path_buf(), None)),
+        }
+    }
 }
 
 /// Uploads a file in parts (one request for a small one).
