@@ -122,7 +122,7 @@ fn upload_offsite(
         let links = store
             .as_ref()
             .map_err(|e| OffsiteError::Failed(e.to_string()))
-            .and_then(|o| upload_pending_links(o, set, deadline))?;
+            .and_then(|o| upload_pending_links(o, set, usize::MAX, deadline))?;
         up.bytes += links.bytes;
         Ok(up)
     });

@@ -26,7 +26,8 @@ use super::store::AGE_SUFFIX;
 use super::upload::put_file;
 use super::{block_on, Offsite, OffsiteError};
 use crate::backups::chain::format::{delta_name, manifest_name, parse_manifest_name, Manifest};
-use crate::backups::chain::{chain_dir_of, chains, Chain, CHAIN_SUFFIX};
+use crate::backups::chain::pages::write_replacing;
+use crate::backups::chain::{chains, Chain, CHAIN_SUFFIX};
 use crate::backups::temporaries::{hidden_sibling, run_tag, TempFile};
 use crate::backups::BackupSet;
 use crate::config::Encryption;
@@ -167,28 +168,20 @@ impl Offsite {
             plain.keep();
             let body = serde_json::to_vec_pretty(&manifest)
                 .map_err(|e| OffsiteError::Failed(format!("link manifest: {e}")))?;
-            let manifest_path = chain_dir.join(manifest_name(seq));
-            let temp = TempFile(hidden_sibling(
-                &manifest_path,
-                &format!("{}.tmp", run_tag()),
-            ));
-            let mut out = crate::store::private::create_new(&temp.0)?;
-            std::io::Write::write_all(&mut out, &body)?;
-            out.sync_all()?;
-            std::fs::rename(&temp.0, &manifest_path)?;
-            temp.keep();
+            write_replacing(&chain_dir.join(manifest_name(seq)), &body)?;
         }
         std::fs::File::open(chain_dir)?.sync_all()?;
         Ok(fetched)
     }
 }
 
-/// Uploads the links the store lacks of every local chain whose full
-/// backup is in the store; stops at the first failure (the next pass, after
-/// the next snapshot or backup, retries it).
+/// Uploads the links the store lacks of the `newest` local chains whose
+/// full backup is in the store; stops at the first failure (the next pass,
+/// after the next snapshot or backup, retries it).
 pub fn upload_pending_links(
     offsite: &Offsite,
     set: &BackupSet,
+    newest: usize,
     deadline: Instant,
 ) -> Result<LinksUploaded, OffsiteError> {
     let remote = offsite.list()?;
@@ -196,6 +189,7 @@ pub fn upload_pending_links(
         .list(deadline)?
         .into_iter()
         .filter(|b| b.verified)
+        .take(newest)
         .collect();
     let mut done = LinksUploaded::default();
     for chain in chains(local)? {
@@ -211,11 +205,6 @@ pub fn upload_pending_links(
     Ok(done)
 }
 
-/// The local chain folder a downloaded `base` in `dir` gets.
-pub fn local_chain_dir(dir: &Path, base: &str) -> std::path::PathBuf {
-    chain_dir_of(&dir.join(base))
-}
-
 /// After a snapshot: uploads the links the store lacks when the database
 /// has an offsite store (`None` without one). A failure is counted
 /// (`caretaker_offsite_upload_failures_total`) and logged, and never fails
@@ -227,8 +216,11 @@ pub fn upload_after_snapshot(
 ) -> Option<Result<LinksUploaded, OffsiteError>> {
     let offsite = cfg.offsite.as_ref()?;
     let set = BackupSet::new(&cfg.dir, database);
+    // A snapshot extends the newest chain; the one before it may have taken
+    // its last link after the newest full backup (as `recovery_point` reads
+    // them). Older chains' missing links go up with the next backup.
     let result =
-        Offsite::open(offsite, database).and_then(|o| upload_pending_links(&o, &set, deadline));
+        Offsite::open(offsite, database).and_then(|o| upload_pending_links(&o, &set, 2, deadline));
     if let Err(e) = &result {
         let failures = super::upload::count_failure(&cfg.dir, database).unwrap_or(0);
         tracing::warn!(database, error = %e, failures, "offsite upload of deltas failed");
