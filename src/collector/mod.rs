@@ -19,6 +19,7 @@ pub mod offsite;
 pub mod pattern_clock;
 mod pattern_scan;
 pub mod patterns;
+mod pool;
 pub mod process;
 pub mod query;
 pub mod runner;

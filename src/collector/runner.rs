@@ -1,24 +1,22 @@
-//! Runs every collector on its own interval and records what it returns.
+//! Which collections a configuration asks for, and the running set of them.
 //!
-//! Each (collector, database) pair is one [`Job`]: a Tokio task that runs the
-//! blocking collection in `spawn_blocking` with a deadline, records the result
-//! and its duration in the [`Snapshot`], then waits for its interval, an early
-//! refresh (an action finished, the backup folder changed) or cancellation.
-//! A configuration reload cancels the whole [`Collection`] and starts a new one.
+//! Each (collector, database) pair is one [`Job`]: a collector, its
+//! interval, its deadline, and the folder whose changes call for an early
+//! run. [`jobs_for`] lists them; [`Collection`] runs them (on the threads
+//! and schedule of [`super::pool`]) until a configuration reload cancels the
+//! whole collection and starts a new one. An early refresh (an action
+//! finished, the backup folder changed) runs a database's jobs again.
 //!
-//! At most two collections per core run at once ([`Collection::start`]'s
-//! permits): the work is CPU-bound, so more at once finishes no sooner, and
-//! at 1,000 databases the 5,000 jobs that start together made Tokio start
-//! about 460 blocking threads, each with its stack, SQLite page cache and
-//! allocator arena touched; their memory stayed resident after they went
-//! idle. A job's deadline starts once it holds a permit.
+//! The work is CPU-bound: more collections at once than cores finish no
+//! sooner, and at 1,000 databases one blocking thread per job (Tokio's
+//! `spawn_blocking`) started about 460 threads, each with its stack, SQLite
+//! page cache and allocator arena touched, resident after they went idle.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -30,7 +28,7 @@ use super::integrity::IntegrityCollector;
 use super::patterns::PatternsCollector;
 use super::process::ProcessCollector;
 use super::query::QueryCollector;
-use super::Collector;
+use super::{pool, Collector};
 use crate::config::Config;
 use crate::metrics::{Snapshot, SourceKey};
 
@@ -47,7 +45,7 @@ pub struct Job {
 }
 
 impl Job {
-    fn key(&self) -> SourceKey {
+    pub fn key(&self) -> SourceKey {
         SourceKey::new(self.collector.name(), self.database.as_deref())
     }
 }
@@ -147,7 +145,9 @@ pub struct Collection {
     cancel: CancellationToken,
     tracker: TaskTracker,
     readiness: Vec<SourceKey>,
-    refresh: Vec<(SourceKey, Arc<Notify>)>,
+    /// Every job's key, by the index [`pool::start`] knows it by.
+    keys: Vec<SourceKey>,
+    early: mpsc::UnboundedSender<usize>,
 }
 
 impl Collection {
@@ -155,25 +155,20 @@ impl Collection {
     pub fn start(jobs: Vec<Job>, snapshot: Arc<Snapshot>, parent: &CancellationToken) -> Self {
         let cancel = parent.child_token();
         let tracker = TaskTracker::new();
-        let mut readiness = Vec::new();
-        let mut refresh = Vec::new();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let permits = Arc::new(Semaphore::new(2 * cores));
-        for job in jobs {
-            let notify = Arc::new(Notify::new());
-            if job.gates_readiness {
-                readiness.push(job.key());
-            }
-            refresh.push((job.key(), notify.clone()));
-            let permits = permits.clone();
-            tracker.spawn(run(job, snapshot.clone(), notify, permits, cancel.clone()));
-        }
+        let keys: Vec<SourceKey> = jobs.iter().map(Job::key).collect();
+        let readiness = jobs
+            .iter()
+            .filter(|j| j.gates_readiness)
+            .map(Job::key)
+            .collect();
+        let early = pool::start(jobs, snapshot, &cancel, &tracker);
         tracker.close();
         Self {
             cancel,
             tracker,
             readiness,
-            refresh,
+            keys,
+            early,
         }
     }
 
@@ -184,9 +179,9 @@ impl Collection {
 
     /// Asks every collector of `database` to run again now.
     pub fn refresh_database(&self, database: &str) {
-        for (key, notify) in &self.refresh {
+        for (i, key) in self.keys.iter().enumerate() {
             if key.database.as_deref() == Some(database) && key.collector != "integrity" {
-                notify.notify_one();
+                let _ = self.early.send(i);
             }
         }
     }
@@ -195,92 +190,5 @@ impl Collection {
     pub async fn stop(self) {
         self.cancel.cancel();
         self.tracker.wait().await;
-    }
-}
-
-fn watch_dir(dir: &Path, notify: Arc<Notify>) -> Option<notify::RecommendedWatcher> {
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(event) = res {
-            if !matches!(event.kind, EventKind::Access(_)) {
-                notify.notify_one();
-            }
-        }
-    })
-    .ok()?;
-    watcher.watch(dir, RecursiveMode::NonRecursive).ok()?;
-    Some(watcher)
-}
-
-async fn run(
-    job: Job,
-    snapshot: Arc<Snapshot>,
-    notify: Arc<Notify>,
-    permits: Arc<Semaphore>,
-    cancel: CancellationToken,
-) {
-    let key = job.key();
-    let mut watcher = None;
-    let mut last_ok = true;
-    loop {
-        if watcher.is_none() {
-            if let Some(dir) = &job.watch {
-                watcher = watch_dir(dir, notify.clone());
-            }
-        }
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            permit = permits.clone().acquire_owned() => permit,
-        };
-        let started = Instant::now();
-        // The configuration bounds timeouts; a sum that still overflows means no deadline.
-        let deadline = started
-            .checked_add(job.timeout)
-            .unwrap_or(started + Duration::from_secs(365 * 86_400));
-        let collector = job.collector.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            collector.collect(deadline)
-        })
-        .await;
-        let result = match outcome {
-            Ok(Ok(mut set)) => {
-                if let Some(db) = &job.database {
-                    set.prefix_label("database", db);
-                }
-                Some(set)
-            }
-            Ok(Err(e)) => {
-                if last_ok {
-                    tracing::warn!(collector = key.collector, database = key.database.as_deref(), error = %e, "collection failed");
-                } else {
-                    tracing::debug!(collector = key.collector, database = key.database.as_deref(), error = %e, "collection failed again");
-                }
-                None
-            }
-            Err(e) => {
-                tracing::error!(collector = key.collector, database = key.database.as_deref(), error = %e, "collector panicked");
-                None
-            }
-        };
-        if result.is_some() && !last_ok {
-            tracing::info!(
-                collector = key.collector,
-                database = key.database.as_deref(),
-                "collection recovered"
-            );
-        }
-        last_ok = result.is_some();
-        snapshot.record(key.clone(), result, started.elapsed(), SystemTime::now());
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(job.interval) => {}
-            _ = notify.notified() => {
-                // Let a burst of file events settle into one collection.
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                }
-            }
-        }
     }
 }

@@ -1,0 +1,293 @@
+//! When each collection runs, and on which thread.
+//!
+//! One scheduler task keeps every job's next run; the jobs that are due go
+//! into a queue that a fixed set of worker threads drains, each job with its
+//! own deadline from the moment a worker takes it. Jobs that start together
+//! stay together (a job's next run is its dispatch plus its interval), so at
+//! a thousand databases the scheduler wakes once per interval and hands a
+//! worker a thousand cheap stamp checks in a row, instead of a thousand
+//! timers each waking a blocking thread: that handoff, not the collections,
+//! was most of an idle fleet's CPU.
+//!
+//! Two lanes, each with one worker per core: the jobs that gate readiness
+//! (database, patterns, activity, backups, host: they must stay fresh) and
+//! the rest (integrity checks and query probes, which may run for minutes),
+//! so a long check never holds back a database's figures. A job still
+//! running when it is due again skips that turn. Backup folders are watched
+//! by one `notify` watcher for all of them (an inotify instance each would
+//! run into the host's limit of 128 long before a thousand databases); an
+//! event, or [`super::runner::Collection::refresh_database`], runs the job
+//! again 200 ms later, when a burst of events has settled.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::runner::Job;
+use crate::metrics::Snapshot;
+
+/// How long a refresh waits for a burst of file events to settle.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// What a worker knows of one job between its runs.
+#[derive(Default)]
+struct State {
+    /// Queued or running: a job is never run twice at once.
+    busy: AtomicBool,
+    /// The last run failed: its next failure is logged at debug level only.
+    failing: AtomicBool,
+}
+
+/// The queue of one lane.
+struct Lane {
+    queue: std_mpsc::Sender<usize>,
+}
+
+/// Starts the workers and the scheduler of `jobs` on `tracker`; returns the
+/// sender through which a job index asks for an early run.
+pub fn start(
+    jobs: Vec<Job>,
+    snapshot: Arc<Snapshot>,
+    cancel: &CancellationToken,
+    tracker: &TaskTracker,
+) -> mpsc::UnboundedSender<usize> {
+    let jobs: Arc<[Job]> = jobs.into();
+    let states: Arc<[State]> = jobs.iter().map(|_| State::default()).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let lane = || {
+        let (queue, rx) = std_mpsc::channel::<usize>();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..cores {
+            let worker = Worker {
+                jobs: jobs.clone(),
+                states: states.clone(),
+                queue: rx.clone(),
+                snapshot: snapshot.clone(),
+                cancel: cancel.clone(),
+            };
+            tracker.spawn_blocking(move || worker.work());
+        }
+        Lane { queue }
+    };
+    let lanes = [lane(), lane()];
+    let (wake, early) = mpsc::unbounded_channel();
+    let scheduler = Scheduler {
+        jobs,
+        states,
+        lanes,
+        next: Vec::new(),
+        watch: FolderWatch::new(wake.clone()),
+    };
+    tracker.spawn(scheduler.run(early, cancel.clone()));
+    wake
+}
+
+struct Worker {
+    jobs: Arc<[Job]>,
+    states: Arc<[State]>,
+    queue: Arc<Mutex<std_mpsc::Receiver<usize>>>,
+    snapshot: Arc<Snapshot>,
+    cancel: CancellationToken,
+}
+
+impl Worker {
+    /// Runs queued jobs until the scheduler is gone or the collection stops.
+    fn work(self) {
+        loop {
+            let next = self.queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            let Ok(i) = next else { break };
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            let (Some(job), Some(state)) = (self.jobs.get(i), self.states.get(i)) else {
+                continue;
+            };
+            self.run(job, state);
+            state.busy.store(false, Ordering::Release);
+        }
+    }
+
+    fn run(&self, job: &Job, state: &State) {
+        let key = job.key();
+        let started = Instant::now();
+        // The configuration bounds timeouts; a sum that still overflows means no deadline.
+        let deadline = started
+            .checked_add(job.timeout)
+            .unwrap_or(started + Duration::from_secs(365 * 86_400));
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| job.collector.collect(deadline)));
+        let was_failing = state.failing.load(Ordering::Acquire);
+        let (collector, database) = (key.collector, key.database.as_deref());
+        let result = match outcome {
+            Ok(Ok(mut set)) => {
+                if let Some(db) = &job.database {
+                    set.prefix_label("database", db);
+                }
+                if was_failing {
+                    tracing::info!(collector, database, "collection recovered");
+                }
+                Some(set)
+            }
+            Ok(Err(e)) if was_failing => {
+                tracing::debug!(collector, database, error = %e, "collection failed again");
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(collector, database, error = %e, "collection failed");
+                None
+            }
+            Err(_) => {
+                tracing::error!(collector, database, "collector panicked");
+                None
+            }
+        };
+        state.failing.store(result.is_none(), Ordering::Release);
+        self.snapshot
+            .record(key, result, started.elapsed(), SystemTime::now());
+    }
+}
+
+struct Scheduler {
+    jobs: Arc<[Job]>,
+    states: Arc<[State]>,
+    /// Readiness-gating jobs, then the rest.
+    lanes: [Lane; 2],
+    /// When each job runs next.
+    next: Vec<Instant>,
+    watch: FolderWatch,
+}
+
+impl Scheduler {
+    async fn run(mut self, mut early: mpsc::UnboundedReceiver<usize>, cancel: CancellationToken) {
+        let start = tokio::time::Instant::now().into_std();
+        self.next = vec![start; self.jobs.len()];
+        loop {
+            let now = Instant::now();
+            self.dispatch_due(now);
+            let Some(&wake_at) = self.next.iter().min() else {
+                break;
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                asked = early.recv() => {
+                    let Some(first) = asked else { break };
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(SETTLE) => {}
+                    }
+                    let mut asked = vec![first];
+                    while let Ok(i) = early.try_recv() {
+                        asked.push(i);
+                    }
+                    asked.sort_unstable();
+                    asked.dedup();
+                    for i in asked {
+                        self.dispatch(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues every job due by `now`, the readiness-gating ones first (the
+    /// first pass after a start or reload decides when `/-/ready` answers).
+    fn dispatch_due(&mut self, now: Instant) {
+        for gating in [true, false] {
+            for i in 0..self.jobs.len() {
+                let job = &self.jobs[i];
+                if job.gates_readiness != gating || self.next[i] > now {
+                    continue;
+                }
+                self.next[i] = now + job.interval;
+                self.dispatch(i);
+            }
+        }
+    }
+
+    /// Queues job `i` unless it is queued or running already.
+    fn dispatch(&mut self, i: usize) {
+        let (Some(job), Some(state)) = (self.jobs.get(i), self.states.get(i)) else {
+            return;
+        };
+        if let Some(dir) = &job.watch {
+            self.watch.watch(dir, i);
+        }
+        if state.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let lane = &self.lanes[usize::from(!job.gates_readiness)];
+        if lane.queue.send(i).is_err() {
+            state.busy.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// One watcher for every job's folder; an event asks for the job's early run.
+struct FolderWatch {
+    watcher: Option<notify::RecommendedWatcher>,
+    /// The folders watched so far, with their jobs.
+    folders: Arc<Mutex<HashMap<PathBuf, usize>>>,
+}
+
+impl FolderWatch {
+    fn new(wake: mpsc::UnboundedSender<usize>) -> Self {
+        let folders: Arc<Mutex<HashMap<PathBuf, usize>>> = Arc::default();
+        let seen = folders.clone();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
+            let mut folders = seen.lock().unwrap_or_else(|e| e.into_inner());
+            for path in &event.paths {
+                // A folder removed is watched again once it is back.
+                if matches!(event.kind, EventKind::Remove(_)) {
+                    if let Some(i) = folders.remove(path.as_path()) {
+                        let _ = wake.send(i);
+                        continue;
+                    }
+                }
+                let job = folders
+                    .get(path.as_path())
+                    .or_else(|| path.parent().and_then(|p| folders.get(p)));
+                if let Some(&i) = job {
+                    let _ = wake.send(i);
+                }
+            }
+        });
+        if let Err(e) = &watcher {
+            tracing::warn!(error = %e, "backup folders are not watched: changes show at the next pass");
+        }
+        Self {
+            watcher: watcher.ok(),
+            folders,
+        }
+    }
+
+    /// Watches `dir` for job `i` once it exists (retried at each dispatch).
+    fn watch(&mut self, dir: &std::path::Path, i: usize) {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        let folders = self.folders.clone();
+        let lock = || folders.lock().unwrap_or_else(|e| e.into_inner());
+        if lock().contains_key(dir) {
+            return;
+        }
+        // Not under the lock: the watcher's thread takes it to deliver events
+        // while `watch` waits for that thread.
+        if watcher.watch(dir, RecursiveMode::NonRecursive).is_ok() {
+            lock().insert(dir.to_path_buf(), i);
+        }
+    }
+}
