@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 use super::classify;
 use super::{Action, ActionContext, ActionError, Outcome};
 use crate::store::maintenance::open_maintenance;
-use crate::store::space::filesystem_of;
+use crate::store::space::space_of;
 
 pub struct Vacuum;
 
@@ -57,7 +57,7 @@ impl Action for Vacuum {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => std::path::Path::new("."),
         };
-        let Some(avail) = filesystem_of(dir).map(|f| f.avail) else {
+        let Some(avail) = space_of(dir).map(|f| f.avail) else {
             return Err(ActionError::Refused(format!(
                 "cannot tell the free space of {}",
                 dir.display()

@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rusqlite::Connection;
 
+use super::expiry::Expiries;
 use super::groups::{number, Groups};
 use super::labels::{breakdown, breakdown_limit, fold, label_value, top_keys};
-use super::last_pass::LastPass;
+use super::last_pass::{now_seconds, LastPass};
 use super::patterns::fold_groups;
 use super::{CollectError, Collector};
 use crate::config::Detail;
@@ -26,8 +28,11 @@ pub struct ActivityCollector {
     /// At `summary` the per-agent and per-task-type series are summed into
     /// one, and the application's own metrics are left out.
     detail: Detail,
-    /// Reused while the file is unchanged and no entry has expired since.
+    /// Reused while the file is unchanged (the expired entries are counted
+    /// from [`ActivityCollector::expiries`] at each pass).
     last: LastPass,
+    /// What the last pass read of the entries' expiry times.
+    expiries: Mutex<Option<Expiries>>,
 }
 
 impl ActivityCollector {
@@ -37,6 +42,7 @@ impl ActivityCollector {
             label_limit,
             detail: Detail::Full,
             last: LastPass::default(),
+            expiries: Mutex::new(None),
         }
     }
 
@@ -227,13 +233,26 @@ impl Collector for ActivityCollector {
         "activity"
     }
 
+    /// The last pass while the file stands still, with the expired entries
+    /// counted at this second (see [`super::expiry`]), else a new pass.
     fn collect(&self, deadline: Instant) -> Result<MetricSet, CollectError> {
-        self.last.or_read(&self.path, || self.read(deadline))
+        let mut set = self.last.or_read(&self.path, || self.read(deadline))?;
+        let expiries = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(expiries) = expiries.as_ref() {
+            set.gauge(
+                "caretaker_memory_entries_expired",
+                "Memory entries past expires_at that have not been purged",
+                vec![],
+                expiries.expired_at(now_seconds()),
+            );
+        }
+        Ok(set)
     }
 }
 
 impl ActivityCollector {
-    /// One full pass, and the second the next memory entry expires.
+    /// One full pass but the expired entries, and the second from which the
+    /// expiry times it kept no longer tell their count.
     fn read(&self, deadline: Instant) -> Result<(MetricSet, Option<i64>), CollectError> {
         let mut conn = open_monitor(&self.path, deadline)?;
         let mut until = None;
@@ -259,23 +278,15 @@ impl ActivityCollector {
                 count(&tx, sql)?,
             );
         }
-        if has("memory_entries") {
-            // The count changes with the clock: the first entry still to
-            // expire says when (compared as datetime() text, whole seconds).
-            let sql = "SELECT TOTAL(datetime(expires_at) < datetime('now')),
-                         MIN(CASE WHEN datetime(expires_at) >= datetime('now')
-                             THEN unixepoch(datetime(expires_at)) END)
-                       FROM memory_entries WHERE expires_at IS NOT NULL";
-            let (expired, next): (f64, Option<i64>) =
-                tx.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            until = next;
-            set.gauge(
-                "caretaker_memory_entries_expired",
-                "Memory entries past expires_at that have not been purged",
-                vec![],
-                expired,
-            );
-        }
+        // The count moves with the clock: [`collect`] adds it at each pass.
+        let expiries = if has("memory_entries") {
+            let (expiries, kept_until) = Expiries::read(&tx, now_seconds())?;
+            until = kept_until;
+            Some(expiries)
+        } else {
+            None
+        };
+        *self.expiries.lock().unwrap_or_else(|e| e.into_inner()) = expiries;
         if has("verification_history") {
             verifications(&tx, &mut set, self.label_limit, self.detail)?;
         }

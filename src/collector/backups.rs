@@ -15,7 +15,7 @@ use crate::backups::listing::{list_own, BackupFile, ChecksumCache};
 use crate::backups::names::belongs_to;
 use crate::config::OffsiteConfig;
 use crate::metrics::{unix_seconds, MetricSet};
-use crate::store::space::filesystem_of;
+use crate::store::space::space_of;
 
 pub struct BackupsCollector {
     dir: PathBuf,
@@ -91,7 +91,7 @@ impl Collector for BackupsCollector {
             vec![],
             self.max_age.as_secs_f64(),
         );
-        if let Some(fs) = filesystem_of(&self.dir) {
+        if let Some(fs) = space_of(&self.dir) {
             set.gauge(
                 "caretaker_backup_filesystem_size_bytes",
                 "Size of the filesystem holding the backup folder",

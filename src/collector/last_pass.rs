@@ -2,11 +2,12 @@
 //! not changed is not read again.
 //!
 //! The figures of a pass stand while the file's [`FileStamp`] is the same and
-//! the clock has not reached the first moment one of its clock-dependent
-//! figures could change (a memory entry expiring): the pass works that moment
-//! out from the rows it read, so a skipped pass publishes exactly what a full
-//! one would. The patterns collector goes further: it carries its last scan
-//! forward through such moments (see [`super::pattern_clock`]).
+//! the clock has not reached the moment the pass said they might change: the
+//! pass works that moment out from the rows it read, so a skipped pass
+//! publishes exactly what a full one would. The figures that move with the
+//! clock alone are carried forward through such moments instead, by the
+//! collectors that own them (see [`super::pattern_clock`] and
+//! [`super::expiry`]).
 //! An idle fleet then costs a `stat` and a header read per database per
 //! pass; a full pass of a 2,000-pattern database is a few milliseconds of CPU.
 

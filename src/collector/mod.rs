@@ -10,6 +10,7 @@ pub mod activity;
 pub mod backups;
 pub mod database;
 pub mod drills;
+pub mod expiry;
 pub mod groups;
 pub mod host;
 pub mod integrity;

@@ -13,10 +13,33 @@ pub struct Filesystem {
     pub avail: u64,
 }
 
-/// The filesystem holding `path`: the mount point that is its longest prefix.
-/// A path that does not exist yet is looked up through its nearest ancestor.
-pub fn filesystem_of(path: &Path) -> Option<Filesystem> {
-    containing(&mounts(), path)
+/// Size and free space of the filesystem holding `path`, from `statvfs` on
+/// it: no list of mounts is read (the backups collector asks once per
+/// database per pass). A path that does not exist yet is looked up through
+/// its nearest ancestor.
+pub fn space_of(path: &Path) -> Option<Space> {
+    let mut probe = std::path::absolute(path).ok()?;
+    loop {
+        match rustix::fs::statvfs(&probe) {
+            Ok(s) => {
+                return Some(Space {
+                    size: s.f_blocks.saturating_mul(s.f_frsize),
+                    avail: s.f_bavail.saturating_mul(s.f_frsize),
+                })
+            }
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {
+                probe = probe.parent()?.to_path_buf();
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// What [`space_of`] tells: bytes in all, and bytes caretaker may use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Space {
+    pub size: u64,
+    pub avail: u64,
 }
 
 /// Every mounted filesystem, freshly read.
@@ -32,7 +55,8 @@ pub fn mounts() -> Vec<Filesystem> {
         .collect()
 }
 
-/// Pure part of [`filesystem_of`], for tests.
+/// The mounted filesystem in `mounts` that holds `path`: the mount point that
+/// is its longest prefix (the host collector names filesystems by it).
 pub fn containing(mounts: &[Filesystem], path: &Path) -> Option<Filesystem> {
     let mut probe = std::path::absolute(path).ok()?;
     while !probe.exists() {
@@ -62,5 +86,17 @@ mod tests {
         let found = containing(&mounts, &tmp.join("no/such/dir")).expect("found");
         let expect = if tmp.starts_with("/tmp") { "/tmp" } else { "/" };
         assert_eq!(found.mountpoint, Path::new(expect));
+    }
+
+    #[test]
+    fn space_of_a_path_is_what_the_list_of_mounts_says_of_its_filesystem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("not/yet");
+        let listed = containing(&mounts(), dir.path()).expect("listed");
+        for path in [dir.path(), missing.as_path()] {
+            let space = space_of(path).expect("space");
+            assert_eq!(space.size, listed.size, "{}", path.display());
+            assert!(space.avail <= space.size);
+        }
     }
 }
