@@ -2,8 +2,8 @@
 //!
 //! A collector does blocking work (SQLite queries, directory walks, hashing,
 //! sysinfo refreshes) and returns a [`MetricSet`]; the [`runner`] calls it on
-//! its own interval in a blocking thread, with a deadline, and records the
-//! result and the collector's own health in the snapshot. A failure becomes
+//! its own interval on one of a few worker threads, with a deadline, and
+//! records the result and the collector's own health in the snapshot. A failure becomes
 //! `caretaker_collector_success 0`, never a failed scrape.
 
 pub mod activity;

@@ -97,3 +97,42 @@ async fn backups_are_noticed_at_once_and_checked() {
     .await;
     ct.stop().await;
 }
+
+/// One watcher serves every database's folder: an event reaches the job of
+/// the folder it happened in, and a folder removed shows at once too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_backup_folder_event_refreshes_its_own_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = String::from("[collect]\nbackups_interval = \"1h\"\n");
+    for name in ["a", "b", "c"] {
+        create_db(&dir.path().join(format!("{name}.db")));
+        std::fs::create_dir_all(dir.path().join("backups").join(name)).expect("mkdir");
+        config.push_str(&format!(
+            "[[database]]\nname = \"{name}\"\npath = \"{name}.db\"\n[database.backup]\ndir = \"backups/{name}\"\n"
+        ));
+    }
+    let backups = dir.path().join("backups");
+    let ct = Caretaker::start(dir, &config).await;
+    let files = |m: &[crate::common::Sample], db: &str| {
+        value(m, "caretaker_backup_files", &[("database", db)])
+    };
+    let m = ct.metrics().await;
+    assert_eq!(
+        ["a", "b", "c"].map(|db| files(&m, db)),
+        [Some(0.0); 3],
+        "every folder listed at start"
+    );
+    write_backup(&backups.join("b"), "b-1.db.zst", b"backup", b"backup");
+    let m = ct
+        .wait_for("b's backup", Duration::from_secs(5), |m| {
+            files(m, "b") == Some(1.0)
+        })
+        .await;
+    assert_eq!([files(&m, "a"), files(&m, "c")], [Some(0.0); 2]);
+
+    std::fs::remove_dir_all(backups.join("c")).expect("rm");
+    ct.wait_for("c's folder to be gone", Duration::from_secs(5), |m| {
+        value(m, "caretaker_backup_dir_accessible", &[("database", "c")]) == Some(0.0)
+    })
+    .await;
+}
