@@ -9,10 +9,8 @@
 //! timers each waking a blocking thread: that handoff, not the collections,
 //! was most of an idle fleet's CPU.
 //!
-//! Two lanes, each with one worker per core: the jobs that gate readiness
-//! (database, patterns, activity, backups, host: they must stay fresh) and
-//! the rest (integrity checks and query probes, which may run for minutes),
-//! so a long check never holds back a database's figures. A job still
+//! Two [`Lane`]s, each with one worker per core, so a long check never
+//! holds back a database's figures. A job still
 //! running when it is due again skips that turn. Backup folders are watched
 //! by one `notify` watcher for all of them (an inotify instance each would
 //! run into the host's limit of 128 long before a thousand databases); an
@@ -47,9 +45,19 @@ struct State {
     failing: AtomicBool,
 }
 
+/// Which workers run a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Figures that must stay fresh: database, patterns, activity, backups,
+    /// host and process, each a few milliseconds at most.
+    Fresh,
+    /// Integrity checks and query probes, which may run for minutes.
+    Long,
+}
+
 /// The queue of one lane.
-struct Lane {
-    queue: std_mpsc::Sender<usize>,
+struct Queue {
+    sender: std_mpsc::Sender<usize>,
 }
 
 /// Starts the workers and the scheduler of `jobs` on `tracker`; returns the
@@ -76,14 +84,14 @@ pub fn start(
             };
             tracker.spawn_blocking(move || worker.work());
         }
-        Lane { queue }
+        Queue { sender: queue }
     };
-    let lanes = [lane(), lane()];
+    let queues = [lane(), lane()];
     let (wake, early) = mpsc::unbounded_channel();
     let scheduler = Scheduler {
         jobs,
         states,
-        lanes,
+        queues,
         next: Vec::new(),
         watch: FolderWatch::new(wake.clone()),
     };
@@ -159,8 +167,8 @@ impl Worker {
 struct Scheduler {
     jobs: Arc<[Job]>,
     states: Arc<[State]>,
-    /// Readiness-gating jobs, then the rest.
-    lanes: [Lane; 2],
+    /// The fresh lane's queue, then the long one's.
+    queues: [Queue; 2],
     /// When each job runs next.
     next: Vec<Instant>,
     watch: FolderWatch,
@@ -225,8 +233,8 @@ impl Scheduler {
         if state.busy.swap(true, Ordering::AcqRel) {
             return;
         }
-        let lane = &self.lanes[usize::from(!job.gates_readiness)];
-        if lane.queue.send(i).is_err() {
+        let queue = &self.queues[usize::from(job.lane == Lane::Long)];
+        if queue.sender.send(i).is_err() {
             state.busy.store(false, Ordering::Release);
         }
     }

@@ -28,6 +28,7 @@ use super::integrity::IntegrityCollector;
 use super::patterns::PatternsCollector;
 use super::process::ProcessCollector;
 use super::query::QueryCollector;
+pub use super::pool::Lane;
 use super::{pool, Collector};
 use crate::config::Config;
 use crate::metrics::{Snapshot, SourceKey};
@@ -42,6 +43,8 @@ pub struct Job {
     pub watch: Option<PathBuf>,
     /// Whether `/-/ready` waits for this job's first run.
     pub gates_readiness: bool,
+    /// The workers that run it.
+    pub lane: Lane,
 }
 
 impl Job {
@@ -63,6 +66,9 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             timeout,
             watch: None,
             gates_readiness: gates,
+            // A database's figures that readiness does not wait for are its
+            // integrity check and query probes, the ones that may run long.
+            lane: if gates { Lane::Fresh } else { Lane::Long },
         };
         jobs.push(job(
             Arc::new(DatabaseCollector::new(&db.name, &db.path)),
@@ -131,6 +137,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
         timeout: c.timeout,
         watch: None,
         gates_readiness: gates,
+        lane: Lane::Fresh,
     };
     jobs.push(host(Arc::new(HostCollector::new(host_paths)), true));
     match ProcessCollector::new() {
