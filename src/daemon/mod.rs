@@ -343,10 +343,11 @@ pub async fn run_with(
     let address = listener
         .local_addr()
         .context("reading the listen address")?;
-    let runtime = Runtime::start(config, overrides, shutdown.clone(), metrics).await?;
+    let runtime = Runtime::start(config, overrides, shutdown.clone(), metrics.clone()).await?;
     runtime.responder.set_listen_port(address.port());
     let state = Arc::new(AppState {
         registry,
+        live: metrics,
         runtime: runtime.clone(),
     });
     let reload = tokio::spawn(reload_loop(runtime.clone(), shutdown.clone()));

@@ -165,6 +165,7 @@ impl Executor {
 
     fn set_breaker(&self, job: &JobRecord, open: bool) {
         self.metrics
+            .touch()
             .breaker_open
             .get_or_create(&labels(&[
                 ("action", &job.action),
@@ -284,6 +285,7 @@ impl Executor {
         };
         let seconds = started.elapsed().as_secs_f64();
         self.metrics
+            .touch()
             .action_duration
             .get_or_create(&labels(&[("action", &job.action)]))
             .observe(seconds);
@@ -331,6 +333,7 @@ impl Executor {
         }
         if let Some(result) = c.counted {
             self.metrics
+                .touch()
                 .action_runs
                 .get_or_create(&labels(&[
                     ("action", &job.action),
@@ -341,6 +344,7 @@ impl Executor {
         }
         if c.last_success {
             self.metrics
+                .touch()
                 .action_last_success
                 .get_or_create(&labels(&[
                     ("action", &job.action),

@@ -147,6 +147,7 @@ pub fn prepare(
             "firing"
         };
         metrics
+            .touch()
             .alerts_received
             .get_or_create(&labels(&[("status", status)]))
             .inc();
@@ -206,11 +207,12 @@ pub fn prepare(
                     };
                     for action in &actions {
                         metrics
+                            .touch()
                             .remediation_resolved
                             .get_or_create(&labels(&[("action", action)]))
                             .inc();
                         if let Some(took) = took {
-                            metrics.time_to_resolve.observe(took.as_secs_f64());
+                            metrics.touch().time_to_resolve.observe(took.as_secs_f64());
                         }
                     }
                     let mut e = event(alert, AuditKind::Resolved, now);
@@ -220,6 +222,7 @@ pub fn prepare(
                 Decision::Unmatched => {
                     summary.unmatched += 1;
                     metrics
+                        .touch()
                         .alerts_ignored
                         .get_or_create(&labels(&[("reason", "unmatched")]))
                         .inc();
@@ -227,6 +230,7 @@ pub fn prepare(
                 Decision::OtherInstance { instance } => {
                     summary.other_instance += 1;
                     metrics
+                        .touch()
                         .alerts_ignored
                         .get_or_create(&labels(&[("reason", "other_instance")]))
                         .inc();
@@ -241,6 +245,7 @@ pub fn prepare(
                 Decision::UnknownDatabase { rule, database } => {
                     summary.unknown_database += 1;
                     metrics
+                        .touch()
                         .alerts_ignored
                         .get_or_create(&labels(&[("reason", "unknown_database")]))
                         .inc();
@@ -299,6 +304,7 @@ pub fn settle(
                 metrics.skipped(&job.action, &job.database, SkipReason::Duplicate);
                 if status == JobStatus::Succeeded && is_repeat(reason, finished, now) {
                     metrics
+                        .touch()
                         .remediation_unresolved
                         .get_or_create(&labels(&[("action", &job.action)]))
                         .inc();

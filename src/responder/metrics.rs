@@ -1,6 +1,12 @@
 //! The responder's own metrics: requests, alerts, runs, skips, breakers and
 //! remediation outcomes. Registered once; label values are closed sets or
 //! configured names (actions, databases), never alert text.
+//!
+//! Every change goes through [`ResponderMetrics::touch`], which counts it, so
+//! a scrape can tell that nothing changed without encoding these families
+//! again: with the series created at 0 for every action and database they
+//! were most of a small scrape's work, and at a fleet's size thousands of
+//! lines per scrape.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,7 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicU64;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::actions::kind::ActionKind;
@@ -31,8 +38,9 @@ fn resolve_buckets() -> Histogram {
     ])
 }
 
+/// The responder's families, reached through [`ResponderMetrics::touch`].
 #[derive(Debug)]
-pub struct ResponderMetrics {
+pub struct Families {
     pub webhook_requests: Family<Labels, Counter>,
     pub alerts_received: Family<Labels, Counter>,
     pub alerts_ignored: Family<Labels, Counter>,
@@ -48,10 +56,48 @@ pub struct ResponderMetrics {
     pub time_to_resolve: Histogram,
 }
 
+#[derive(Debug)]
+pub struct ResponderMetrics {
+    families: Families,
+    /// Changes so far (each counted once its [`Touch`] is dropped).
+    changes: AtomicU64,
+}
+
+/// A change to the families in progress: counted when it is dropped, after
+/// the change, so a scrape that sees the new count sees the change.
+pub struct Touch<'a> {
+    metrics: &'a ResponderMetrics,
+}
+
+impl Deref for Touch<'_> {
+    type Target = Families;
+
+    fn deref(&self) -> &Families {
+        &self.metrics.families
+    }
+}
+
+impl Drop for Touch<'_> {
+    fn drop(&mut self) {
+        self.metrics.changes.fetch_add(1, Ordering::Release);
+    }
+}
+
 impl ResponderMetrics {
-    /// Creates the metrics and registers them in `registry`.
+    /// The families, to change (or read, in tests): the change is counted.
+    pub fn touch(&self) -> Touch<'_> {
+        Touch { metrics: self }
+    }
+
+    /// How many changes there have been: equal counts, equal families.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Creates the metrics and registers them in `registry`, which then must
+    /// hold nothing else that changes (see [`ResponderMetrics::changes`]).
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self {
+        let m = Families {
             webhook_requests: Family::default(),
             alerts_received: Family::default(),
             alerts_ignored: Family::default(),
@@ -132,14 +178,18 @@ impl ResponderMetrics {
             "From an alert firing to its resolution, for remediated episodes",
             m.time_to_resolve.clone(),
         );
-        m
+        Self {
+            families: m,
+            changes: AtomicU64::new(0),
+        }
     }
 }
 
 impl ResponderMetrics {
     /// Counts a job that was not run, with its reason.
     pub fn skipped(&self, action: &str, database: &str, reason: SkipReason) {
-        self.action_skipped
+        self.touch()
+            .action_skipped
             .get_or_create(&labels(&[
                 ("action", action),
                 ("database", database),
@@ -156,6 +206,7 @@ impl ResponderMetrics {
     /// schedules name (22 series of a summary's 87 were runs at 0 of every
     /// action); any other action's series appear at its first run.
     pub fn initialize(&self, config: &Config) {
+        let families = self.touch();
         let actions = ActionKind::ALL.iter().map(ActionKind::to_string).chain(
             config
                 .commands
@@ -170,32 +221,32 @@ impl ResponderMetrics {
                     continue;
                 }
                 for result in ["success", "failure"] {
-                    let _ = self.action_runs.get_or_create(&labels(&[
+                    let _ = families.action_runs.get_or_create(&labels(&[
                         ("action", &action),
                         ("database", &db.name),
                         ("result", result),
                     ]));
                 }
             }
-            let _ = self
+            let _ = families
                 .remediation_resolved
                 .get_or_create(&labels(&[("action", &action)]));
-            let _ = self
+            let _ = families
                 .remediation_unresolved
                 .get_or_create(&labels(&[("action", &action)]));
         }
         for (action, database) in pairs {
             let pair = labels(&[("action", &action), ("database", &database)]);
-            let _ = self.breaker_open.get_or_create(&pair);
+            let _ = families.breaker_open.get_or_create(&pair);
             for reason in SkipReason::AUTOMATIC {
-                let _ = self.action_skipped.get_or_create(&labels(&[
+                let _ = families.action_skipped.get_or_create(&labels(&[
                     ("action", &action),
                     ("database", &database),
                     ("reason", reason.as_str()),
                 ]));
             }
         }
-        let _ = self.action_skipped.get_or_create(&labels(&[
+        let _ = families.action_skipped.get_or_create(&labels(&[
             ("action", ""),
             ("database", ""),
             ("reason", SkipReason::QueueFull.as_str()),
@@ -208,17 +259,17 @@ impl ResponderMetrics {
             "basic_auth_missing",
             "basic_auth_wrong",
         ] {
-            let _ = self
+            let _ = families
                 .auth_failures
                 .get_or_create(&labels(&[("reason", reason)]));
         }
         for status in ["firing", "resolved"] {
-            let _ = self
+            let _ = families
                 .alerts_received
                 .get_or_create(&labels(&[("status", status)]));
         }
         for reason in ["unmatched", "unknown_database", "other_instance"] {
-            let _ = self
+            let _ = families
                 .alerts_ignored
                 .get_or_create(&labels(&[("reason", reason)]));
         }
@@ -259,7 +310,8 @@ impl ResponderMetrics {
         for (action, database) in automatic_pairs(config) {
             let attempts = state.attempts(&action, &database, 100)?;
             let open = breaker_open_failures(&attempts, &limits);
-            self.breaker_open
+            self.touch()
+                .breaker_open
                 .get_or_create(&labels(&[("action", &action), ("database", &database)]))
                 .set(i64::from(open));
         }

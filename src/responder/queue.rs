@@ -29,7 +29,7 @@ impl Reservation<'_> {
         match self.permits.next() {
             Some(permit) => {
                 permit.send(id);
-                self.metrics.queue_depth.inc();
+                self.metrics.touch().queue_depth.inc();
                 true
             }
             None => false,
@@ -67,7 +67,7 @@ impl JobQueue {
             id = rx.recv() => id,
         };
         if id.is_some() {
-            self.metrics.queue_depth.dec();
+            self.metrics.touch().queue_depth.dec();
         }
         id
     }

@@ -1,8 +1,9 @@
 //! The body of `/metrics`, built once per change and served as shared bytes.
 //!
-//! A body is the responder's live counters (a small registry, encoded at
-//! every scrape to see whether they moved), the collectors' snapshot and
-//! `# EOF`. While neither the counters nor the snapshot's generation change,
+//! A body is the responder's live counters (a registry whose changes the
+//! responder counts, see [`crate::responder::metrics`]), the collectors'
+//! snapshot and `# EOF`. While neither the count of changes to the counters
+//! nor the snapshot's generation moves,
 //! every scrape answers with a clone of the same [`Bytes`]: no encoding and
 //! no copy, whoever asks (several Prometheus servers, dashboards). The text
 //! format 0.0.4 is derived from the OpenMetrics body the first time a client
@@ -35,38 +36,39 @@ pub struct Exposition {
 #[derive(Debug)]
 struct Cached {
     generation: u64,
-    live: String,
+    /// The count of changes to the registry that `openmetrics` shows.
+    changes: u64,
     openmetrics: Bytes,
     text: Option<Bytes>,
 }
 
 impl Exposition {
-    /// The body in `format`, built anew only if the counters or the
-    /// snapshot changed since the last one.
+    /// The body in `format`, built anew only if the registry's count of
+    /// `changes` (read before it is encoded) or the snapshot moved since
+    /// the last one.
     pub fn body(
         &self,
         snapshot: &Snapshot,
         registry: &Registry,
+        changes: u64,
         format: Format,
     ) -> Result<Bytes, std::fmt::Error> {
-        let mut live = String::with_capacity(8 * 1024);
-        text::encode_registry(&mut live, registry)?;
         let generation = snapshot.generation();
         // Held while a body is built: a scrape that arrives meanwhile waits
         // for it and then shares it instead of building its own.
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let current = cache
             .as_ref()
-            .is_some_and(|c| c.generation == generation && c.live == live);
+            .is_some_and(|c| c.generation == generation && c.changes == changes);
         if !current {
             let previous = cache.as_ref().map_or(0, |c| c.openmetrics.len());
             let mut body = String::with_capacity(previous + 1024);
-            body.push_str(&live);
+            text::encode_registry(&mut body, registry)?;
             let shown = snapshot.encode_into(&mut body);
             text::encode_eof(&mut body)?;
             *cache = Some(Cached {
                 generation: shown,
-                live,
+                changes,
                 openmetrics: Bytes::from(body),
                 text: None,
             });
@@ -113,7 +115,12 @@ mod tests {
         registry.register("caretaker_test_hits", "Hits", hits.clone());
         let exposition = Exposition::default();
         record(&snapshot, 1.0);
-        let body = |format| exposition.body(&snapshot, &registry, format).expect("body");
+        let changes = std::cell::Cell::new(0);
+        let body = |format| {
+            exposition
+                .body(&snapshot, &registry, changes.get(), format)
+                .expect("body")
+        };
         let first = body(Format::OpenMetrics);
         let again = body(Format::OpenMetrics);
         assert_eq!(first, again);
@@ -136,6 +143,14 @@ mod tests {
             .contains("caretaker_test_value 2\n"));
 
         hits.inc();
+        let stale = body(Format::OpenMetrics);
+        assert!(
+            !std::str::from_utf8(&stale)
+                .expect("utf-8")
+                .contains("caretaker_test_hits_total 1"),
+            "an uncounted change is not looked for"
+        );
+        changes.set(1);
         let counted = body(Format::OpenMetrics);
         let counted = std::str::from_utf8(&counted).expect("utf-8");
         assert!(counted.contains("caretaker_test_hits_total 1"), "{counted}");

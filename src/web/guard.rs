@@ -125,11 +125,13 @@ fn refuse(
 ) -> Response {
     let metrics = app.runtime.responder().metrics();
     metrics
+        .touch()
         .auth_failures
         .get_or_create(&labels(&[("reason", refusal.reason())]))
         .inc();
     if scope == Some(Scope::Webhook) {
         metrics
+            .touch()
             .webhook_requests
             .get_or_create(&labels(&[("code", refusal.status().as_str())]))
             .inc();

@@ -28,6 +28,7 @@ pub async fn alertmanager(State(state): State<Arc<AppState>>, body: Bytes) -> Re
         .runtime
         .responder()
         .metrics()
+        .touch()
         .webhook_requests
         .get_or_create(&labels(&[("code", response.status().as_str())]))
         .inc();

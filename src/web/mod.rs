@@ -37,6 +37,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::metrics::{Snapshot, OPENMETRICS_CONTENT_TYPE};
+use crate::responder::metrics::ResponderMetrics;
 use crate::responder::Responder;
 use auth::Credentials;
 pub use error::WebError;
@@ -61,7 +62,10 @@ pub trait AppHandle: Send + Sync {
 
 /// What the handlers share.
 pub struct AppState {
+    /// The responder's families ([`AppState::live`]), and nothing else.
     pub registry: Registry,
+    /// Counts every change to `registry`: a scrape encodes it only after one.
+    pub live: Arc<ResponderMetrics>,
     /// The running caretaker, seen through what the handlers need.
     pub runtime: Arc<dyn AppHandle>,
 }
@@ -131,7 +135,8 @@ async fn metrics(
     } else {
         (exposition::Format::OpenMetrics, OPENMETRICS_CONTENT_TYPE)
     };
-    match exposition.body(state.runtime.snapshot(), &state.registry, format) {
+    let changes = state.live.changes();
+    match exposition.body(state.runtime.snapshot(), &state.registry, changes, format) {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(e) => WebError::internal("encoding metrics failed", e).into_response(),
     }

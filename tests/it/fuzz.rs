@@ -77,10 +77,14 @@ impl InProcess {
         let cancel = CancellationToken::new();
         let mut registry = Registry::default();
         let metrics = Arc::new(ResponderMetrics::register(&mut registry));
-        let runtime = Runtime::start(cfg, Default::default(), cancel.clone(), metrics)
+        let runtime = Runtime::start(cfg, Default::default(), cancel.clone(), metrics.clone())
             .await
             .expect("runtime");
-        let state = Arc::new(AppState { registry, runtime });
+        let state = Arc::new(AppState {
+            registry,
+            live: metrics,
+            runtime,
+        });
         InProcess {
             dir,
             router: router(state),
