@@ -31,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::runner::Job;
-use crate::metrics::Snapshot;
+use super::Collector;
+use crate::metrics::{Snapshot, SourceKey};
 
 /// How long a refresh waits for a burst of file events to settle.
 const SETTLE: Duration = Duration::from_millis(200);
@@ -60,14 +61,64 @@ struct Queue {
     sender: std_mpsc::Sender<usize>,
 }
 
-/// Starts the workers and the scheduler of `jobs` on `tracker`; returns the
-/// sender through which a job index asks for an early run.
+/// What a stopped collection hands to the next one: each job's collector
+/// (with its last pass) and next run, by key and fingerprint. A reload that
+/// adds one database then reads that database only, instead of all of them
+/// again, integrity checks included.
+#[derive(Default)]
+pub struct Carry {
+    jobs: HashMap<(SourceKey, String), (Arc<dyn Collector>, Instant)>,
+}
+
+impl Carry {
+    fn take(&mut self, job: &Job) -> Option<(Arc<dyn Collector>, Instant)> {
+        let fingerprint = job.fingerprint.clone()?;
+        self.jobs.remove(&(job.key(), fingerprint))
+    }
+}
+
+/// A started collection's jobs and their next runs, as the scheduler keeps them.
+pub struct Started {
+    pub early: mpsc::UnboundedSender<usize>,
+    jobs: Arc<[Job]>,
+    next: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Started {
+    /// What the next collection takes over (call once this one has stopped).
+    pub fn carry(&self) -> Carry {
+        let next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let jobs = self.jobs.iter().zip(next.iter()).filter_map(|(job, &at)| {
+            let key = (job.key(), job.fingerprint.clone()?);
+            Some((key, (job.collector.clone(), at)))
+        });
+        Carry {
+            jobs: jobs.collect(),
+        }
+    }
+}
+
+/// Starts the workers and the scheduler of `jobs` on `tracker`; a job that
+/// `carry` holds keeps its collector and its next run, the others run now.
 pub fn start(
-    jobs: Vec<Job>,
+    mut jobs: Vec<Job>,
+    mut carry: Carry,
     snapshot: Arc<Snapshot>,
     cancel: &CancellationToken,
     tracker: &TaskTracker,
-) -> mpsc::UnboundedSender<usize> {
+) -> Started {
+    let now = Instant::now();
+    let next: Vec<Instant> = jobs
+        .iter_mut()
+        .map(|job| match carry.take(job) {
+            Some((collector, at)) => {
+                job.collector = collector;
+                at
+            }
+            None => now,
+        })
+        .collect();
+    let next = Arc::new(Mutex::new(next));
     let jobs: Arc<[Job]> = jobs.into();
     let states: Arc<[State]> = jobs.iter().map(|_| State::default()).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -89,14 +140,18 @@ pub fn start(
     let queues = [lane(), lane()];
     let (wake, early) = mpsc::unbounded_channel();
     let scheduler = Scheduler {
-        jobs,
+        jobs: jobs.clone(),
         states,
         queues,
-        next: Vec::new(),
+        next: next.clone(),
         watch: FolderWatch::new(wake.clone()),
     };
     tracker.spawn(scheduler.run(early, cancel.clone()));
-    wake
+    Started {
+        early: wake,
+        jobs,
+        next,
+    }
 }
 
 struct Worker {
@@ -169,21 +224,14 @@ struct Scheduler {
     states: Arc<[State]>,
     /// The fresh lane's queue, then the long one's.
     queues: [Queue; 2],
-    /// When each job runs next.
-    next: Vec<Instant>,
+    /// When each job runs next (read by [`Started::carry`]).
+    next: Arc<Mutex<Vec<Instant>>>,
     watch: FolderWatch,
 }
 
 impl Scheduler {
     async fn run(mut self, mut early: mpsc::UnboundedReceiver<usize>, cancel: CancellationToken) {
-        let start = tokio::time::Instant::now().into_std();
-        self.next = vec![start; self.jobs.len()];
-        loop {
-            let now = Instant::now();
-            self.dispatch_due(now);
-            let Some(&wake_at) = self.next.iter().min() else {
-                break;
-            };
+        while let Some(wake_at) = self.dispatch_due(Instant::now()) {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
@@ -208,18 +256,22 @@ impl Scheduler {
     }
 
     /// Queues every job due by `now`, the readiness-gating ones first (the
-    /// first pass after a start or reload decides when `/-/ready` answers).
-    fn dispatch_due(&mut self, now: Instant) {
+    /// first pass after a start or reload decides when `/-/ready` answers);
+    /// returns when the next one is due.
+    fn dispatch_due(&mut self, now: Instant) -> Option<Instant> {
+        let next = self.next.clone();
+        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
         for gating in [true, false] {
             for i in 0..self.jobs.len() {
                 let job = &self.jobs[i];
-                if job.gates_readiness != gating || self.next[i] > now {
+                if job.gates_readiness != gating || next[i] > now {
                     continue;
                 }
-                self.next[i] = now + job.interval;
+                next[i] = now + job.interval;
                 self.dispatch(i);
             }
         }
+        next.iter().min().copied()
     }
 
     /// Queues job `i` unless it is queued or running already.

@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -26,7 +25,7 @@ use super::database::DatabaseCollector;
 use super::host::HostCollector;
 use super::integrity::IntegrityCollector;
 use super::patterns::PatternsCollector;
-pub use super::pool::Lane;
+pub use super::pool::{Carry, Lane};
 use super::process::ProcessCollector;
 use super::query::QueryCollector;
 use super::{pool, Collector};
@@ -45,6 +44,11 @@ pub struct Job {
     pub gates_readiness: bool,
     /// The workers that run it.
     pub lane: Lane,
+    /// What its collector was built from (the configuration, as text): a
+    /// reload's job with the same key and fingerprint takes over the running
+    /// one's collector and schedule (see [`Carry`]). `None`: built anew at
+    /// every reload (query probes work out their plans once per collector).
+    pub fingerprint: Option<String>,
 }
 
 impl Job {
@@ -59,6 +63,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
     let mut jobs = Vec::new();
     let mut host_paths = config.host_filesystems.clone();
     for db in &config.databases {
+        let built_from = format!("{db:?}|{c:?}");
         let job = |collector: Arc<dyn Collector>, interval, timeout, gates| Job {
             collector,
             database: Some(db.name.clone()),
@@ -69,6 +74,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             // A database's figures that readiness does not wait for are its
             // integrity check and query probes, the ones that may run long.
             lane: if gates { Lane::Fresh } else { Lane::Long },
+            fingerprint: Some(built_from.clone()),
         };
         jobs.push(job(
             Arc::new(DatabaseCollector::new(&db.name, &db.path)),
@@ -101,19 +107,20 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
         if !config.queries.is_empty() {
             let probes = QueryCollector::new(&db.path, config.queries.clone(), c.label_limit);
             let (tick, timeout) = (probes.tick(), probes.timeout());
-            jobs.push(job(Arc::new(probes), tick, timeout, false));
+            let mut j = job(Arc::new(probes), tick, timeout, false);
+            j.fingerprint = None;
+            jobs.push(j);
         }
         if let Some(parent) = db.path.parent() {
             host_paths.push(parent.to_path_buf());
         }
         if let Some(backup) = &db.backup {
+            let sharing = crate::backups::names::sharing(config, &db.name, &backup.dir);
+            let fingerprint = format!("{built_from}|{sharing:?}");
             let mut j = job(
                 Arc::new(
                     BackupsCollector::new(&backup.dir, backup.max_age)
-                        .shared(
-                            &db.name,
-                            crate::backups::names::sharing(config, &db.name, &backup.dir),
-                        )
+                        .shared(&db.name, sharing)
                         .offsite(
                             backup.offsite.as_ref(),
                             &db.name,
@@ -126,10 +133,12 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
                 true,
             );
             j.watch = Some(backup.dir.clone());
+            j.fingerprint = Some(fingerprint);
             jobs.push(j);
             host_paths.push(backup.dir.clone());
         }
     }
+    let host_from = format!("{host_paths:?}|{c:?}");
     let host = |collector: Arc<dyn Collector>, gates| Job {
         collector,
         database: None,
@@ -138,6 +147,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
         watch: None,
         gates_readiness: gates,
         lane: Lane::Fresh,
+        fingerprint: Some(host_from.clone()),
     };
     jobs.push(host(Arc::new(HostCollector::new(host_paths)), true));
     match ProcessCollector::new() {
@@ -154,12 +164,19 @@ pub struct Collection {
     readiness: Vec<SourceKey>,
     /// Every job's key, by the index [`pool::start`] knows it by.
     keys: Vec<SourceKey>,
-    early: mpsc::UnboundedSender<usize>,
+    started: pool::Started,
 }
 
 impl Collection {
-    /// Starts every job; they stop when `parent` or [`Collection::stop`] cancels them.
-    pub fn start(jobs: Vec<Job>, snapshot: Arc<Snapshot>, parent: &CancellationToken) -> Self {
+    /// Starts every job, taking over what `carry` (the collection this one
+    /// replaces) holds of each; they stop when `parent` or
+    /// [`Collection::stop`] cancels them.
+    pub fn start(
+        jobs: Vec<Job>,
+        carry: Carry,
+        snapshot: Arc<Snapshot>,
+        parent: &CancellationToken,
+    ) -> Self {
         let cancel = parent.child_token();
         let tracker = TaskTracker::new();
         let keys: Vec<SourceKey> = jobs.iter().map(Job::key).collect();
@@ -168,14 +185,14 @@ impl Collection {
             .filter(|j| j.gates_readiness)
             .map(Job::key)
             .collect();
-        let early = pool::start(jobs, snapshot, &cancel, &tracker);
+        let started = pool::start(jobs, carry, snapshot, &cancel, &tracker);
         tracker.close();
         Self {
             cancel,
             tracker,
             readiness,
             keys,
-            early,
+            started,
         }
     }
 
@@ -188,14 +205,16 @@ impl Collection {
     pub fn refresh_database(&self, database: &str) {
         for (i, key) in self.keys.iter().enumerate() {
             if key.database.as_deref() == Some(database) && key.collector != "integrity" {
-                let _ = self.early.send(i);
+                let _ = self.started.early.send(i);
             }
         }
     }
 
-    /// Stops every job and waits for the running collections to end.
-    pub async fn stop(self) {
+    /// Stops every job, waits for the running collections to end, and
+    /// returns what the next collection may take over.
+    pub async fn stop(self) -> Carry {
         self.cancel.cancel();
         self.tracker.wait().await;
+        self.started.carry()
     }
 }

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::actions::archive;
 use crate::backups::temporaries::remove_stale_temporaries;
-use crate::collector::runner::{jobs_for, Collection};
+use crate::collector::runner::{jobs_for, Carry, Collection};
 use crate::config::{Config, Overrides};
 use crate::metrics::{unix_seconds, MetricSet, Snapshot, SourceKey};
 use crate::responder::executor::Executor;
@@ -263,9 +263,10 @@ impl Runtime {
 
     async fn apply(&self, config: Config) {
         let mut slot = self.collection.lock().await;
-        if let Some(old) = slot.take() {
-            old.stop().await;
-        }
+        let carry = match slot.take() {
+            Some(old) => old.stop().await,
+            None => Carry::default(),
+        };
         let names: Vec<String> = config.databases.iter().map(|d| d.name.clone()).collect();
         self.snapshot.retain_databases(&names);
         self.snapshot.set_summary_databases(
@@ -293,7 +294,7 @@ impl Runtime {
         self.snapshot.retain_sources(|key| {
             key.collector != crate::collector::query::NAME || probed.contains(&key.database)
         });
-        let collection = Collection::start(jobs, self.snapshot.clone(), &self.cancel);
+        let collection = Collection::start(jobs, carry, self.snapshot.clone(), &self.cancel);
         *self.readiness.write().unwrap_or_else(|e| e.into_inner()) =
             collection.readiness_keys().to_vec();
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
@@ -302,7 +303,7 @@ impl Runtime {
 
     async fn stop(&self) {
         if let Some(collection) = self.collection.lock().await.take() {
-            collection.stop().await;
+            let _ = collection.stop().await;
         }
         let workers = self
             .workers

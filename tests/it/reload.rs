@@ -134,3 +134,39 @@ async fn sighup_reloads_the_binary() {
     )
     .await;
 }
+
+/// A reload keeps the collectors (their last passes) and schedules of the
+/// databases whose configuration it leaves alone: adding one database checks
+/// that one, not every database again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_a_database_leaves_the_others_schedules_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    create_db(&dir.path().join("a.db"));
+    create_db(&dir.path().join("b.db"));
+    let one =
+        "[collect]\nintegrity_interval = \"1h\"\n[[database]]\nname = \"a\"\npath = \"a.db\"\n";
+    let ct = Caretaker::start(dir, one).await;
+    let checked = |m: &[crate::common::Sample], db: &str| {
+        value(
+            m,
+            "caretaker_database_integrity_check_timestamp_seconds",
+            &[("database", db)],
+        )
+    };
+    let m = ct
+        .wait_for("a's integrity check", Duration::from_secs(20), |m| {
+            checked(m, "a").is_some()
+        })
+        .await;
+    let before = checked(&m, "a");
+
+    let two = format!("{one}[[database]]\nname = \"b\"\npath = \"b.db\"\n");
+    std::fs::write(&ct.config_path, two).expect("rewrite");
+    let m = ct
+        .wait_for("b's integrity check", Duration::from_secs(20), |m| {
+            checked(m, "b").is_some()
+        })
+        .await;
+    assert_eq!(checked(&m, "a"), before, "a was not checked again");
+    ct.stop().await;
+}
