@@ -7,7 +7,8 @@
 # minute once every database's integrity check has run (a steady state: the
 # collectors on their intervals, nothing written); resident memory after it;
 # the median of FLEET_SCRAPES scrapes a second apart (each one encodes anew:
-# collections land between them); the size of /metrics.
+# collections land between them); the size of /metrics; seconds from one
+# more database's file to its figures, and from its removal to their end.
 
 # Run on its own, it only explains itself: scripts/bench.sh --fleet runs it.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -93,6 +94,24 @@ TOML
     scrape=$(python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])) * 1000:.1f}')" "${lat[@]}")
     bytes=$(curl -fsS "http://127.0.0.1:$p/metrics" | wc -c)
     mb=$(python3 -c "print(f'{$bytes / 1e6:.3f}')")
+    # One more project's database: seconds from its file to its figures
+    # (the issue's 10 s), and from its removal to their absence.
+    new="$FLEET/dbs/agents/a9999"
+    mkdir -p "$new/.swarm"
+    t0=$(date +%s.%N)
+    cp "$FLEET/seed/memory.db" "$new/.swarm/memory.db"
+    for _ in $(seq 1 600); do
+      curl -fsS "http://127.0.0.1:$p/metrics" | grep -q '^caretaker_patterns{database="a9999"[,}]' && break
+      sleep 0.1
+    done
+    appeared=$(python3 -c "import time; print(f'{time.time() - $t0:.2f}')")
+    t0=$(date +%s.%N)
+    rm -rf "$new"
+    for _ in $(seq 1 600); do
+      curl -fsS "http://127.0.0.1:$p/metrics" | grep -q 'database="a9999"' || break
+      sleep 0.1
+    done
+    gone=$(python3 -c "import time; print(f'{time.time() - $t0:.2f}')")
     kill "$pid"; wait "$pid" 2>/dev/null || true
     t() { if [ "$n" = 1000 ]; then echo "$1"; else echo "-"; fi; }
     record "fleet $n databases, detail=$detail: start to ready, s" "$ready" - - "$(t "<= 30")"
@@ -101,5 +120,7 @@ TOML
     record "fleet $n databases, detail=$detail: scrape, median ms" "$scrape" - - "$(t "<= 50")"
     if [ "$detail" = summary ]; then target=$(t "<= 3"); else target=-; fi
     record "fleet $n databases, detail=$detail: /metrics, MB" "$mb" - - "$target"
+    record "fleet $n databases, detail=$detail: one more database's figures, s" "$appeared" - - "<= 10"
+    record "fleet $n databases, detail=$detail: its figures gone after its removal, s" "$gone" - - "<= 10"
   done
 done

@@ -107,13 +107,16 @@ pub fn shared_folders(config: &Config) -> BTreeMap<PathBuf, Vec<String>> {
     by_folder
 }
 
-/// The other databases whose backups share `dir`.
-pub fn sharing(config: &Config, database: &str, dir: &Path) -> Vec<String> {
-    shared_folders(config)
-        .remove(&folder_identity(dir))
-        .unwrap_or_default()
+/// The other databases whose backups share `dir`, looked up in `shared`
+/// ([`shared_folders`], worked out once for every database: per database it
+/// resolved every folder again, a million `canonicalize` calls at 1,000).
+pub fn sharing(shared: &BTreeMap<PathBuf, Vec<String>>, database: &str, dir: &Path) -> Vec<String> {
+    shared
+        .get(&folder_identity(dir))
         .into_iter()
-        .filter(|n| n != database)
+        .flatten()
+        .filter(|n| *n != database)
+        .cloned()
         .collect()
 }
 

@@ -29,6 +29,7 @@ pub use super::pool::{Carry, Lane};
 use super::process::ProcessCollector;
 use super::query::QueryCollector;
 use super::{pool, Collector};
+use crate::backups::names;
 use crate::config::Config;
 use crate::metrics::{Snapshot, SourceKey};
 
@@ -62,6 +63,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
     let c = &config.collect;
     let mut jobs = Vec::new();
     let mut host_paths = config.host_filesystems.clone();
+    let shared = names::shared_folders(config);
     for db in &config.databases {
         let built_from = format!("{db:?}|{c:?}");
         let job = |collector: Arc<dyn Collector>, interval, timeout, gates| Job {
@@ -115,7 +117,7 @@ pub fn jobs_for(config: &Config) -> Vec<Job> {
             host_paths.push(parent.to_path_buf());
         }
         if let Some(backup) = &db.backup {
-            let sharing = crate::backups::names::sharing(config, &db.name, &backup.dir);
+            let sharing = names::sharing(&shared, &db.name, &backup.dir);
             let fingerprint = format!("{built_from}|{sharing:?}");
             let mut j = job(
                 Arc::new(
