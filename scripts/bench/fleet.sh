@@ -51,6 +51,9 @@ fleet_dir() {
 
 # metric_count URL NAME: how many series of NAME /metrics has.
 metric_count() { curl -fsS "$1" | grep -c "^$2{" || true; }
+# lines URL REGEX: how many lines of /metrics match (grep -c reads the whole
+# body: grep -q would stop early, and curl's broken pipe fail the pipeline).
+lines() { curl -fsS "$1" | grep -c "$2" || true; }
 
 for n in $FLEET_SIZES; do
   fleet_dir "$FLEET/dbs" "$n"
@@ -101,14 +104,14 @@ TOML
     t0=$(date +%s.%N)
     cp "$FLEET/seed/memory.db" "$new/.swarm/memory.db"
     for _ in $(seq 1 600); do
-      curl -fsS "http://127.0.0.1:$p/metrics" | grep -q '^caretaker_patterns{database="a9999"[,}]' && break
+      [ "$(lines "http://127.0.0.1:$p/metrics" '^caretaker_patterns{database="a9999"[,}]')" -gt 0 ] && break
       sleep 0.1
     done
     appeared=$(python3 -c "import time; print(f'{time.time() - $t0:.2f}')")
     t0=$(date +%s.%N)
     rm -rf "$new"
     for _ in $(seq 1 600); do
-      curl -fsS "http://127.0.0.1:$p/metrics" | grep -q 'database="a9999"' || break
+      [ "$(lines "http://127.0.0.1:$p/metrics" 'database="a9999"')" -eq 0 ] && break
       sleep 0.1
     done
     gone=$(python3 -c "import time; print(f'{time.time() - $t0:.2f}')")

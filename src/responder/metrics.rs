@@ -16,10 +16,12 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::actions::kind::ActionKind;
 use crate::config::{Config, Detail};
+use crate::responder::decide::RunResult;
 use crate::responder::job::SkipReason;
 use crate::responder::safety::{breaker_open_failures, Limits};
 use crate::responder::state::StateStore;
@@ -61,6 +63,8 @@ pub struct ResponderMetrics {
     families: Families,
     /// Changes so far (each counted once its [`Touch`] is dropped).
     changes: AtomicU64,
+    /// The databases and actions of the last [`ResponderMetrics::initialize`].
+    known: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
 }
 
 /// A change to the families in progress: counted when it is dropped, after
@@ -181,6 +185,7 @@ impl ResponderMetrics {
         Self {
             families: m,
             changes: AtomicU64::new(0),
+            known: Mutex::default(),
         }
     }
 }
@@ -205,14 +210,29 @@ impl ResponderMetrics {
     /// `detail = "summary"` gets runs at 0 only for the actions its rules and
     /// schedules name (22 series of a summary's 87 were runs at 0 of every
     /// action); any other action's series appear at its first run.
+    ///
+    /// A database the configuration no longer has loses its series (as the
+    /// collectors' go), so a project removed from a fleet leaves nothing.
     pub fn initialize(&self, config: &Config) {
         let families = self.touch();
-        let actions = ActionKind::ALL.iter().map(ActionKind::to_string).chain(
-            config
-                .commands
-                .iter()
-                .map(|c| ActionKind::Command(c.name.clone()).to_string()),
-        );
+        let actions: BTreeSet<String> = ActionKind::ALL
+            .iter()
+            .map(ActionKind::to_string)
+            .chain(
+                config
+                    .commands
+                    .iter()
+                    .map(|c| ActionKind::Command(c.name.clone()).to_string()),
+            )
+            .collect();
+        let databases: BTreeSet<String> = config.databases.iter().map(|d| d.name.clone()).collect();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let (was_databases, was_actions) = &*known;
+        for database in was_databases.difference(&databases) {
+            forget(&families, database, was_actions.union(&actions));
+        }
+        *known = (databases, actions.clone());
+        drop(known);
         let pairs = automatic_pairs(config);
         for action in actions {
             for db in &config.databases {
@@ -272,6 +292,31 @@ impl ResponderMetrics {
             let _ = families
                 .alerts_ignored
                 .get_or_create(&labels(&[("reason", reason)]));
+        }
+    }
+}
+
+/// Removes every series of `database` that any of `actions` could have had.
+fn forget<'a>(families: &Families, database: &str, actions: impl Iterator<Item = &'a String>) {
+    for action in actions {
+        let pair = labels(&[("action", action), ("database", database)]);
+        families.action_last_success.remove(&pair);
+        families.breaker_open.remove(&pair);
+        for result in [RunResult::Success, RunResult::Failure] {
+            let run = labels(&[
+                ("action", action),
+                ("database", database),
+                ("result", result.as_str()),
+            ]);
+            families.action_runs.remove(&run);
+        }
+        for reason in SkipReason::ALL {
+            let skip = labels(&[
+                ("action", action),
+                ("database", database),
+                ("reason", reason.as_str()),
+            ]);
+            families.action_skipped.remove(&skip);
         }
     }
 }

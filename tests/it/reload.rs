@@ -21,10 +21,23 @@ async fn a_changed_file_is_reloaded_and_an_invalid_one_refused() {
 
     let two = format!("{one}[[database]]\nname = \"b\"\npath = \"b.db\"\n");
     std::fs::write(&ct.config_path, two).expect("rewrite");
-    ct.wait_for("database b to appear", Duration::from_secs(20), |m| {
-        value(m, "caretaker_database_up", &[("database", "b")]) == Some(1.0)
-    })
-    .await;
+    let m = ct
+        .wait_for("database b to appear", Duration::from_secs(20), |m| {
+            value(m, "caretaker_database_up", &[("database", "b")]) == Some(1.0)
+        })
+        .await;
+    let runs = |m: &[crate::common::Sample]| {
+        value(
+            m,
+            "caretaker_action_runs_total",
+            &[
+                ("database", "b"),
+                ("action", "vacuum"),
+                ("result", "failure"),
+            ],
+        )
+    };
+    assert_eq!(runs(&m), Some(0.0), "the responder's series of b, at 0");
 
     std::fs::write(
         &ct.config_path,
@@ -47,6 +60,7 @@ async fn a_changed_file_is_reloaded_and_an_invalid_one_refused() {
         value(m, "caretaker_config_last_reload_successful", &[]) == Some(1.0)
             && value(m, "caretaker_database_up", &[("database", "b")]).is_none()
             && value(m, "caretaker_collector_success", &[("database", "b")]).is_none()
+            && runs(m).is_none()
     })
     .await;
     ct.stop().await;
