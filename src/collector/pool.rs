@@ -10,12 +10,13 @@
 //! was most of an idle fleet's CPU.
 //!
 //! Two [`Lane`]s, each with one worker per core, so a long check never
-//! holds back a database's figures. A job still
-//! running when it is due again skips that turn. Backup folders are watched
-//! by one `notify` watcher for all of them (an inotify instance each would
-//! run into the host's limit of 128 long before a thousand databases); an
-//! event, or [`super::runner::Collection::refresh_database`], runs the job
-//! again 200 ms later, when a burst of events has settled.
+//! holds back a database's figures. A job still running when it is due
+//! again skips that turn. Backup folders are watched by one `notify` watcher
+//! for all of them (an inotify instance each would run into the host's
+//! limit of 128 long before a thousand databases); an event, or
+//! [`super::runner::Collection::refresh_database`], runs the job again
+//! 200 ms later, when a burst of events has settled. A reload hands each
+//! unchanged job's collector and next run to the new collection ([`Carry`]).
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
