@@ -14,7 +14,7 @@ use crate::backups::restore::list_backups;
 use crate::backups::verify::verify_backup;
 use crate::backups::DatabaseBackup;
 use crate::config::{Config, DatabaseConfig};
-use crate::responder::executor::lock_file;
+use crate::responder::lock::lock_file;
 
 /// Lists or verifies every backup; exit 1 when one fails verification.
 pub(super) fn backups(

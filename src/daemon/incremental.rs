@@ -24,8 +24,8 @@ use crate::backups::chain::take::{take_snapshot, SnapshotError, Taken};
 use crate::backups::listing::{database_backups_cached, ChecksumCache};
 use crate::config::DatabaseConfig;
 use crate::metrics::{unix_seconds, MetricSet, SourceKey};
-use crate::responder::executor::lock_file;
 use crate::responder::job::JobSource;
+use crate::responder::lock::lock_file;
 use crate::responder::state::NewJob;
 
 /// How often the loop looks at the (reloadable) configuration when no

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::backups::{BackupError, BackupSet};
 use crate::config::DatabaseConfig;
-use crate::responder::executor::lock_file;
+use crate::responder::lock::lock_file;
 use crate::store::{maintenance::open_maintenance, private, sqlite::open_monitor};
 use apply::{Mark, Scratch, Target};
 use files::MigrationFile;

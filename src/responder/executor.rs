@@ -15,8 +15,6 @@
 //! database, the locks, the action's thread, the metrics.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,10 +27,10 @@ use crate::metrics::unix_seconds;
 use crate::progress::Reporter;
 use crate::responder::decide::{self, Admission, Conclusion};
 use crate::responder::job::{AuditKind, JobStatus, SkipReason};
+use crate::responder::lock::lock_file;
 use crate::responder::metrics::{labels, ResponderMetrics};
 use crate::responder::safety::{self, Attempt, Limits};
 use crate::responder::state::{AuditEvent, Claim, JobRecord, StateStore};
-use crate::store::private;
 
 /// How long a job waits for another process's lock on its database.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -45,45 +43,6 @@ pub struct Executor {
     stop: CancellationToken,
     /// Where actions report progress (`caretaker run`); none in the daemon.
     progress: Reporter,
-}
-
-/// The lock file that serialises maintenance of one database across processes.
-pub fn lock_path(database: &Path) -> PathBuf {
-    let mut p = database.as_os_str().to_owned();
-    p.push(".caretaker-lock");
-    PathBuf::from(p)
-}
-
-/// Takes the cross-process lock, waiting up to `wait`. The lock file is
-/// created 0600 and never through a link: a link planted at its path would
-/// make caretaker create (or, run as root, clobber) a file anywhere.
-pub fn lock_file(database: &Path, wait: Duration) -> Result<File, ActionError> {
-    let path = lock_path(database);
-    let file = private::open_or_create(&path).map_err(|e| {
-        if private::is_link_refusal(&e) {
-            ActionError::Refused(format!(
-                "the lock file {} is a symbolic link; caretaker does not follow it (remove it)",
-                path.display()
-            ))
-        } else {
-            ActionError::Io(e)
-        }
-    })?;
-    let until = Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(ActionError::Busy(
-                    "another caretaker process is maintaining this database".into(),
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
-        }
-    }
 }
 
 fn now() -> f64 {

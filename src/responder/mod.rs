@@ -19,6 +19,7 @@ pub mod executor;
 pub mod history;
 pub mod intake;
 pub mod job;
+pub mod lock;
 pub mod manual;
 pub mod matcher;
 pub mod metrics;

@@ -254,7 +254,7 @@ fn a_link_at_the_lock_path_is_refused_and_its_target_never_created() {
     std::fs::write(dir.path().join("caretaker.toml"), CONFIG).expect("config");
     let db = dir.path().join("memory.db");
     let target = dir.path().join("nologin");
-    let lock = caretaker::responder::executor::lock_path(&db);
+    let lock = caretaker::responder::lock::lock_path(&db);
     std::os::unix::fs::symlink(&target, &lock).expect("symlink");
     let out = caretaker()
         .args(["run", "backup"])

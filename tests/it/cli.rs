@@ -169,7 +169,7 @@ fn run_and_history_share_the_daemons_safety_and_audit() {
 
     // Another process holds the database's maintenance lock: the run waits, then fails clearly.
     let lock =
-        std::fs::File::create(caretaker::responder::executor::lock_path(&db)).expect("lock file");
+        std::fs::File::create(caretaker::responder::lock::lock_path(&db)).expect("lock file");
     lock.lock().expect("lock");
     let out = caretaker()
         .args(["run", "optimize"])

@@ -265,8 +265,7 @@ fn it_waits_for_the_maintenance_lock_and_refuses_while_another_action_holds_it()
     let db = dir.path().join("memory.db");
     change_live(&db);
     let before = table_hashes(&db);
-    let held =
-        caretaker::responder::executor::lock_file(&db, std::time::Duration::ZERO).expect("lock");
+    let held = caretaker::responder::lock::lock_file(&db, std::time::Duration::ZERO).expect("lock");
     let out = caretaker_in(dir.path(), &["restore", "--table=patterns"]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -37,7 +37,7 @@ use crate::actions::archive::{
 };
 use crate::config::DatabaseConfig;
 use crate::progress::Reporter;
-use crate::responder::executor::lock_file;
+use crate::responder::lock::lock_file;
 
 /// How the backup's rows meet the current ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
