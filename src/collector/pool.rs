@@ -293,16 +293,18 @@ impl Scheduler {
     }
 }
 
-/// One watcher for every job's folder; an event asks for the job's early run.
+/// The folders watched so far, each with its jobs (databases may share one).
+type Folders = Arc<Mutex<HashMap<PathBuf, Vec<usize>>>>;
+
+/// One watcher for every job's folder; an event asks for its jobs' early run.
 struct FolderWatch {
     watcher: Option<notify::RecommendedWatcher>,
-    /// The folders watched so far, with their jobs.
-    folders: Arc<Mutex<HashMap<PathBuf, usize>>>,
+    folders: Folders,
 }
 
 impl FolderWatch {
     fn new(wake: mpsc::UnboundedSender<usize>) -> Self {
-        let folders: Arc<Mutex<HashMap<PathBuf, usize>>> = Arc::default();
+        let folders: Folders = Arc::default();
         let seen = folders.clone();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
@@ -313,15 +315,17 @@ impl FolderWatch {
             for path in &event.paths {
                 // A folder removed is watched again once it is back.
                 if matches!(event.kind, EventKind::Remove(_)) {
-                    if let Some(i) = folders.remove(path.as_path()) {
-                        let _ = wake.send(i);
+                    if let Some(jobs) = folders.remove(path.as_path()) {
+                        for i in jobs {
+                            let _ = wake.send(i);
+                        }
                         continue;
                     }
                 }
-                let job = folders
+                let jobs = folders
                     .get(path.as_path())
                     .or_else(|| path.parent().and_then(|p| folders.get(p)));
-                if let Some(&i) = job {
+                for &i in jobs.into_iter().flatten() {
                     let _ = wake.send(i);
                 }
             }
@@ -342,13 +346,16 @@ impl FolderWatch {
         };
         let folders = self.folders.clone();
         let lock = || folders.lock().unwrap_or_else(|e| e.into_inner());
-        if lock().contains_key(dir) {
+        if let Some(jobs) = lock().get_mut(dir) {
+            if !jobs.contains(&i) {
+                jobs.push(i);
+            }
             return;
         }
         // Not under the lock: the watcher's thread takes it to deliver events
         // while `watch` waits for that thread.
         if watcher.watch(dir, RecursiveMode::NonRecursive).is_ok() {
-            lock().insert(dir.to_path_buf(), i);
+            lock().entry(dir.to_path_buf()).or_default().push(i);
         }
     }
 }

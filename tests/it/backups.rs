@@ -136,3 +136,38 @@ async fn each_backup_folder_event_refreshes_its_own_database() {
     })
     .await;
 }
+
+/// Two databases backed up into one folder: an event there refreshes both,
+/// so each sees its own new backup at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_backup_folder_refreshes_every_database_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = String::from("[collect]\nbackups_interval = \"1h\"\n");
+    for name in ["x", "y"] {
+        create_db(&dir.path().join(format!("{name}.db")));
+        config.push_str(&format!(
+            "[[database]]\nname = \"{name}\"\npath = \"{name}.db\"\n[database.backup]\ndir = \"shared\"\n"
+        ));
+    }
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    let ct = Caretaker::start(dir, &config).await;
+    let files = |m: &[crate::common::Sample], db: &str| {
+        value(m, "caretaker_backup_files", &[("database", db)])
+    };
+    let m = ct.metrics().await;
+    assert_eq!([files(&m, "x"), files(&m, "y")], [Some(0.0); 2]);
+    for (i, db) in ["x", "y"].into_iter().enumerate() {
+        let taken = std::time::SystemTime::now() - Duration::from_secs(60 * (i as u64 + 1));
+        let name = caretaker::backups::names::backup_file_name(
+            db,
+            taken,
+            caretaker::config::Compression::Zstd,
+        );
+        write_backup(&shared, &name, b"backup", b"backup");
+        ct.wait_for(&format!("{db}'s backup"), Duration::from_secs(5), |m| {
+            files(m, db) == Some(1.0)
+        })
+        .await;
+    }
+}
