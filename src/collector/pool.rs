@@ -86,6 +86,11 @@ pub struct Started {
 }
 
 impl Started {
+    /// The jobs, by the index [`Started::early`] takes.
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
     /// What the next collection takes over (call once this one has stopped).
     pub fn carry(&self) -> Carry {
         let next = self.next.lock().unwrap_or_else(|e| e.into_inner());

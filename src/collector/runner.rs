@@ -164,8 +164,6 @@ pub struct Collection {
     cancel: CancellationToken,
     tracker: TaskTracker,
     readiness: Vec<SourceKey>,
-    /// Every job's key, by the index [`pool::start`] knows it by.
-    keys: Vec<SourceKey>,
     started: pool::Started,
 }
 
@@ -181,7 +179,6 @@ impl Collection {
     ) -> Self {
         let cancel = parent.child_token();
         let tracker = TaskTracker::new();
-        let keys: Vec<SourceKey> = jobs.iter().map(Job::key).collect();
         let readiness = jobs
             .iter()
             .filter(|j| j.gates_readiness)
@@ -193,7 +190,6 @@ impl Collection {
             cancel,
             tracker,
             readiness,
-            keys,
             started,
         }
     }
@@ -205,7 +201,7 @@ impl Collection {
 
     /// Asks every collector of `database` to run again now.
     pub fn refresh_database(&self, database: &str) {
-        for (i, key) in self.keys.iter().enumerate() {
+        for (i, key) in self.started.jobs().iter().map(Job::key).enumerate() {
             if key.database.as_deref() == Some(database) && key.collector != "integrity" {
                 let _ = self.started.early.send(i);
             }
